@@ -1,0 +1,267 @@
+"""RWKV-7 ("x070", "Goose"): the language model, in two forms that agree.
+
+    step(tokens (B,), state)         B sequences advance one token each (decoding)
+    sequence(tokens (B, T), state)   B sequences advance T tokens each, chunked over
+                                     time (prompts, evaluation and training)
+
+Parameter names and shapes are BlinkDL's, so `load_state_dict` takes a released
+checkpoint as it is. The equations follow BlinkDL's reference implementation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.wkv7 import wkv7_chunked, wkv7_step
+
+HEAD_SIZE = 64
+DECAY_SCALE = math.exp(-0.5)  # w = exp(-e^-0.5 * sigmoid(w0 + lora)), in (0.545, 1)
+GROUP_NORM_EPS = 64e-5
+
+
+def _lora_width(n_embd: int, factor: float, power: float) -> int:
+    return max(32, int(round(factor * n_embd**power / 32)) * 32)
+
+
+@dataclass(frozen=True)
+class RWKV7Config:
+    n_layer: int
+    n_embd: int
+    vocab_size: int
+    head_size: int = HEAD_SIZE
+    d_decay: int = 0  # LoRA widths; 0 = BlinkDL's suggestion for n_embd
+    d_iclr: int = 0
+    d_value: int = 0
+    d_gate: int = 0
+
+    def __post_init__(self):
+        if self.n_embd % self.head_size:
+            raise ValueError(f"n_embd {self.n_embd} is not a multiple of head size {self.head_size}")
+        suggested = {
+            "d_decay": _lora_width(self.n_embd, 2.5, 0.5),
+            "d_iclr": _lora_width(self.n_embd, 2.5, 0.5),
+            "d_value": _lora_width(self.n_embd, 1.7, 0.5),
+            "d_gate": _lora_width(self.n_embd, 0.6, 0.8),
+        }
+        for name, width in suggested.items():
+            if getattr(self, name) == 0:
+                object.__setattr__(self, name, width)
+
+    @property
+    def n_head(self) -> int:
+        return self.n_embd // self.head_size
+
+    @classmethod
+    def from_state_dict(cls, weights: dict) -> "RWKV7Config":
+        n_layer = 1 + max(int(key.split(".")[1]) for key in weights if key.startswith("blocks."))
+        vocab_size, n_embd = weights["emb.weight"].shape
+        n_head, head_size = weights["blocks.0.att.r_k"].shape
+        return cls(
+            n_layer=n_layer,
+            n_embd=n_embd,
+            vocab_size=vocab_size,
+            head_size=head_size,
+            d_decay=weights["blocks.0.att.w1"].shape[1],
+            d_iclr=weights["blocks.0.att.a1"].shape[1],
+            d_value=weights["blocks.1.att.v1"].shape[1] if n_layer > 1 else 0,
+            d_gate=weights["blocks.0.att.g1"].shape[1],
+        )
+
+
+class RWKV7State(NamedTuple):
+    """Recurrent state; axis 0 is the layer, axis 1 the batch row."""
+
+    att_x_prev: torch.Tensor  # (L, B, C) the previous token's input to time mixing
+    att_kv: torch.Tensor  # (L, B, H, N, N) float32, [value, key] order
+    ffn_x_prev: torch.Tensor  # (L, B, C) the previous token's input to channel mixing
+
+
+class TimeMix(nn.Module):
+    def __init__(self, config: RWKV7Config, layer_id: int):
+        super().__init__()
+        C, H, N = config.n_embd, config.n_head, config.head_size
+        self.layer_id, self.n_head, self.head_size = layer_id, H, N
+
+        def vec():
+            return nn.Parameter(torch.zeros(1, 1, C))
+
+        self.x_r, self.x_w, self.x_k, self.x_v, self.x_a, self.x_g = (vec() for _ in range(6))
+        self.w0, self.w1, self.w2 = vec(), nn.Parameter(torch.zeros(C, config.d_decay)), nn.Parameter(torch.zeros(config.d_decay, C))
+        self.a0, self.a1, self.a2 = vec(), nn.Parameter(torch.zeros(C, config.d_iclr)), nn.Parameter(torch.zeros(config.d_iclr, C))
+        self.v0, self.v1, self.v2 = vec(), nn.Parameter(torch.zeros(C, config.d_value)), nn.Parameter(torch.zeros(config.d_value, C))
+        self.g1, self.g2 = nn.Parameter(torch.zeros(C, config.d_gate)), nn.Parameter(torch.zeros(config.d_gate, C))
+        self.k_k, self.k_a = vec(), vec()
+        self.r_k = nn.Parameter(torch.zeros(H, N))
+        self.receptance = nn.Linear(C, C, bias=False)
+        self.key = nn.Linear(C, C, bias=False)
+        self.value = nn.Linear(C, C, bias=False)
+        self.output = nn.Linear(C, C, bias=False)
+        self.ln_x = nn.GroupNorm(H, C, eps=GROUP_NORM_EPS)
+
+    def forward(self, x, x_prev, kv, v_first):
+        """x: (B, T, C) after ln1; x_prev: (B, C); kv: (B, H, N, N); v_first: (B, T, C) or None.
+
+        T == 1 takes the single-step update, T > 1 the chunked one.
+        Returns (out (B, T, C), last x (B, C), kv, v_first).
+        """
+        B, T, C = x.shape
+        H, N = self.n_head, self.head_size
+        xx = torch.cat((x_prev.unsqueeze(1), x[:, :-1]), dim=1) - x  # token shift
+        xr, xw, xk = x + xx * self.x_r, x + xx * self.x_w, x + xx * self.x_k
+        xv, xa, xg = x + xx * self.x_v, x + xx * self.x_a, x + xx * self.x_g
+
+        r = self.receptance(xr)
+        log_w = -DECAY_SCALE * torch.sigmoid(self.w0 + torch.tanh(xw @ self.w1) @ self.w2)
+        k = self.key(xk)
+        v = self.value(xv)
+        iclr = torch.sigmoid(self.a0 + (xa @ self.a1) @ self.a2)  # in-context learning rate
+        g = torch.sigmoid(xg @ self.g1) @ self.g2
+
+        kk = F.normalize((k * self.k_k).view(B, T, H, N), dim=-1, p=2.0).view(B, T, C)
+        k = k * (1 + (iclr - 1) * self.k_a)
+        if self.layer_id == 0:
+            v_first = v
+        else:
+            v = v + (v_first - v) * torch.sigmoid(self.v0 + (xv @ self.v1) @ self.v2)
+
+        heads = [t.view(B, T, H, N).float() for t in (r, log_w, k, v, -kk, kk * iclr)]
+        if T == 1:
+            r1, log_w1, k1, v1, a1, b1 = (t[:, 0] for t in heads)
+            o, kv = wkv7_step(kv, r1, torch.exp(log_w1), k1, v1, a1, b1)
+            o = o.unsqueeze(1)
+        else:
+            o, kv = wkv7_chunked(kv, *heads)
+        o = o.to(x.dtype).reshape(B * T, C)
+
+        o = F.group_norm(o, H, self.ln_x.weight, self.ln_x.bias, eps=GROUP_NORM_EPS).view(B, T, C)
+        bonus = (r * k * self.r_k.view(C)).view(B, T, H, N).sum(dim=-1, keepdim=True) * v.view(B, T, H, N)
+        o = o + bonus.view(B, T, C)
+        return self.output(o * g), x[:, -1], kv, v_first
+
+
+class ChannelMix(nn.Module):
+    def __init__(self, config: RWKV7Config):
+        super().__init__()
+        C = config.n_embd
+        self.x_k = nn.Parameter(torch.zeros(1, 1, C))
+        self.key = nn.Linear(C, 4 * C, bias=False)
+        self.value = nn.Linear(4 * C, C, bias=False)
+
+    def forward(self, x, x_prev):
+        """x: (B, T, C) after ln2; returns (out, last x)."""
+        xx = torch.cat((x_prev.unsqueeze(1), x[:, :-1]), dim=1) - x
+        k = torch.relu(self.key(x + xx * self.x_k)) ** 2
+        return self.value(k), x[:, -1]
+
+
+class Block(nn.Module):
+    def __init__(self, config: RWKV7Config, layer_id: int):
+        super().__init__()
+        C = config.n_embd
+        if layer_id == 0:
+            self.ln0 = nn.LayerNorm(C)
+        self.ln1 = nn.LayerNorm(C)
+        self.ln2 = nn.LayerNorm(C)
+        self.att = TimeMix(config, layer_id)
+        self.ffn = ChannelMix(config)
+
+
+class RWKV7(nn.Module):
+    def __init__(self, config: RWKV7Config):
+        super().__init__()
+        self.config = config
+        self.emb = nn.Embedding(config.vocab_size, config.n_embd)
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        self.ln_out = nn.LayerNorm(config.n_embd)
+        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+
+    def zero_state(self, batch: int) -> RWKV7State:
+        c = self.config
+        param = self.emb.weight
+        return RWKV7State(
+            att_x_prev=torch.zeros(c.n_layer, batch, c.n_embd, dtype=param.dtype, device=param.device),
+            att_kv=torch.zeros(c.n_layer, batch, c.n_head, c.head_size, c.head_size, device=param.device),
+            ffn_x_prev=torch.zeros(c.n_layer, batch, c.n_embd, dtype=param.dtype, device=param.device),
+        )
+
+    def forward(self, tokens: torch.Tensor, state: RWKV7State | None = None, full_output: bool = False):
+        """tokens (B, T) -> (logits (B, V), or (B, T, V) with full_output; new state).
+
+        T == 1 is the recurrent step; T > 1 the chunked sequence form. The given
+        state is not modified.
+        """
+        B, T = tokens.shape
+        if state is None:
+            state = self.zero_state(B)
+        att_x, att_kv, ffn_x = [], [], []
+        x = self.emb(tokens)
+        v_first = None
+        for i, block in enumerate(self.blocks):
+            if i == 0:
+                x = block.ln0(x)
+            out, last, kv, v_first = block.att(block.ln1(x), state.att_x_prev[i], state.att_kv[i], v_first)
+            x = x + out
+            att_x.append(last)
+            att_kv.append(kv)
+            out, last = block.ffn(block.ln2(x), state.ffn_x_prev[i])
+            x = x + out
+            ffn_x.append(last)
+        if not full_output:
+            x = x[:, -1]
+        logits = self.head(self.ln_out(x))
+        return logits, RWKV7State(torch.stack(att_x), torch.stack(att_kv), torch.stack(ffn_x))
+
+    def step(self, tokens: torch.Tensor, state: RWKV7State | None = None):
+        """tokens (B,) -> (logits (B, V), new state): one recurrent step."""
+        return self.forward(tokens.view(-1, 1), state)
+
+
+def init_weights(model: RWKV7, seed: int, spread: float = 1.0) -> RWKV7:
+    """Fill every parameter with seeded random values in the ranges a trained model has.
+
+    For tests, benchmarks and the start of training; never a model to write with.
+    `spread` > 1 widens the mixing and decay ranges so tests reach every path.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    C = model.config.n_embd
+
+    def uniform(shape, low, high):
+        return torch.rand(shape, generator=gen) * (high - low) + low
+
+    def normal(shape, std):
+        return torch.randn(shape, generator=gen) * std
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            parent = name.rsplit(".", 2)[-2] if name.count(".") >= 1 else ""
+            if parent.startswith("ln") and leaf == "weight":
+                value = 1.0 + normal(p.shape, 0.1)
+            elif parent.startswith("ln") and leaf == "bias":
+                value = normal(p.shape, 0.1)
+            elif leaf.startswith("x_"):
+                value = uniform(p.shape, 0.0, min(1.0, 0.6 * spread))
+            elif leaf == "w0":
+                value = uniform(p.shape, -6.0 * spread, 1.0)
+            elif leaf in ("a0", "v0"):
+                value = normal(p.shape, 0.5 * spread)
+            elif leaf in ("k_k",):
+                value = uniform(p.shape, 0.5, 1.0)
+            elif leaf in ("k_a", "r_k"):
+                value = normal(p.shape, 0.3)
+            elif leaf in ("w1", "a1", "v1", "g1"):
+                value = normal(p.shape, 0.5 / math.sqrt(C))
+            elif leaf in ("w2", "a2", "v2", "g2"):
+                value = normal(p.shape, 0.5 / math.sqrt(p.shape[0]))
+            elif name == "emb.weight":
+                value = normal(p.shape, 1.0)
+            else:  # Linear layers, (out, in)
+                value = normal(p.shape, 1.0 / math.sqrt(p.shape[1]))
+            p.copy_(value.to(p.dtype))
+    return model
