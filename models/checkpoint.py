@@ -1,0 +1,129 @@
+"""Reading model files safely and telling the architecture from the weights.
+
+`.safetensors` is preferred. `.pth` is read only with torch.load(weights_only=True),
+whose unpickler admits tensors and plain containers and refuses everything else, so
+a pickle that would run code is rejected before any of it runs. Every problem is a
+ModelFileError whose message names the file.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+
+import torch
+
+from models.rwkv7 import RWKV7, RWKV7Config
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be used; the message names the file and the problem."""
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors stored in a model file, by name."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    if path.suffix == ".safetensors":
+        weights = _read_safetensors(path)
+    elif path.suffix in (".pth", ".pt", ".bin", ".ckpt"):
+        weights = _read_pickled(path)
+    else:
+        raise ModelFileError(f"{path}: unknown model file type {path.suffix!r} (expected .safetensors or .pth)")
+    if not weights or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+        raise ModelFileError(f"{path}: holds no named tensors (expected a state dict)")
+    return weights
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from None
+
+
+def _read_pickled(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        wanted = _unsupported_global(exc)
+        if wanted:
+            raise ModelFileError(
+                f"{path}: refused: its pickle asks for {wanted}, not just tensors; "
+                "nothing in it was run (convert a trusted file to .safetensors)"
+            ) from None
+        raise ModelFileError(f"{path}: not a readable .pth file ({_first_line(exc)})") from None
+    except (RuntimeError, OSError, EOFError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise ModelFileError(f"{path}: not a readable .pth file, truncated or corrupt ({_first_line(exc)})") from None
+    if isinstance(loaded, dict) and "state_dict" in loaded and isinstance(loaded["state_dict"], dict):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict):
+        raise ModelFileError(f"{path}: holds a {type(loaded).__name__}, not a state dict")
+    return loaded
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _unsupported_global(exc: BaseException) -> str:
+    """The Python name a refused pickle wanted ('posix.system'), or ''."""
+    match = re.search(r"unsupported GLOBAL ([\w.]+)", str(exc), flags=re.IGNORECASE)
+    if match:
+        return match.group(1)
+    match = re.search(r"Unsupported (?:global|class)[^\w]*([\w.]+)", str(exc), flags=re.IGNORECASE)
+    return match.group(1) if match else ""
+
+
+def detect_architecture(weights: dict[str, torch.Tensor]) -> str:
+    """'rwkv7', 'rwkv4' or 'aiwriter-v1' from the key names (never from the file name)."""
+    keys = weights.keys()
+    if "blocks.0.att.r_k" in keys and "blocks.0.att.w0" in keys and "blocks.0.att.k_k" in keys:
+        return "rwkv7"
+    if "blocks.0.att.time_decay" in keys and "blocks.0.ln0.weight" in keys:
+        return "rwkv4"
+    if "tok_emb.weight" in keys and "blocks.0.attn.time_w" in keys:
+        return "aiwriter-v1"
+    if "emb.weight" in keys and "blocks.0.att.time_mix" in keys:
+        return "aiwriter-v2"
+    return "unknown"
+
+
+SUPPORTED = ("rwkv7",)
+
+
+def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.float32, device="cpu"):
+    """An eval-mode model holding these weights; ModelFileError if they don't fit one."""
+    arch = detect_architecture(weights)
+    if arch == "unknown":
+        sample = ", ".join(sorted(weights)[:4])
+        raise ModelFileError(f"{path}: unknown model architecture (keys such as {sample})")
+    if arch not in SUPPORTED:
+        raise ModelFileError(f"{path}: {arch} models are not supported yet (supported: {', '.join(SUPPORTED)})")
+    try:
+        config = RWKV7Config.from_state_dict(weights)
+        with torch.device("meta"):
+            model = RWKV7(config)
+        model.load_state_dict({k: v.to(dtype) for k, v in weights.items()}, strict=True, assign=True)
+    except (KeyError, ValueError, RuntimeError, IndexError) as exc:
+        raise ModelFileError(f"{path}: RWKV-7 weights with missing or misshapen tensors ({_first_line(exc)})") from None
+    return model.to(device).eval()
+
+
+def load_model(path: str | Path, dtype=torch.float32, device="cpu"):
+    """Read, check and build the model stored at `path`."""
+    return build_model(read_weights(path), path, dtype=dtype, device=device)
+
+
+def save_safetensors(model_or_weights, path: str | Path, dtype=None) -> None:
+    """Write a state dict (or a model's) as .safetensors, optionally cast to `dtype`."""
+    from safetensors.torch import save_file
+
+    weights = model_or_weights.state_dict() if hasattr(model_or_weights, "state_dict") else model_or_weights
+    save_file({k: (v.to(dtype) if dtype else v).contiguous() for k, v in weights.items()}, str(path))

@@ -1,0 +1,153 @@
+"""The `ai-writer` command.
+
+    ai-writer continue FILE [-n 3] [--length 200] [--seed S] [--model PATH] [--json]
+    ai-writer config-path
+
+Every failure the user can cause (config, model file, manuscript) ends with one
+line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from studio.config import ConfigError, load_config, user_config_path
+
+
+class UserError(Exception):
+    """A problem with the user's input, reported as one line."""
+
+
+def read_manuscript(name: str) -> str:
+    if name == "-":
+        data = sys.stdin.buffer.read()
+        path = "standard input"
+    else:
+        try:
+            data = Path(name).read_bytes()
+        except FileNotFoundError:
+            raise UserError(f"{name}: no such file") from None
+        except IsADirectoryError:
+            raise UserError(f"{name}: is a folder, not a manuscript") from None
+        except OSError as exc:
+            raise UserError(f"{name}: cannot read it ({exc.strerror})") from None
+        path = name
+    if b"\x00" in data[:8192]:
+        raise UserError(f"{path}: looks like a binary file, not a UTF-8 manuscript")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(f"{path}: line {line}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
+def open_engine(config, model: str | None = None, device: str | None = None):
+    from backends import LoadError, load
+
+    m = config.section("model")
+    try:
+        return load(
+            model or m["path"],
+            backend=m["backend"],
+            device=device or m["device"],
+            vocab=m["vocab"] or None,
+            dtype=m["dtype"] or None,
+            unknown_char=m["unknown_char"],
+        )
+    except LoadError as exc:
+        raise UserError(str(exc)) from None
+
+
+def command_continue(args) -> int:
+    from backends.generation import Failed, Finished, GenerationRequest, GenerationService
+    from models.textprep import format_continuation, paragraph_indent
+
+    config = load_config(args.config)
+    text = read_manuscript(args.file)
+    engine = open_engine(config, args.model, args.device)
+    g = config.section("generation")
+    sampling = config.sampling
+    if args.seed is not None:
+        sampling = replace(sampling, seed=args.seed)
+    request = GenerationRequest(
+        text=text,
+        n=args.n or g["candidates"],
+        length=args.length or g["length"],
+        sampling=sampling,
+        prep=config.text_prep,
+        banned_chars=g["banned_chars"],
+        penalty_exempt_chars=g["penalty_exempt_chars"],
+    )
+    service = GenerationService(engine, context_chars=g["context_chars"])
+    try:
+        final = None
+        for event in service.generate(request):
+            if isinstance(event, Failed):
+                raise UserError(f"generation failed: {event.message}")
+            if isinstance(event, Finished):
+                final = event
+    finally:
+        service.close()
+    indent = paragraph_indent(text)
+    candidates = [format_continuation(t, indent) for t in final.texts]
+    if args.json:
+        info = engine.info
+        print(json.dumps({
+            "model": info.model_path, "backend": info.backend, "device": info.device,
+            "seed": sampling.seed, "candidates": candidates,
+        }, ensure_ascii=False))
+    else:
+        for number, candidate in enumerate(candidates, start=1):
+            print(f"── candidate {number} ({len(candidate)} characters) ──")
+            print(candidate)
+    return 0
+
+
+def command_config_path(args) -> int:
+    print(user_config_path())
+    return 0
+
+
+def command_studio(args) -> int:
+    raise UserError("the studio app is not built yet; use `ai-writer continue FILE` for now")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ai-writer", description="Continue a novel with a local RWKV model.")
+    parser.add_argument("--config", metavar="PATH", help="a config file laid over the defaults and your own")
+    sub = parser.add_subparsers(dest="command")
+
+    cont = sub.add_parser("continue", help="print candidate continuations of a manuscript (no studio)")
+    cont.add_argument("file", help="a UTF-8 manuscript (.txt/.md), or - for standard input")
+    cont.add_argument("-n", type=int, choices=range(1, 10), metavar="N", help="how many candidates (1-9)")
+    cont.add_argument("--length", type=int, help="characters per candidate")
+    cont.add_argument("--seed", type=int, help="reproduce a run")
+    cont.add_argument("--model", metavar="PATH", help="a model file instead of the configured one")
+    cont.add_argument("--device", help="cpu, cuda or auto")
+    cont.add_argument("--json", action="store_true", help="one JSON object for scripts")
+    cont.set_defaults(run=command_continue)
+
+    where = sub.add_parser("config-path", help="print where your own config file goes")
+    where.set_defaults(run=command_config_path)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = getattr(args, "run", command_studio)
+    try:
+        return run(args)
+    except (UserError, ConfigError) as exc:
+        print(f"ai-writer: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Settings: the repo's config.toml (documented defaults), overridden by the user's file.
+
+Every key the user may set is in the defaults file, with its type; a user file
+with a TOML syntax error, an unknown key, a wrong type or a value out of range
+stops with one ConfigError line naming the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from backends.sampling import SamplingSettings
+from models.textprep import TextPrep
+
+APP_NAME = "ai-writer-studio"
+DEFAULTS_PATH = Path(__file__).resolve().parent.parent / "config.toml"
+
+# Allowed ranges beyond the type (inclusive); sampling ranges live with the sampler.
+RANGES = {
+    ("generation", "candidates"): (1, 9),
+    ("generation", "length"): (1, 20000),
+    ("generation", "context_chars"): (16, 200000),
+    ("sampling", "seed"): (-1, 2**63 - 1),
+}
+CHOICES = {
+    ("model", "backend"): ("auto", "torch"),
+    ("model", "dtype"): ("", "float32", "float16", "bfloat16"),
+}
+PATH_KEYS = {("model", "path"), ("model", "vocab")}
+
+
+class ConfigError(ValueError):
+    """One line: the file, the line and the key at fault."""
+
+
+def user_config_path() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP_NAME)) / "config.toml"
+
+
+def _line_of(text: str, section: str, key: str) -> int | None:
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            current = stripped.strip("[]").strip()
+        elif current == section and stripped.split("=", 1)[0].strip().strip('"') == key and "=" in stripped:
+            return number
+    return None
+
+
+def _where(path: Path, text: str, section: str, key: str | None = None) -> str:
+    line = _line_of(text, section, key) if key else None
+    return f"{path}: line {line}" if line else f"{path}"
+
+
+def read_toml(path: Path) -> tuple[dict, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+
+
+def _check_value(section: str, key: str, value, default):
+    """The value if it has the default's type and is in range, else a reason."""
+    expected = type(default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not expected:
+        names = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+        return None, f"must be {names.get(expected, expected.__name__)}, not {value!r}"
+    if (section, key) in RANGES:
+        low, high = RANGES[(section, key)]
+        if not low <= value <= high:
+            return None, f"{value} is outside {low}..{high}"
+    if (section, key) in CHOICES and value not in CHOICES[(section, key)]:
+        return None, f"{value!r} is not one of {', '.join(repr(c) for c in CHOICES[(section, key)])}"
+    return value, None
+
+
+def merge(settings: dict, path: Path, table: dict, text: str, defaults: dict) -> None:
+    """Check `table` (read from `path`) against the defaults and lay it over `settings`."""
+    for section, values in table.items():
+        if section not in defaults:
+            raise ConfigError(f"{_where(path, text, section)}: unknown section [{section}] (known: {', '.join(defaults)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+        for key, value in values.items():
+            where = _where(path, text, section, key)
+            if key not in defaults[section]:
+                raise ConfigError(f"{where}: unknown key [{section}] {key}")
+            checked, problem = _check_value(section, key, value, defaults[section][key])
+            if problem:
+                raise ConfigError(f"{where}: [{section}] {key} {problem}")
+            if (section, key) in PATH_KEYS and checked:
+                checked = str((path.parent / Path(checked).expanduser()).resolve())
+            settings[section][key] = checked
+    sampling = SamplingSettings(**_sampling_args(settings["sampling"]))
+    for problem in sampling.problems():
+        key = problem.split(" ", 1)[0]
+        raise ConfigError(f"{_where(path, text, 'sampling', key)}: [sampling] {problem}")
+
+
+def _sampling_args(section: dict) -> dict:
+    args = dict(section)
+    args["seed"] = None if args["seed"] == -1 else args["seed"]
+    return args
+
+
+@dataclass(frozen=True)
+class Config:
+    values: dict  # section -> key -> value, merged
+    sources: tuple  # the files read, in order
+
+    def section(self, name: str) -> dict:
+        return self.values[name]
+
+    @property
+    def sampling(self) -> SamplingSettings:
+        return SamplingSettings(**_sampling_args(self.values["sampling"]))
+
+    @property
+    def text_prep(self) -> TextPrep:
+        g = self.values["generation"]
+        return TextPrep(g["strip_indents"], g["drop_empty_lines"], g["leading_newline"])
+
+
+def load_config(explicit: str | Path | None = None, defaults_path: Path = DEFAULTS_PATH, user_path: Path | None = None) -> Config:
+    """Defaults, then the user's file (if any), then an explicitly named file."""
+    defaults, text = read_toml(defaults_path)
+    settings = {section: dict(values) for section, values in defaults.items()}
+    for key in PATH_KEYS:
+        section, name = key
+        if settings[section][name]:
+            settings[section][name] = str((defaults_path.parent / settings[section][name]).resolve())
+    sources = [defaults_path]
+    user_path = user_config_path() if user_path is None else user_path
+    layers = [user_path] if user_path.is_file() else []
+    if explicit is not None:
+        layers.append(Path(explicit).expanduser())
+    for path in layers:
+        table, text = read_toml(path)
+        merge(settings, path, table, text, defaults)
+        sources.append(path)
+    return Config(settings, tuple(sources))
