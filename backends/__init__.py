@@ -44,9 +44,11 @@ def load(
     path = Path(path).expanduser()
     if backend not in BACKENDS:
         raise LoadError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
+    if not path.is_file():
+        raise LoadError(f"{path}: no such model file")
     vocab_path = Path(vocab).expanduser() if vocab else find_vocab(path)
     if vocab_path is None:
-        raise LoadError(f"{path}: no vocabulary beside it ({path.with_suffix('.json').name} or vocab.json); pass vocab=PATH")
+        raise LoadError(f"{path}: no vocabulary beside it ({path.with_suffix('.json').name} or vocab.json)")
     try:
         tokenizer = CharTokenizer.from_file(vocab_path, unknown_char=unknown_char)
     except VocabError as exc:
