@@ -113,7 +113,8 @@ class Sampler:
         probs /= probs.sum(axis=1, keepdims=True)
         rows = []
         for row, prev in enumerate(previous_ids):
-            top_p = s.top_p_newline if prev == self.newline_id else s.top_p
+            after_newline = self.newline_id is not None and prev == self.newline_id
+            top_p = s.top_p_newline if after_newline else s.top_p
             rows.append(filter_probs(probs[row], top_p, s))
         return np.stack(rows)
 

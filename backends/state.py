@@ -13,15 +13,20 @@ def _copy(array):
     return array.clone() if hasattr(array, "clone") else array.copy()
 
 
+def _rebuild(state, arrays):
+    arrays = list(arrays)
+    return type(state)(*arrays) if hasattr(state, "_fields") else type(state)(arrays)
+
+
 def copy_state(state):
     """An independent copy."""
-    return type(state)(*(_copy(a) for a in state))
+    return _rebuild(state, (_copy(a) for a in state))
 
 
 def take_rows(state, rows):
     """The state of the listed batch rows, in that order (rows may repeat)."""
     rows = list(rows)
-    return type(state)(*(_copy(a[:, rows]) for a in state))
+    return _rebuild(state, (_copy(a[:, rows]) for a in state))
 
 
 def repeat_rows(state, times: int):

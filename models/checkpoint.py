@@ -69,7 +69,12 @@ def _read_pickled(path: Path) -> dict[str, torch.Tensor]:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
+    if "WeightsUnpickler error:" in text:  # skip torch's advice about weights_only=False
+        text = text.split("WeightsUnpickler error:", 1)[1].strip() or text
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):  # "Error(s) in loading state_dict for RWKV7:" + the detail
+        return f"{lines[0]} {lines[1]}"[:200]
+    return lines[0][:200]
 
 
 def _unsupported_global(exc: BaseException) -> str:
@@ -77,7 +82,7 @@ def _unsupported_global(exc: BaseException) -> str:
     match = re.search(r"unsupported GLOBAL ([\w.]+)", str(exc), flags=re.IGNORECASE)
     if match:
         return match.group(1)
-    match = re.search(r"Unsupported (?:global|class)[^\w]*([\w.]+)", str(exc), flags=re.IGNORECASE)
+    match = re.search(r"Unsupported (?:global|class)\W*(?:GLOBAL\s+)?([\w.]+)", str(exc), flags=re.IGNORECASE)
     return match.group(1) if match else ""
 
 

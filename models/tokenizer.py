@@ -36,6 +36,19 @@ def _decode_vocab_bytes(raw: bytes, path: Path) -> str:
         raise VocabError(f"{path}: neither UTF-16 with a byte-order mark nor UTF-8 (bad byte at {exc.start})") from None
 
 
+class _RepeatedKey(Exception):
+    pass
+
+
+def _no_repeated_keys(pairs):
+    table = {}
+    for key, value in pairs:
+        if key in table:
+            raise _RepeatedKey(key)
+        table[key] = value
+    return table
+
+
 class CharTokenizer:
     """One id per character."""
 
@@ -57,14 +70,16 @@ class CharTokenizer:
             raise VocabError(f"{path}: cannot read the vocabulary ({exc.strerror or exc})") from None
         text = _decode_vocab_bytes(raw, path)
         try:
-            table = json.loads(text)
+            table = json.loads(text, object_pairs_hook=_no_repeated_keys)
+        except _RepeatedKey as exc:
+            raise VocabError(f"{path}: id {exc.args[0]!r} is listed twice") from None
         except json.JSONDecodeError as exc:
             raise VocabError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
         if not isinstance(table, dict) or not table:
             raise VocabError(f"{path}: expected a JSON object {{\"0\": \"<char>\", ...}}")
         chars: list[str | None] = [None] * len(table)
         for key, value in table.items():
-            if not (isinstance(key, str) and key.isdigit() and int(key) < len(table)):
+            if not (key.isascii() and key.isdigit() and key == str(int(key)) and int(key) < len(table)):
                 raise VocabError(f"{path}: key {key!r}: ids must run 0..{len(table) - 1} without gaps")
             if not (isinstance(value, str) and len(value) == 1):
                 raise VocabError(f"{path}: id {key}: {value!r} is not exactly one character")

@@ -116,6 +116,16 @@ def command_studio(args) -> int:
     raise UserError("the studio app is not built yet; use `ai-writer continue FILE` for now")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ai-writer", description="Continue a novel with a local RWKV model.")
     parser.add_argument("--config", metavar="PATH", help="a config file laid over the defaults and your own")
@@ -124,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     cont = sub.add_parser("continue", help="print candidate continuations of a manuscript (no studio)")
     cont.add_argument("file", help="a UTF-8 manuscript (.txt/.md), or - for standard input")
     cont.add_argument("-n", type=int, choices=range(1, 10), metavar="N", help="how many candidates (1-9)")
-    cont.add_argument("--length", type=int, help="characters per candidate")
+    cont.add_argument("--length", type=_positive_int, help="characters per candidate")
     cont.add_argument("--seed", type=int, help="reproduce a run")
     cont.add_argument("--model", metavar="PATH", help="a model file instead of the configured one")
     cont.add_argument("--device", help="cpu, cuda or auto")

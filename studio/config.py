@@ -7,6 +7,7 @@ stops with one ConfigError line naming the file, the line and the key.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,19 +47,23 @@ def user_config_path() -> Path:
     return Path(user_config_dir(APP_NAME)) / "config.toml"
 
 
-def _line_of(text: str, section: str, key: str) -> int | None:
+def _line_of(text: str, section: str, key: str | None) -> int | None:
+    """The line setting [section] key, or (key None) the line that opens [section]."""
     current = ""
     for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
+        stripped = line.split("#", 1)[0].strip() if line.lstrip().startswith("[") else line.strip()
+        name = stripped.split("=", 1)[0].strip().strip("\"'")
         if stripped.startswith("[") and stripped.endswith("]"):
             current = stripped.strip("[]").strip()
-        elif current == section and stripped.split("=", 1)[0].strip().strip('"') == key and "=" in stripped:
+            if key is None and current == section:
+                return number
+        elif "=" in stripped and (current, name) == ((section, key) if key else ("", section)):
             return number
     return None
 
 
 def _where(path: Path, text: str, section: str, key: str | None = None) -> str:
-    line = _line_of(text, section, key) if key else None
+    line = _line_of(text, section, key)
     return f"{path}: line {line}" if line else f"{path}"
 
 
@@ -72,7 +77,11 @@ def read_toml(path: Path) -> tuple[dict, str]:
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+        found = re.search(r"at line (\d+)", str(exc))
+        lines = text.splitlines()
+        line = int(found.group(1)) if found else 0
+        shown = f": {lines[line - 1].strip()[:80]}" if 0 < line <= len(lines) else ""
+        raise ConfigError(f"{path}: TOML syntax error: {exc}{shown}") from None
 
 
 def _check_value(section: str, key: str, value, default):

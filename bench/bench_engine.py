@@ -1,0 +1,358 @@
+"""Speed of the torch engine against the `rwkv` PyPI package (0.8.32), on CPU, fp32.
+
+Run from the repository root:
+
+    .venv/bin/python bench/bench_engine.py            # AI-Writer's size: 12 layers x 768, vocab 8849 (~3-4 min on 2 cores)
+    .venv/bin/python bench/bench_engine.py --quick    # 4 layers x 256, shorter runs: a dry run of the script itself
+    .venv/bin/python bench/bench_engine.py --profile  # also: the ops that dominate our single-row decode step
+
+It builds one random RWKV-7 (models.rwkv7.init_weights), writes the same weights as
+STEM.safetensors + STEM.json (the real AI-Writer vocabulary) for our engine and as
+STEM.pth for the package, and measures
+
+  1. prompt: 512 tokens in one forward (tokens/s)
+  2. decode, one candidate: 100 single-token steps (tokens/s)
+  3. decode, 4 candidates: ours as one 4-row batch (state forked by repeat_rows),
+     the package one candidate after another (4 x 100 steps); total tokens/s
+  4. the memory-bandwidth bound on decode: copy bandwidth / bytes of weights read per step
+  5. time to the first new character through GenerationService and its prompt cache,
+     on a 100,000-character manuscript (the first 100k characters of 红楼梦), after
+     appending one character (n=1 and n=4)
+
+It prints a Markdown table and never asserts anything about timings: the "target"
+column says whether a number meets the goal on this machine. Each figure is the
+median of a few timed runs after warm-up runs; ours and the package alternate
+within each repetition so that drift in the machine's speed hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+# The package reads these when rwkv.model is first imported.
+os.environ["RWKV_V7_ON"] = "1"
+os.environ["RWKV_JIT_ON"] = "1"
+os.environ["RWKV_CUDA_ON"] = "0"
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from backends import load  # noqa: E402
+from backends.generation import Chunk, Failed, GenerationRequest, GenerationService  # noqa: E402
+from backends.sampling import SamplingSettings  # noqa: E402
+from models.checkpoint import save_safetensors  # noqa: E402
+from models.rwkv7 import RWKV7, RWKV7Config, init_weights  # noqa: E402
+
+SHARED = REPO.parent / "shared"
+VOCAB = SHARED / "aiwriter" / "wangwen-2022-02-15.json"
+CORPUS = SHARED / "corpus" / "hongloumeng.txt"
+VOCAB_SIZE = 8849
+
+FULL = dict(n_layer=12, n_embd=768, prompt=512, steps=100, reps=3, manuscript=100_000, ttfc_reps=5)
+QUICK = dict(n_layer=4, n_embd=256, prompt=128, steps=20, reps=2, manuscript=20_000, ttfc_reps=3)
+
+TARGETS = {  # ours / package, or an absolute limit
+    "prompt": 2.0,
+    "decode1": 1.0,
+    "decode4": 4.0,
+    "ttfc_ms": 100.0,
+}
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+def machine_facts() -> list[str]:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import rwkv  # noqa: F401  (the package; its version from metadata)
+    from importlib.metadata import version
+
+    return [
+        f"- CPU: {cpu}; os.cpu_count() = {os.cpu_count()}",
+        f"- Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, rwkv {version('rwkv')}",
+        f"- torch threads: {torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op; "
+        f"MKL {torch.backends.mkl.is_available()}, oneDNN {torch.backends.mkldnn.is_available()}",
+    ]
+
+
+def write_model(folder: Path, n_layer: int, n_embd: int) -> tuple[Path, Path, dict]:
+    """The same random weights as STEM.safetensors + STEM.json (ours) and STEM.pth (the package)."""
+    model = init_weights(RWKV7(RWKV7Config(n_layer, n_embd, VOCAB_SIZE)), seed=0)
+    weights = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    stem = folder / "bench-rwkv7"
+    save_safetensors(weights, stem.with_suffix(".safetensors"))
+    shutil.copy(VOCAB, stem.with_suffix(".json"))
+    torch.save(weights, stem.with_suffix(".pth"))
+    return stem.with_suffix(".safetensors"), stem, weights
+
+
+def bytes_per_decode_step(weights: dict) -> int:
+    """fp32 bytes read per single-token step: every parameter once, the embedding one row.
+
+    blocks.0.att.v0/v1/v2 exist in the file but neither engine reads them.
+    """
+    total = 0
+    for name, tensor in weights.items():
+        if name in ("blocks.0.att.v0", "blocks.0.att.v1", "blocks.0.att.v2"):
+            continue
+        if name == "emb.weight":
+            total += tensor.shape[1] * 4
+        else:
+            total += tensor.numel() * 4
+    return total
+
+
+def copy_bandwidth(megabytes: int = 256, reps: int = 7) -> tuple[float, float]:
+    """(copy GB/s counting bytes read + written, read-only GB/s from a sum), best of `reps`."""
+    n = megabytes * 2**20 // 4
+    src = torch.rand(n)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    copy = min(timed(lambda: dst.copy_(src)) for _ in range(reps))
+    src.sum()
+    read = min(timed(lambda: src.sum()) for _ in range(reps))
+    nbytes = n * 4
+    return 2 * nbytes / copy / 1e9, nbytes / read / 1e9
+
+
+# -- the package ----------------------------------------------------------------
+
+
+def load_package(stem: Path):
+    import io
+    from contextlib import redirect_stdout
+
+    with redirect_stdout(io.StringIO()):  # it prints its loading chatter
+        from rwkv.model import RWKV
+
+        return RWKV(model=str(stem), strategy="cpu fp32")
+
+
+def clone_state(state):
+    return [t.clone() for t in state]
+
+
+# -- the measurements ---------------------------------------------------------------
+
+
+def bench_prompt(engine, package, tokens, reps):
+    for _ in range(2):  # warm-up (the package's TorchScript profiles its first runs)
+        engine.forward([tokens], None)
+        package.forward(list(tokens), None)
+    ours, theirs = [], []
+    for _ in range(reps):
+        ours.append(timed(lambda: engine.forward([tokens], None)))
+        theirs.append(timed(lambda: package.forward(list(tokens), None)))
+    n = len(tokens)
+    logits_ours, _ = engine.forward([tokens], None)
+    logits_pkg, _ = package.forward(list(tokens), None)
+    diff = float(np.abs(logits_ours[0] - logits_pkg.float().numpy()).max())
+    return n / median(ours), n / median(theirs), diff
+
+
+def bench_decode(engine, package, prime, steps, reps, rng, vocab):
+    """(ours N=1, package N=1, ours N=4 total, package N=4 total) tokens/s."""
+    _, ours_state = engine.forward([prime], None)
+    _, pkg_state = package.forward(list(prime), None)
+    seqs = rng.integers(0, vocab, size=(4, steps)).tolist()
+
+    def ours_one():
+        state = ours_state
+        for t in seqs[0]:
+            _, state = engine.forward([[t]], state)
+
+    def pkg_one(row=0):
+        state = clone_state(pkg_state)
+        for t in seqs[row]:
+            _, state = package.forward([t], state)
+
+    def ours_four():
+        state = engine.repeat_rows(ours_state, 4)
+        for i in range(steps):
+            _, state = engine.forward([[seqs[r][i]] for r in range(4)], state)
+
+    def pkg_four():
+        for row in range(4):
+            pkg_one(row)
+
+    # warm-up: a few steps of each shape
+    for _ in range(2):
+        state = ours_state
+        for t in seqs[0][:10]:
+            _, state = engine.forward([[t]], state)
+        state = engine.repeat_rows(ours_state, 4)
+        for i in range(10):
+            _, state = engine.forward([[seqs[r][i]] for r in range(4)], state)
+        state = clone_state(pkg_state)
+        for t in seqs[0][:10]:
+            _, state = package.forward([t], state)
+
+    o1, p1, o4, p4 = [], [], [], []
+    for rep in range(reps):
+        o1.append(timed(ours_one))
+        p1.append(timed(pkg_one))
+        o4.append(timed(ours_four))
+        if rep < max(1, reps - 1):  # 4 x 100 package steps are the slowest part: one run fewer
+            p4.append(timed(pkg_four))
+    return steps / median(o1), steps / median(p1), 4 * steps / median(o4), 4 * steps / median(p4)
+
+
+def time_to_first_chunk(service, text: str, n: int) -> float:
+    """Seconds from submit until the first Chunk event arrives on the worker thread."""
+    first = {}
+    arrived = threading.Event()
+    problems = []
+
+    def on_event(event):
+        if isinstance(event, Chunk) and "t" not in first:
+            first["t"] = time.perf_counter()
+            arrived.set()
+        elif isinstance(event, Failed):
+            problems.append(event.message)
+            arrived.set()
+
+    request = GenerationRequest(text, n=n, length=1, sampling=SamplingSettings(seed=0))
+    start = time.perf_counter()
+    job = service.submit(request, on_event)
+    arrived.wait(timeout=300)
+    job.wait(timeout=300)
+    if problems:
+        raise RuntimeError(f"generation failed: {problems[0]}")
+    return first["t"] - start
+
+
+def bench_ttfc(engine, manuscript_chars: int, reps: int):
+    corpus = CORPUS.read_text(encoding="utf-8")
+    text = corpus[:manuscript_chars]
+    extra = iter(c for c in corpus[manuscript_chars:] if not c.isspace())
+    service = GenerationService(engine)
+    try:
+        results = {}
+        for n in (1, 4):
+            service.cache.clear()
+            cold = time_to_first_chunk(service, text, n)  # reads ~context_chars into the cache
+            warm = []
+            for _ in range(reps):
+                text += next(extra)
+                warm.append(time_to_first_chunk(service, text, n))
+            results[n] = (cold, median(warm))
+        return results
+    finally:
+        service.close()
+
+
+def profile_decode(engine, prime, steps=30):
+    from torch.profiler import ProfilerActivity, profile
+
+    _, state = engine.forward([prime], None)
+    for t in range(5):
+        _, state = engine.forward([[t]], state)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for t in range(steps):
+            _, state = engine.forward([[t + 10]], state)
+    print(f"\nProfile of our decode, one row, {steps} steps (self CPU time):\n")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=18))
+
+
+# -- the report -------------------------------------------------------------------
+
+
+def row(*cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def verdict(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="4 layers x 256 and shorter runs (a dry run)")
+    parser.add_argument("--profile", action="store_true", help="also profile our single-row decode step")
+    args = parser.parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    rng = np.random.default_rng(0)
+    started = time.perf_counter()
+
+    print(f"# Engine benchmark: random RWKV-7 {cfg['n_layer']} x {cfg['n_embd']}, vocab {VOCAB_SIZE}, fp32 CPU"
+          + (" (--quick)" if args.quick else ""))
+    print()
+    print("\n".join(machine_facts()))
+
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp, torch.inference_mode():
+        path, stem, weights = write_model(Path(tmp), cfg["n_layer"], cfg["n_embd"])
+        engine = load(path, backend="torch", device="cpu")
+        package = load_package(stem)
+
+        prompt = rng.integers(0, VOCAB_SIZE, size=cfg["prompt"]).tolist()
+        prompt_ours, prompt_pkg, logit_diff = bench_prompt(engine, package, prompt, cfg["reps"])
+        d1_ours, d1_pkg, d4_ours, d4_pkg = bench_decode(
+            engine, package, prompt[:16], cfg["steps"], cfg["reps"], rng, VOCAB_SIZE
+        )
+        copy_gbs, read_gbs = copy_bandwidth()
+        step_bytes = bytes_per_decode_step(weights)
+        bound = copy_gbs * 1e9 / step_bytes
+        ttfc = bench_ttfc(engine, cfg["manuscript"], cfg["ttfc_reps"])
+        if args.profile:
+            profile_decode(engine, prompt[:16])
+
+    P, S = cfg["prompt"], cfg["steps"]
+    lines = [
+        row("Measure", "Ours", "Package", "Ours / package", "Target", "Met"),
+        row("---", "---:", "---:", "---:", "---", "---"),
+        row(f"Prompt, {P} tokens in one forward (tok/s)", f"{prompt_ours:.0f}", f"{prompt_pkg:.0f}",
+            f"{prompt_ours / prompt_pkg:.2f}x", f">= {TARGETS['prompt']:.0f}x", verdict(prompt_ours / prompt_pkg >= TARGETS["prompt"])),
+        row(f"Decode N=1, {S} steps (tok/s)", f"{d1_ours:.1f}", f"{d1_pkg:.1f}",
+            f"{d1_ours / d1_pkg:.2f}x", f">= {TARGETS['decode1']:.0f}x", verdict(d1_ours / d1_pkg >= TARGETS["decode1"])),
+        row(f"Decode N=4, total tok/s (ours 1 batch of 4; package 4 x {S} steps)", f"{d4_ours:.1f}", f"{d4_pkg:.1f}",
+            f"{d4_ours / d4_pkg:.2f}x", f">= {TARGETS['decode4']:.0f}x", verdict(d4_ours / d4_pkg >= TARGETS["decode4"])),
+        row(f"Bandwidth bound on decode N=1: {copy_gbs:.1f} GB/s copy / {step_bytes / 1e6:.1f} MB per step (tok/s)",
+            f"{bound:.1f}", "", "", "", ""),
+        row("Decode N=1 as a fraction of that bound", f"{d1_ours / bound:.0%}", f"{d1_pkg / bound:.0%}", "", "", ""),
+    ]
+    for n in (1, 4):
+        cold, warm = ttfc[n]
+        lines.append(row(f"Time to first character, n={n}: cold cache, {cfg['manuscript']:,}-char manuscript (ms)",
+                         f"{cold * 1000:.0f}", "", "", "", ""))
+        lines.append(row(f"Time to first character, n={n}: after appending one character (ms)",
+                         f"{warm * 1000:.0f}", "", "", f"<= {TARGETS['ttfc_ms']:.0f} ms",
+                         verdict(warm * 1000 <= TARGETS["ttfc_ms"])))
+    print()
+    print("\n".join(lines))
+    print()
+    print(f"Medians of {cfg['reps']} runs after warm-up (package N=4: {max(1, cfg['reps'] - 1)} runs; "
+          f"time to first character: {cfg['ttfc_reps']} appends). Read-only bandwidth (sum): {read_gbs:.1f} GB/s. "
+          f"Prompt logits, ours vs package: max |diff| {logit_diff:.1e}. Total {time.perf_counter() - started:.0f} s.")
+
+
+if __name__ == "__main__":
+    main()

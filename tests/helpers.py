@@ -1,0 +1,49 @@
+"""Shared test helpers: random RWKV-7 checkpoints with BlinkDL's key names, waiting."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from models.checkpoint import save_safetensors
+from models.rwkv7 import RWKV7, RWKV7Config, init_weights
+
+REPO = Path(__file__).resolve().parent.parent
+REAL_VOCAB = REPO.parent / "shared" / "aiwriter" / "wangwen-2022-02-15.json"
+
+
+def random_rwkv7_weights(n_layer=2, n_embd=64, vocab_size=300, seed=0, spread=1.0) -> dict:
+    """A random state dict with BlinkDL's exact key names and shapes (never a model to ship)."""
+    model = init_weights(RWKV7(RWKV7Config(n_layer, n_embd, vocab_size)), seed=seed, spread=spread)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def write_checkpoint(path: Path, weights: dict) -> Path:
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        save_safetensors(weights, path)
+    else:
+        torch.save(weights, path)
+    return path
+
+
+def write_model_with_vocab(folder: Path, stem="tiny", n_layer=2, n_embd=64, seed=0, vocab=REAL_VOCAB) -> Path:
+    """A random RWKV-7 sized for `vocab` (the real AI-Writer vocabulary by default), vocab beside it."""
+    from models.tokenizer import CharTokenizer
+
+    size = CharTokenizer.from_file(vocab).vocab_size
+    path = write_checkpoint(Path(folder) / f"{stem}.safetensors", random_rwkv7_weights(n_layer, n_embd, size, seed))
+    shutil.copy(vocab, path.with_suffix(".json"))
+    return path
+
+
+def wait_until(condition, timeout=10.0, interval=0.01) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()

@@ -1,0 +1,184 @@
+"""The generation service: N streamed candidates, cancel, the prompt cache, errors as events."""
+
+import threading
+import time
+
+import pytest
+
+from backends.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService, Started
+from backends.sampling import SamplingSettings
+from models.textprep import TextPrep
+from tests.helpers import wait_until
+
+MANUSCRIPT = "　　第一章　天才少年\n\n　　那少年抬头望向远方，只见山峦起伏，云雾缭绕。" * 6
+
+
+class WatchedEngine:
+    """The real engine, with its forward calls counted, optionally slowed, biased or broken."""
+
+    def __init__(self, engine, delay=0.0, boost_id=None, fail=False):
+        self.engine, self.delay, self.boost_id, self.fail = engine, delay, boost_id, fail
+        self.calls, self.threads = [], set()
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def forward(self, token_lists, state=None):
+        self.threads.add(threading.current_thread().name)
+        self.calls.append(len(token_lists[0]))
+        if self.fail:
+            raise RuntimeError("the device went away")
+        time.sleep(self.delay)
+        logits, state = self.engine.forward(token_lists, state)
+        if self.boost_id is not None:
+            logits[:, self.boost_id] += 100.0
+        return logits, state
+
+
+@pytest.fixture
+def service_for():
+    services = []
+
+    def make(engine, **kwargs):
+        services.append(GenerationService(engine, **kwargs))
+        return services[-1]
+
+    yield make
+    for service in services:
+        service.close()
+
+
+def request(text=MANUSCRIPT, **kwargs):
+    kwargs.setdefault("sampling", SamplingSettings(seed=1))
+    return GenerationRequest(text=text, **kwargs)
+
+
+def test_n_candidates_stream_and_add_up_to_the_final_texts(tiny_engine, service_for):
+    engine = WatchedEngine(tiny_engine)
+    events = list(service_for(engine).generate(request(n=3, length=25)))
+    assert isinstance(events[0], Started) and isinstance(events[-1], Finished)
+    final = events[-1]
+    assert len(final.texts) == 3 and all(len(t) == 25 for t in final.texts)
+    for index in range(3):
+        streamed = "".join(e.text for e in events if isinstance(e, Chunk) and e.index == index)
+        assert streamed == final.texts[index]
+    assert not final.cancelled and final.tokens_per_second > 0
+    # one batch of 3 rows per step, after the prompt
+    assert engine.calls[0] > 1 and set(engine.calls[1:]) == {1}
+    assert threading.main_thread().name not in engine.threads
+
+
+def test_same_seed_same_candidates(tiny_engine, service_for):
+    service = service_for(tiny_engine)
+    first = list(service.generate(request(n=2, length=20)))[-1].texts
+    again = list(service.generate(request(n=2, length=20)))[-1].texts
+    other = list(service.generate(request(n=2, length=20, sampling=SamplingSettings(seed=2))))[-1].texts
+    assert first == again and first != other
+    assert first[0] != first[1]
+
+
+def test_unknown_char_is_never_written_even_when_the_model_wants_it(tiny_engine, service_for):
+    unknown = tiny_engine.tokenizer.unknown_id
+    favourite = tiny_engine.tokenizer.encode("龙")[0]
+    engine = WatchedEngine(tiny_engine, boost_id=unknown)
+    texts = list(service_for(engine).generate(request(n=2, length=30)))[-1].texts
+    assert texts[0] and all(tiny_engine.tokenizer.unknown_char not in t for t in texts)
+    engine.boost_id = favourite  # the same bias on an ordinary character does show
+    banned = request(n=2, length=30, banned_chars="龙")
+    assert "龙" * 30 in list(service_for(engine).generate(request(n=2, length=30)))[-1].texts
+    assert all("龙" not in t for t in list(service_for(engine).generate(banned))[-1].texts)
+
+
+def test_cancel_takes_effect_within_one_step(tiny_engine, service_for):
+    engine = WatchedEngine(tiny_engine, delay=0.02)
+    chunks, finished = [], []
+    service = service_for(engine)
+
+    def on_event(event):
+        (chunks if isinstance(event, Chunk) else finished).append(event)
+
+    job = service.submit(request(n=2, length=500), on_event)
+    assert wait_until(lambda: len(chunks) >= 10)
+    calls_at_cancel = len(engine.calls)
+    job.cancel()
+    assert job.wait(5)
+    assert len(engine.calls) - calls_at_cancel <= 1
+    final = finished[-1]
+    assert isinstance(final, Finished) and final.cancelled and max(len(t) for t in final.texts) < 500
+
+
+def test_a_new_request_cancels_the_running_one(tiny_engine, service_for):
+    engine = WatchedEngine(tiny_engine, delay=0.01)
+    service = service_for(engine)
+    first_events, second_events = [], []
+    first = service.submit(request(n=1, length=1000), first_events.append)
+    assert wait_until(lambda: len(first_events) > 3)
+    second = service.submit(request(n=1, length=5), second_events.append)
+    assert first.wait(5) and second.wait(5)
+    assert first_events[-1].cancelled
+    assert isinstance(second_events[-1], Finished) and not second_events[-1].cancelled
+
+
+def test_one_character_appended_reads_only_that_character(tiny_engine, service_for):
+    engine = WatchedEngine(tiny_engine)
+    service = service_for(engine)
+    first = list(service.generate(request(n=1, length=3)))[0]
+    assert first.prompt_tokens == len(TextPrep().prepare(MANUSCRIPT))  # all of it, leading '\n' included
+    before = engine.tokens_processed
+    started = list(service.generate(request(text=MANUSCRIPT + "天", n=1, length=3)))[0]
+    assert started.prompt_tokens == 1
+    assert engine.calls[-3] == 1  # the prompt call read one token
+    same = list(service.generate(request(text=MANUSCRIPT + "天", n=1, length=3)))[0]
+    assert same.prompt_tokens == 0
+    assert engine.tokens_processed - before == 1 + 2 + 0 + 2  # 1 prompt token, 2 decode steps each
+
+
+def test_the_cached_answer_equals_reading_from_scratch(tiny_engine, service_for):
+    settings = SamplingSettings(seed=9)
+    warm = service_for(tiny_engine)
+    list(warm.generate(request(n=1, length=2)))
+    cached = list(warm.generate(request(text=MANUSCRIPT + "天下", n=2, length=20, sampling=settings)))[-1]
+    fresh = list(service_for(tiny_engine).generate(request(text=MANUSCRIPT + "天下", n=2, length=20, sampling=settings)))[-1]
+    assert cached.texts == fresh.texts
+
+
+def test_an_edit_in_the_middle_rereads_from_the_last_checkpoint_before_it(tiny_engine, service_for):
+    long_text = MANUSCRIPT * 3  # ~ 600 prepared characters: checkpoints at 256 and 512
+    service = service_for(tiny_engine, context_chars=4096)
+    total = list(service.generate(request(text=long_text, n=1, length=1)))[0].prompt_tokens
+    edited = long_text[:-40] + "雨" + long_text[-39:]
+    reread = list(service.generate(request(text=edited, n=1, length=1)))[0].prompt_tokens
+    assert total > 512 and 0 < reread <= total - 512
+
+
+def test_a_long_manuscript_reads_a_window_and_keeps_its_anchor(tiny_engine, service_for):
+    service = service_for(tiny_engine, context_chars=100)
+    long_text = MANUSCRIPT * 10
+    first = list(service.generate(request(text=long_text, n=1, length=1)))[0].prompt_tokens
+    assert 50 <= first <= 101
+    grown = long_text
+    for addition in ("山", "中", "有", "虎"):
+        grown += addition
+        assert list(service.generate(request(text=grown, n=1, length=1)))[0].prompt_tokens == 1
+    much_longer = grown + MANUSCRIPT * 2  # past twice the window: a new anchor
+    assert list(service.generate(request(text=much_longer, n=1, length=1)))[0].prompt_tokens <= 101
+
+
+def test_errors_arrive_as_events_and_the_service_goes_on(tiny_engine, service_for):
+    engine = WatchedEngine(tiny_engine, fail=True)
+    service = service_for(engine)
+    events = list(service.generate(request(n=2, length=5)))
+    assert isinstance(events[-1], Failed) and "the device went away" in events[-1].message
+    engine.fail = False
+    assert isinstance(list(service.generate(request(n=2, length=5)))[-1], Finished)
+
+
+def test_an_empty_manuscript_still_gets_candidates(tiny_engine, service_for):
+    final = list(service_for(tiny_engine).generate(request(text="", n=2, length=10)))[-1]
+    assert [len(t) for t in final.texts] == [10, 10]
+
+
+def test_warm_fills_the_cache_without_candidates(tiny_engine, service_for):
+    service = service_for(tiny_engine)
+    assert service.warm(MANUSCRIPT).wait(10)
+    assert list(service.generate(request(n=1, length=2)))[0].prompt_tokens == 0

@@ -1,0 +1,84 @@
+"""RWKV-7 against the reference: the `rwkv` PyPI package 0.8.32, strategy "cpu fp32".
+
+Random checkpoints are written with BlinkDL's key names and shapes; the package
+runs in a subprocess (its flags are read at import). Tolerance: max |Δlogit| <= 1e-4
+after a 64-token sequence and after each of 16 following single steps.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backends import load
+from tests.helpers import random_rwkv7_weights, write_checkpoint
+
+ORACLE = Path(__file__).parent / "oracle" / "rwkv_package_run.py"
+TOLERANCE = 1e-4
+SHAPES = [  # (n_layer, n_embd, vocab, seed, spread)
+    (2, 128, 500, 1, 1.0),
+    (3, 256, 1000, 2, 1.6),  # wider decay / mixing ranges
+]
+
+
+def run_oracle(tmp_path, weights, prompt, steps):
+    pth = write_checkpoint(tmp_path / "model.pth", weights)
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"prompt": prompt, "steps": steps}))
+    out = tmp_path / "oracle.pt"
+    subprocess.run(
+        [sys.executable, str(ORACLE), str(pth.with_suffix("")), str(request), str(out)],
+        check=True, capture_output=True, timeout=300,
+    )
+    return torch.load(out, weights_only=True)
+
+
+@pytest.fixture(scope="module", params=SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+def case(request, tmp_path_factory):
+    n_layer, n_embd, vocab, seed, spread = request.param
+    tmp = tmp_path_factory.mktemp("parity")
+    weights = random_rwkv7_weights(n_layer, n_embd, vocab, seed, spread)
+    rng = np.random.default_rng(seed)
+    prompt = rng.integers(0, vocab, 64).tolist()
+    steps = rng.integers(0, vocab, 16).tolist()
+    oracle = run_oracle(tmp, weights, prompt, steps)
+    model_path = write_checkpoint(tmp / "model.safetensors", weights)
+    (tmp / "model.json").write_text(json.dumps({str(i): chr(0x4E00 + i) for i in range(vocab)}, ensure_ascii=False))
+    engine = load(model_path, backend="torch", device="cpu")
+    return engine, prompt, steps, oracle
+
+
+def test_sequence_then_steps_match_the_package(case):
+    engine, prompt, steps, oracle = case
+    logits, state = engine.forward([prompt], None)
+    assert np.abs(logits[0] - oracle["prompt"].numpy()).max() <= TOLERANCE
+    for i, token in enumerate(steps):
+        logits, state = engine.forward([[token]], state)
+        diff = np.abs(logits[0] - oracle["steps"][i].numpy()).max()
+        assert diff <= TOLERANCE, f"step {i}: max |Δlogit| {diff}"
+
+
+def test_final_state_matches_the_package_layout(case):
+    engine, prompt, steps, oracle = case
+    _, state = engine.forward([prompt], None)
+    for token in steps:
+        _, state = engine.forward([[token]], state)
+    n_layer = engine.info.n_layer
+    for layer in range(n_layer):
+        att_x, kv, ffn_x = oracle["state"][3 * layer : 3 * layer + 3]
+        assert torch.allclose(state.att_x_prev[layer, 0], att_x, atol=1e-5)
+        assert torch.allclose(state.att_kv[layer, 0], kv, atol=1e-4, rtol=1e-4)
+        assert torch.allclose(state.ffn_x_prev[layer, 0], ffn_x, atol=1e-5)
+
+
+def test_a_batch_of_prompts_matches_the_package_row_by_row(case):
+    engine, prompt, steps, oracle = case
+    other = list(reversed(prompt))
+    logits, _ = engine.forward([prompt, other], None)
+    assert np.abs(logits[0] - oracle["prompt"].numpy()).max() <= TOLERANCE
+    alone, _ = engine.forward([other], None)
+    assert np.abs(logits[1] - alone[0]).max() <= TOLERANCE
