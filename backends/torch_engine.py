@@ -16,16 +16,17 @@ class TorchEngine:
         self.device = torch.device(info.device)
         self.tokens_processed = 0  # positions run through the model, all rows counted once per row
 
-    def forward(self, token_lists, state=None):
-        """B equal-length id lists (and a state of B rows, or None) -> (logits (B, V) float32 numpy, new state).
+    def forward(self, token_lists, state=None, full_output: bool = False):
+        """B equal-length id lists (and a state of B rows, or None) -> (logits, new state).
 
-        One token each runs the recurrent step; more run the chunked sequence form.
-        The given state is not modified.
+        logits: float32 numpy (B, V) for each last position, or (B, T, V) for every
+        position with full_output. One token each runs the recurrent step; more run
+        the chunked sequence form. The given state is not modified.
         """
         batch = check_batch(token_lists, self.info.vocab_size)
         tokens = torch.from_numpy(batch).to(self.device)
         with torch.inference_mode():
-            logits, new_state = self.model(tokens, state)
+            logits, new_state = self.model(tokens, state, full_output=full_output)
         self.tokens_processed += batch.size
         return logits.float().cpu().numpy(), new_state
 
