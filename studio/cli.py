@@ -1,6 +1,7 @@
 """The `ai-writer` command.
 
     ai-writer continue FILE [-n 3] [--length 200] [--seed S] [--model PATH] [--json]
+    ai-writer eval FILE... [--model PATH] [--json]
     ai-writer config-path
 
 Every failure the user can cause (config, model file, manuscript) ends with one
@@ -107,6 +108,31 @@ def command_continue(args) -> int:
     return 0
 
 
+def command_eval(args) -> int:
+    from backends.evaluation import text_bits
+
+    config = load_config(args.config)
+    texts = {name: read_manuscript(name) for name in args.files}
+    engine = open_engine(config, args.model, args.device)
+    prep = replace(config.text_prep, leading_newline=True)
+    per_file, total_bits, total_chars = {}, 0.0, 0
+    for name, text in texts.items():
+        bits, chars = text_bits(engine, text, prep)
+        per_file[name] = {"bits_per_char": bits / chars if chars else None, "chars": chars}
+        total_bits, total_chars = total_bits + bits, total_chars + chars
+    overall = total_bits / total_chars if total_chars else None
+    if args.json:
+        print(json.dumps({"model": engine.info.model_path, "bits_per_char": overall,
+                          "chars": total_chars, "files": per_file}, ensure_ascii=False))
+    else:
+        width = max(len(name) for name in per_file)
+        for name, row in per_file.items():
+            bpc = "-" if row["bits_per_char"] is None else f"{row['bits_per_char']:.3f}"
+            print(f"{name:<{width}}  {bpc:>6} bits/char  {row['chars']:>9,} chars")
+        print(f"{'overall':<{width}}  {overall if overall is None else format(overall, '.3f'):>6} bits/char  {total_chars:>9,} chars")
+    return 0
+
+
 def command_config_path(args) -> int:
     print(user_config_path())
     return 0
@@ -140,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     cont.add_argument("--device", help="cpu, cuda or auto")
     cont.add_argument("--json", action="store_true", help="one JSON object for scripts")
     cont.set_defaults(run=command_continue)
+
+    evaluate = sub.add_parser("eval", help="bits per character of text files under the model")
+    evaluate.add_argument("files", nargs="+", metavar="FILE", help="UTF-8 text files")
+    evaluate.add_argument("--model", metavar="PATH", help="a model file instead of the configured one")
+    evaluate.add_argument("--device", help="cpu, cuda or auto")
+    evaluate.add_argument("--json", action="store_true", help="one JSON object: bits_per_char overall and per file")
+    evaluate.set_defaults(run=command_eval)
 
     where = sub.add_parser("config-path", help="print where your own config file goes")
     where.set_defaults(run=command_config_path)
