@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/bench_engine.py            # AI-Writer's size: 12 layers x 768, vocab 8849 (~3-4 min on 2 cores)
+    .venv/bin/python bench/bench_engine.py            # AI-Writer's size: 12 layers x 768, vocab 8849 (about 2 min on 2 idle cores)
     .venv/bin/python bench/bench_engine.py --quick    # 4 layers x 256, shorter runs: a dry run of the script itself
     .venv/bin/python bench/bench_engine.py --profile  # also: the ops that dominate our single-row decode step
 

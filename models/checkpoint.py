@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from models.rwkv7 import RWKV7, RWKV7Config
+from models.rwkv7 import RWKV7, RWKV7Config, prepare_for_inference
 
 
 class ModelFileError(ValueError):
@@ -118,7 +118,7 @@ def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.
         model.load_state_dict({k: v.to(dtype) for k, v in weights.items()}, strict=True, assign=True)
     except (KeyError, ValueError, RuntimeError, IndexError) as exc:
         raise ModelFileError(f"{path}: RWKV-7 weights with missing or misshapen tensors ({_first_line(exc)})") from None
-    return model.to(device).eval()
+    return prepare_for_inference(model.to(device))
 
 
 def load_model(path: str | Path, dtype=torch.float32, device="cpu"):
