@@ -1,5 +1,6 @@
 """The `ai-writer` command.
 
+    ai-writer [FILE]                      the studio
     ai-writer continue FILE [-n 3] [--length 200] [--seed S] [--model PATH] [--json]
     ai-writer eval FILE... [--model PATH] [--json]
     ai-writer config-path
@@ -139,7 +140,19 @@ def command_config_path(args) -> int:
 
 
 def command_studio(args) -> int:
-    raise UserError("the studio app is not built yet; use `ai-writer continue FILE` for now")
+    config = load_config(args.config)
+    if args.file is not None:
+        path = Path(args.file)
+        if path.is_dir():
+            raise UserError(f"{path}: is a folder, not a manuscript")
+        if path.exists():
+            read_manuscript(str(path))  # refuse binary or non-UTF-8 files before the screen opens
+        elif not path.parent.exists():
+            raise UserError(f"{path}: the folder {path.parent} does not exist")
+    from studio.app import StudioApp
+
+    StudioApp(config, args.file).run()
+    return 0
 
 
 def _positive_int(text: str) -> int:
@@ -179,9 +192,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def studio_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ai-writer", description="Open the studio on a manuscript.")
+    parser.add_argument("--config", metavar="PATH", help="a config file laid over the defaults and your own")
+    parser.add_argument("file", nargs="?", help="a UTF-8 manuscript (.txt/.md); a new one if left out")
+    return parser
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    commands = set(parser._subparsers._group_actions[0].choices)  # noqa: SLF001
+    positionals = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] != "--config")]
+    if positionals and positionals[0] in commands or "-h" in argv[:1] or "--help" in argv[:1]:
+        args = parser.parse_args(argv)
+    else:
+        args = studio_parser().parse_args(argv)
     run = getattr(args, "run", command_studio)
     try:
         return run(args)

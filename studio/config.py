@@ -29,10 +29,14 @@ RANGES = {
     ("generation", "length"): (1, 20000),
     ("generation", "context_chars"): (16, 200000),
     ("sampling", "seed"): (-1, 2**63 - 1),
+    ("studio", "autosave_seconds"): (0.2, 3600.0),
+    ("studio", "ambiguous_width"): (1, 2),
+    ("studio", "max_fps"): (1, 120),
 }
 CHOICES = {
     ("model", "backend"): ("auto", "torch"),
     ("model", "dtype"): ("", "float32", "float16", "bfloat16"),
+    ("studio", "language"): ("auto", "en", "zh"),
 }
 PATH_KEYS = {("model", "path"), ("model", "vocab")}
 
@@ -101,6 +105,34 @@ def _check_value(section: str, key: str, value, default):
     return value, None
 
 
+def parse_setting(config: "Config", section: str, key: str, raw: str):
+    """A value typed into the settings panel -> (value, None) or (None, problem)."""
+    default = config.values[section][key]
+    raw = raw.strip()
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in ("true", "false"):
+                return None, "must be true or false"
+            value = raw.lower() == "true"
+        elif isinstance(default, int):
+            value = int(raw)
+        elif isinstance(default, float):
+            value = float(raw)
+        else:
+            value = raw
+    except ValueError:
+        return None, f"{raw!r} is not {'a whole number' if isinstance(default, int) else 'a number'}"
+    value, problem = _check_value(section, key, value, default)
+    if problem:
+        return None, problem
+    if section == "sampling":
+        trial = dict(config.values["sampling"], **{key: value})
+        for found in SamplingSettings(**_sampling_args(trial)).problems():
+            if found.startswith(key + " "):
+                return None, found[len(key) + 1 :]
+    return value, None
+
+
 def merge(settings: dict, path: Path, table: dict, text: str, defaults: dict) -> None:
     """Check `table` (read from `path`) against the defaults and lay it over `settings`."""
     for section, values in table.items():
@@ -137,6 +169,11 @@ class Config:
 
     def section(self, name: str) -> dict:
         return self.values[name]
+
+    def with_value(self, section: str, key: str, value) -> "Config":
+        values = {name: dict(table) for name, table in self.values.items()}
+        values[section][key] = value
+        return Config(values, self.sources)
 
     @property
     def sampling(self) -> SamplingSettings:

@@ -1,0 +1,35 @@
+"""Files the studio reads and writes: manuscripts, generation history, settings.
+
+Pure Python (standard library and platformdirs); nothing here knows about the UI.
+Every problem the user can cause or meet (a missing file, a full disk, a
+read-only folder) is reported as one line naming the file, never a traceback.
+"""
+
+from studio.data.config_writer import ConfigWriteError, update_config_file
+from studio.data.history import HistoryLog, history_path_for, new_request_id
+from studio.data.manuscript_file import (
+    Manuscript,
+    ManuscriptError,
+    load_manuscript,
+    new_manuscript_path,
+    read_manuscript,
+    save_atomic,
+    save_recovery_copy,
+    user_data_path,
+)
+
+__all__ = [
+    "ConfigWriteError",
+    "HistoryLog",
+    "Manuscript",
+    "ManuscriptError",
+    "history_path_for",
+    "load_manuscript",
+    "new_manuscript_path",
+    "new_request_id",
+    "read_manuscript",
+    "save_atomic",
+    "save_recovery_copy",
+    "update_config_file",
+    "user_data_path",
+]

@@ -1,0 +1,39 @@
+"""Ask for a manuscript path to open."""
+
+from __future__ import annotations
+
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label
+
+from studio.i18n import tr
+
+
+class OpenFileDialog(ModalScreen[str | None]):
+    DEFAULT_CSS = """
+    OpenFileDialog { align: center middle; }
+    OpenFileDialog > Vertical { width: 70; height: auto; border: round $accent; padding: 1 2; background: $surface; }
+    OpenFileDialog Horizontal { height: auto; align-horizontal: right; }
+    """
+    BINDINGS = [("escape", "cancel", "Cancel")]
+
+    def __init__(self, start: str = ""):
+        super().__init__()
+        self.start = start
+
+    def compose(self):
+        with Vertical():
+            yield Label(tr("open_prompt"))
+            yield Input(self.start, id="path")
+            with Horizontal():
+                yield Button(tr("open"), variant="primary", id="open")
+                yield Button(tr("cancel"), id="cancel")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(self.query_one("#path", Input).value.strip() or None if event.button.id == "open" else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
