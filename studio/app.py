@@ -17,12 +17,13 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingsMap
 from textual.containers import Vertical
+from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from backends.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService, Started
 from models.textprep import format_continuation, paragraph_indent
 from studio.config import Config
-from studio.data.history import HistoryLog, history_path_for
+from studio.data.history import HistoryLog, history_path_for, new_request_id
 from studio.data.manuscript_file import (
     ManuscriptError,
     load_manuscript,
@@ -77,6 +78,13 @@ def make_bindings(keys: dict) -> list[Binding]:
     ]
 
 
+class MainScreen(Screen):
+    """The default screen; tells the app its new size (the app itself is not sent Resize)."""
+
+    def on_resize(self) -> None:
+        self.app.check_size()
+
+
 class StudioApp(App):
     TITLE = "AI-Writer Studio"
     CSS = """
@@ -108,6 +116,7 @@ class StudioApp(App):
         self.saved_text: str | None = None
         self._autosave_timer = None
         self._generation_started = 0.0
+        self.regenerations = 0
         self._generated_chars = 0
 
     # -- layout ------------------------------------------------------------
@@ -143,8 +152,8 @@ class StudioApp(App):
         self.editor.focus()
         self.check_size()
 
-    def on_resize(self) -> None:
-        self.check_size()
+    def get_default_screen(self) -> Screen:
+        return MainScreen(id="_default")
 
     def check_size(self) -> None:
         width, height = self.size
@@ -272,19 +281,24 @@ class StudioApp(App):
     def context_text(self) -> str:
         return self.editor.document.get_text_range((0, 0), self.editor.cursor_location)
 
-    def action_generate(self) -> None:
+    def action_generate(self, regenerate: bool = False) -> None:
         if self.service is None:
             self.status.message = tr("model_failed", error=tr("no_model"))
             return
         g = self.config.section("generation")
+        sampling = self.config.sampling
+        self.regenerations = self.regenerations + 1 if regenerate else 0
+        if sampling.seed is not None and self.regenerations:  # a set seed still gives new candidates
+            sampling = replace(sampling, seed=sampling.seed + self.regenerations)
         request = GenerationRequest(
-            text=self.context_text(), n=g["candidates"], length=g["length"], sampling=self.config.sampling,
+            text=self.context_text(), n=g["candidates"], length=g["length"], sampling=sampling,
             prep=self.config.text_prep, banned_chars=g["banned_chars"], penalty_exempt_chars=g["penalty_exempt_chars"],
         )
         self.buffer.drain()
         self.candidates.reset(request.n)
         self.anchor = (self.editor.cursor_location, self.editor.text)
         self.request = request
+        self.history_id = new_request_id()  # unique across sessions, unlike the service's job ids
         self._generation_started, self._generated_chars = time.monotonic(), 0
         self.status.activity = tr("reading_prompt")
         self.job = self.service.submit(request, self.buffer.push)
@@ -313,7 +327,7 @@ class StudioApp(App):
                 self.candidates.finish()
                 self.status.activity = tr("stopped") if event.cancelled else tr("chars_per_second", rate=event.tokens_per_second)
                 if self.history is not None and event.texts:
-                    self.history.record_request(event.request_id, self.request_settings(), self.request.text,
+                    self.history.record_request(self.history_id, self.request_settings(), self.request.text,
                                                 list(event.texts), self.status.model)
             elif isinstance(event, Failed):
                 self.candidates.finish()
@@ -369,7 +383,7 @@ class StudioApp(App):
         self.insert_text(taken)
         if self.history is not None and self.job is not None:
             action = "accepted" if length is None or length >= len(text) else "accepted-partial"
-            self.history.record_outcome(self.job.id, index, action, taken if action != "accepted" else None)
+            self.history.record_outcome(self.history_id, index, action, taken if action != "accepted" else None)
         self.status.message = tr("accepted", number=index + 1)
         self.clear_candidates()
         self.editor.focus()
@@ -386,10 +400,12 @@ class StudioApp(App):
 
     def on_candidates_panel_reject(self, event: CandidatesPanel.Reject) -> None:
         if self.history is not None and self.job is not None:
-            self.history.record_outcome(self.job.id, event.index, "rejected")
+            self.history.record_outcome(self.history_id, event.index, "rejected")
 
     def on_candidates_panel_regenerate(self, event) -> None:
-        self.action_generate()
+        if self.anchor is not None:  # from where the candidates were asked for
+            self.editor.move_cursor(self.anchor[0])
+        self.action_generate(regenerate=True)
 
     # -- other actions -----------------------------------------------------
 

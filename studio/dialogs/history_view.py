@@ -25,7 +25,7 @@ class HistoryView(ModalScreen[str | None]):
         self.texts: list[str] = []
         self.options: list[Option] = []
         for entry in reversed(entries):
-            outcomes = {o.get("candidate_index"): o.get("action") for o in entry.get("outcomes", [])}
+            outcomes = {o.get("candidate"): o.get("action") for o in entry.get("outcomes", [])}
             for index, text in enumerate(entry.get("candidates", [])):
                 mark = outcomes.get(index, "")
                 when = str(entry.get("time", ""))[:19].replace("T", " ")

@@ -1,0 +1,228 @@
+"""The studio, driven through Textual's Pilot with a tiny random model."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from studio.app import StudioApp
+from studio.config import load_config
+from studio.widgets.candidates import first_sentence_end
+
+MANUSCRIPT = "　　第一章　天才少年\n　　他抬头望向远方，"
+
+
+def write_config(tmp_path: Path, model: Path, extra: str = "") -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[model]\npath = "{model}"\n[generation]\ncandidates = 3\nlength = 12\n'
+        f"[sampling]\nseed = 5\n[studio]\nlanguage = \"en\"\nautosave_seconds = 0.3\n{extra}",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def make_app(tmp_path, tiny_model):
+    def make(text=MANUSCRIPT, extra="", name="novel.txt"):
+        manuscript = tmp_path / name
+        if text is not None:
+            manuscript.write_text(text, encoding="utf-8")
+        config = load_config(write_config(tmp_path, tiny_model, extra), user_path=tmp_path / "no-user.toml")
+        return StudioApp(config, manuscript, data_dir=tmp_path / "data"), manuscript
+
+    return make
+
+
+async def wait_until(pilot, condition, timeout=20.0):
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return True
+        await pilot.pause(0.05)
+    return condition()
+
+
+async def ready(pilot, app):
+    assert await wait_until(pilot, lambda: app.service is not None), app.status.message
+
+
+async def generate(pilot, app):
+    await pilot.press("ctrl+g")
+    assert await wait_until(pilot, lambda: app.job is not None and app.job.done)
+    await wait_until(pilot, lambda: app.candidates.candidates and not app.candidates.candidates[0].streaming)
+    return [c.text for c in app.candidates.candidates]
+
+
+async def test_generate_streams_n_candidates_and_ghost_text(make_app):
+    app, _ = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        texts = await generate(pilot, app)
+        assert len(texts) == 3 and all(len(t) == 12 for t in texts)
+        assert app.editor.suggestion == texts[0]  # the highlighted candidate, as ghost text
+        assert "chars/s" in app.status.activity
+        await pilot.press("left")  # moving on removes the ghost
+        assert app.editor.suggestion == ""
+
+
+async def test_accept_inserts_as_one_undo_step_and_saves(make_app):
+    app, path = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        texts = await generate(pilot, app)
+        await pilot.press("alt+2")
+        assert app.editor.text == MANUSCRIPT + texts[1]
+        assert app.editor.cursor_location == app.editor.document.end
+        assert await wait_until(pilot, lambda: path.read_text(encoding="utf-8") == MANUSCRIPT + texts[1])
+        assert app.editor.suggestion == ""
+        await pilot.press("ctrl+z")
+        assert app.editor.text == MANUSCRIPT
+        await pilot.press("ctrl+y")
+        assert app.editor.text == MANUSCRIPT + texts[1]
+        history = [json.loads(line) for line in path.with_name("novel.history.jsonl").read_text().splitlines()]
+        assert any(e.get("action") == "accepted" and e.get("candidate") == 1 for e in history)
+
+
+async def test_typing_then_generating_uses_the_text_before_the_cursor(make_app):
+    app, path = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        await pilot.press(*"abc")
+        assert app.editor.text == MANUSCRIPT + "abc"
+        app.editor.move_cursor((1, 4))
+        await generate(pilot, app)
+        assert app.request.text == "　　第一章　天才少年\n　　他抬"
+        await pilot.press("alt+1")
+        row = app.editor.document[1]
+        assert row.startswith("　　他抬" + app.editor.text.split("\n")[1][4:16]) and row.endswith("头望向远方，abc")
+        assert await wait_until(pilot, lambda: path.read_text(encoding="utf-8") == app.editor.text)
+
+
+async def test_candidates_panel_keys_partial_reject_regenerate(make_app):
+    app, path = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        texts = await generate(pilot, app)
+        app.candidates.focus()
+        await pilot.press("down")
+        assert app.candidates.selected == 1
+        assert app.editor.suggestion == texts[1]
+        await pilot.press("x")  # reject candidate 2
+        assert app.candidates.candidates[1].rejected and app.editor.suggestion == ""
+        await pilot.press("down", "shift+left", "shift+left", "shift+left")  # candidate 3, cut 3 characters
+        assert app.editor.suggestion == texts[2][:-3]
+        await pilot.press("enter")
+        assert app.editor.text == MANUSCRIPT + texts[2][:-3]
+        log = path.with_name("novel.history.jsonl").read_text()
+        assert '"rejected"' in log and '"accepted-partial"' in log
+        first = await generate(pilot, app)
+        app.candidates.focus()
+        await pilot.press("r")  # regenerate: new candidates from the same place
+        assert await wait_until(pilot, lambda: app.job.done and not app.candidates.candidates[0].streaming)
+        assert [c.text for c in app.candidates.candidates] != first
+
+
+async def test_accept_up_to_the_first_sentence():
+    assert first_sentence_end("他走了。她笑了。") == 4
+    assert first_sentence_end("“走吧！”他说。") == 5
+    assert first_sentence_end("没有句号") == 4
+    assert first_sentence_end("一行\n二行") == 2
+
+
+async def test_stop_cancels_within_a_step(make_app):
+    app, _ = make_app(extra="")
+    app.config = app.config.with_value("generation", "length", 5000)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("ctrl+g")
+        assert await wait_until(pilot, lambda: app.candidates.candidates and len(app.candidates.candidates[0].text) > 5)
+        await pilot.press("escape")
+        assert await wait_until(pilot, lambda: app.job.done)
+        await pilot.pause(0.2)
+        assert app.status.activity == "stopped"
+        assert all(len(c.text) < 5000 for c in app.candidates.candidates)
+
+
+async def test_settings_change_applies_to_the_next_request_and_is_saved(make_app, tmp_path):
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("f2")
+        field = app.query_one("#setting-generation-candidates")
+        field.value = "2"
+        await pilot.pause(0.1)
+        assert len(await generate(pilot, app)) == 2
+        saved = (tmp_path / "config.toml").read_text()
+        assert "candidates = 2" in saved and 'language = "en"' in saved  # the rest kept
+        field.value = "12"  # out of range: marked, not applied
+        await pilot.pause(0.1)
+        assert field.has_class("-invalid") and app.config.section("generation")["candidates"] == 2
+
+
+async def test_reopening_finds_the_saved_text(make_app):
+    app, path = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        await pilot.press(*"xyz")
+        await pilot.press("ctrl+s")
+        assert await wait_until(pilot, lambda: path.read_text(encoding="utf-8") == MANUSCRIPT + "xyz")
+    again, _ = make_app(text=None)
+    async with again.run_test(size=(100, 30)) as pilot:
+        assert again.editor.text == MANUSCRIPT + "xyz"
+
+
+async def test_a_terminal_too_small_gets_a_message(make_app):
+    app, _ = make_app()
+    async with app.run_test(size=(50, 12)) as pilot:
+        await pilot.pause(0.1)
+        assert app.screen.has_class("-too-small")
+        assert "50x12" in str(app.query_one("#too-small").render())
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.1)
+        assert not app.screen.has_class("-too-small")
+
+
+async def test_history_view_takes_an_earlier_candidate(make_app):
+    app, _ = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        texts = await generate(pilot, app)
+        await pilot.press("f3")
+        await pilot.pause(0.1)
+        await pilot.press("down", "enter")  # newest request first: candidate 2
+        await pilot.pause(0.1)
+        assert app.editor.text == MANUSCRIPT + texts[1]
+
+
+async def test_chinese_interface(make_app):
+    app, _ = make_app(extra="")
+    app.config = app.config.with_value("studio", "language", "zh")
+    from studio.i18n import choose_language, set_language, tr
+
+    set_language(choose_language("zh"))
+    try:
+        assert tr("generating") == "生成中"
+        assert choose_language("auto", {"LANG": "zh_CN.UTF-8"}) == "zh"
+        assert choose_language("auto", {"LANG": "en_US.UTF-8"}) == "en"
+    finally:
+        set_language("en")
+
+
+async def test_a_missing_model_is_reported_not_raised(tmp_path, make_app):
+    app, _ = make_app()
+    app.config = app.config.with_value("model", "path", str(tmp_path / "nope.safetensors"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert await wait_until(pilot, lambda: "nope.safetensors" in app.status.message)
+        await pilot.press("ctrl+g")
+        assert app.candidates.candidates == []
+
+
+async def test_new_manuscript_without_a_file(tmp_path, tiny_model):
+    config = load_config(write_config(tmp_path, tiny_model), user_path=tmp_path / "no-user.toml")
+    app = StudioApp(config, None, data_dir=tmp_path / "data")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.1)
+        assert app.path.parent == tmp_path / "data" / "manuscripts"
+        assert str(app.path) in app.status.message
+        await pilot.press(*"hello")
+        assert await wait_until(pilot, lambda: app.path.read_text(encoding="utf-8") == "hello")
