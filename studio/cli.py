@@ -18,33 +18,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from studio.config import ConfigError, load_config, user_config_path
+from studio.data.manuscript_file import ManuscriptError, read_manuscript
 
 
 class UserError(Exception):
     """A problem with the user's input, reported as one line."""
-
-
-def read_manuscript(name: str) -> str:
-    if name == "-":
-        data = sys.stdin.buffer.read()
-        path = "standard input"
-    else:
-        try:
-            data = Path(name).read_bytes()
-        except FileNotFoundError:
-            raise UserError(f"{name}: no such file") from None
-        except IsADirectoryError:
-            raise UserError(f"{name}: is a folder, not a manuscript") from None
-        except OSError as exc:
-            raise UserError(f"{name}: cannot read it ({exc.strerror})") from None
-        path = name
-    if b"\x00" in data[:8192]:
-        raise UserError(f"{path}: looks like a binary file, not a UTF-8 manuscript")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise UserError(f"{path}: line {line}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
 
 
 def open_engine(config, model: str | None = None, device: str | None = None):
@@ -211,7 +189,7 @@ def main(argv=None) -> int:
     run = getattr(args, "run", command_studio)
     try:
         return run(args)
-    except (UserError, ConfigError) as exc:
+    except (UserError, ConfigError, ManuscriptError) as exc:
         print(f"ai-writer: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -62,6 +62,13 @@ class SettingsPanel(VerticalScroll):
             yield Static("", classes="problem", id=field_id(section, key) + "-problem")
 
     def on_input_changed(self, event: Input.Changed) -> None:
+        self._edited(event, submitted=False)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._edited(event, submitted=True)
+
+    def _edited(self, event, submitted: bool) -> None:
+        """Validate a field; apply it when valid (model settings only on enter)."""
         section, key = self._field_of(event.input)
         if section is None:
             return
@@ -69,16 +76,7 @@ class SettingsPanel(VerticalScroll):
         value, problem = parse_setting(self.config, section, key, event.value)
         event.input.set_class(problem is not None, "-invalid")
         self.query_one(f"#{event.input.id}-problem", Static).update(problem or "")
-        if problem is None and section != "model":  # model settings apply on enter
-            self._apply(section, key, value)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        section, key = self._field_of(event.input)
-        if section is None:
-            return
-        event.stop()
-        value, problem = parse_setting(self.config, section, key, event.value)
-        if problem is None:
+        if problem is None and (submitted or section != "model"):
             self._apply(section, key, value)
 
     def _apply(self, section: str, key: str, value) -> None:

@@ -25,7 +25,9 @@ class StatusLine(Static):
     dirty: reactive[bool] = reactive(False)
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, self.refresh_text)
+        self.set_interval(1.0, self.refresh_text)  # "saved N s ago" moves on
+        for name in ("model", "activity", "message", "save_error", "saving", "saved_at"):
+            self.watch(self, name, self.refresh_text, init=False)
 
     def save_state(self) -> str:
         if self.save_error:
@@ -41,21 +43,3 @@ class StatusLine(Static):
         parts = [p for p in (self.model, self.activity, self.save_state(), self.message) if p]
         self.update(" │ ".join(parts))
         self.set_class(bool(self.save_error), "-error")
-
-    def watch_model(self) -> None:
-        self.refresh_text()
-
-    def watch_activity(self) -> None:
-        self.refresh_text()
-
-    def watch_message(self) -> None:
-        self.refresh_text()
-
-    def watch_save_error(self) -> None:
-        self.refresh_text()
-
-    def watch_saving(self) -> None:
-        self.refresh_text()
-
-    def watch_saved_at(self) -> None:
-        self.refresh_text()
