@@ -10,6 +10,7 @@ generation runs on the service's thread.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingsMap
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -78,6 +80,26 @@ def make_bindings(keys: dict) -> list[Binding]:
     ]
 
 
+class SaveFinished(Message):
+    """Posted by the saver thread: `text` is on disk at `path`, or `error` says why not."""
+
+    def __init__(self, path: Path, text: str, error: str):
+        super().__init__()
+        self.path, self.text, self.error = path, text, error
+
+
+def write_manuscript(path: Path, text: str, newline: str, bom: bool, data_dir) -> str:
+    """Save atomically; on failure keep the text in a recovery copy. Returns '' or the error line."""
+    try:
+        save_atomic(path, text, newline, bom=bom)
+        return ""
+    except ManuscriptError as exc:
+        try:
+            return tr("recovery_written", error=exc, path=save_recovery_copy(path, text, base_dir=data_dir))
+        except ManuscriptError as exc2:
+            return tr("save_failed", error=f"{exc}; {exc2}")
+
+
 class MainScreen(Screen):
     """The default screen; tells the app its new size (the app itself is not sent Resize)."""
 
@@ -115,6 +137,8 @@ class StudioApp(App):
         self.anchor = None  # (cursor location, document text) when the candidates were asked for
         self.saved_text: str | None = None
         self._autosave_timer = None
+        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="save")
+        self._pending_saves = 0
         self._generation_started = 0.0
         self.regenerations = 0
         self._generated_chars = 0
@@ -214,37 +238,34 @@ class StudioApp(App):
     def on_text_area_selection_changed(self, event) -> None:
         self.update_ghost()
 
-    def save_now(self) -> None:
-        """Save the current text atomically, off the UI thread."""
+    def save_now(self):
+        """Save the current text atomically on the saver thread; returns its Future (None if nothing to save).
+
+        One thread saves, in order: an older text can never land on disk after a newer one.
+        """
         if self.path is None:
-            return
+            return None
         text = self.editor.text
         if text == self.saved_text:
-            return
+            return None
         self.status.saving = True
-        self.save_worker(self.path, text)
+        self._pending_saves += 1
+        return self._saver.submit(self._save_and_report, self.path, text, self.newline, self.bom)
 
-    @work(thread=True, group="save", exclusive=False)
-    def save_worker(self, path: Path, text: str) -> None:
-        try:
-            save_atomic(path, text, self.newline, bom=self.bom)
-        except ManuscriptError as exc:
-            try:
-                copy = save_recovery_copy(path, text, base_dir=self.data_dir)
-                error = tr("recovery_written", error=exc, path=copy)
-            except ManuscriptError as exc2:
-                error = tr("save_failed", error=f"{exc}; {exc2}")
-            self.call_from_thread(self.saved, None, error)
-            return
-        self.call_from_thread(self.saved, text, "")
+    def _save_and_report(self, path: Path, text: str, newline: str, bom: bool) -> str:
+        """On the saver thread: write, or write a recovery copy; tell the UI with a message (never blocks on it)."""
+        error = write_manuscript(path, text, newline, bom, self.data_dir)
+        self.post_message(SaveFinished(path, text, error))
+        return error
 
-    def saved(self, text: str | None, error: str) -> None:
-        self.status.saving = False
-        self.status.save_error = error
-        if text is not None:
-            self.saved_text = text
+    def on_save_finished(self, message: SaveFinished) -> None:
+        self._pending_saves -= 1
+        self.status.saving = self._pending_saves > 0
+        self.status.save_error = message.error
+        if not message.error and message.path == self.path:
+            self.saved_text = message.text
             self.status.saved_at = time.monotonic()
-            self.status.dirty = self.editor.text != text
+            self.status.dirty = self.editor.text != message.text
 
     # -- the model ---------------------------------------------------------
 
@@ -468,13 +489,10 @@ class StudioApp(App):
 
     async def action_quit(self) -> None:
         self.action_stop()
-        text = self.editor.text
-        if self.path is not None and text != self.saved_text:
-            try:
-                save_atomic(self.path, text, self.newline, bom=self.bom)
-            except ManuscriptError as exc:
-                save_recovery_copy(self.path, text, base_dir=self.data_dir)
-                self.status.save_error = str(exc)
+        pending = self.save_now()
+        self._saver.shutdown(wait=True)  # every save queued so far, this one last
+        if pending is not None and pending.result():
+            self.status.save_error = pending.result()
         if self.service is not None:
             self.service.close()
         self.exit()
