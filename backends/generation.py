@@ -135,12 +135,14 @@ class GenerationService:
         """Read a manuscript into the cache ahead of the first request (no candidates)."""
         return self.submit(GenerationRequest(text, n=0, length=0, prep=prep), lambda event: None)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Cancel what runs and stop the worker; with wait, until its current model call returns."""
         with self._lock:
             if self._current is not None:
                 self._current.cancel()
         self._queue.put(None)
-        self._thread.join(timeout=5)
+        if wait:
+            self._thread.join()
 
     # -- the worker thread -------------------------------------------------
 

@@ -129,7 +129,10 @@ def command_studio(args) -> int:
             raise UserError(f"{path}: the folder {path.parent} does not exist")
     from studio.app import StudioApp
 
-    StudioApp(config, args.file).run()
+    app = StudioApp(config, args.file)
+    app.run()
+    if app.service is not None:  # the screen is back to normal; let a model call in flight finish
+        app.service.close(wait=True)
     return 0
 
 

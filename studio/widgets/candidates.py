@@ -58,16 +58,23 @@ class CandidateView(Static):
     CandidateView.-rejected { color: $text-muted; }
     """
 
-    def show(self, number: int, candidate: Candidate, cut: int | None) -> None:
+    def show(self, number: int, candidate: Candidate, cut: int | None, fixed_size: bool = False) -> None:
+        """Draw the candidate. With fixed_size (side by side) only the tail that fits is drawn,
+        so the newest text stays in sight and long candidates cost no more to draw."""
         if candidate.rejected:
             self.border_title = tr("candidate_rejected", number=number)
         else:
             key = "candidate_streaming" if candidate.streaming else "candidate_title"
             self.border_title = tr(key, number=number, length=len(candidate.text))
-        text = Text(candidate.text)
-        if cut is not None and cut < len(candidate.text):
-            text.stylize("dim strike", cut)
-        self.update(text)
+        full = candidate.text
+        start = 0
+        if fixed_size and self.size.area:
+            room = max(1, (self.size.width - 2) * self.size.height // 2 - 2)  # CJK: 2 cells a character
+            start = max(0, len(full) - room)
+        text = Text(("…" if start else "") + full[start:])
+        if cut is not None and cut < len(full):
+            text.stylize("dim strike", max(0, cut - start) + (1 if start else 0))
+        self.update(text, layout=not fixed_size)
         self.set_class(candidate.rejected, "-rejected")
 
 
@@ -160,7 +167,7 @@ class CandidatesPanel(Container, can_focus=True):
     def refresh_views(self) -> None:
         for i, candidate in enumerate(self.candidates):
             view = self.query_one(f"#candidate-{i}", CandidateView)
-            view.show(i + 1, candidate, self.cut if i == self.selected else None)
+            view.show(i + 1, candidate, self.cut if i == self.selected else None, fixed_size=self.has_class("-wide"))
             view.set_class(i == self.selected, "-selected")
 
     def highlighted_text(self) -> str:

@@ -41,5 +41,5 @@ class StatusLine(Static):
 
     def refresh_text(self) -> None:
         parts = [p for p in (self.model, self.activity, self.save_state(), self.message) if p]
-        self.update(" │ ".join(parts))
+        self.update(" │ ".join(parts), layout=False)  # one line, fixed height: no relayout
         self.set_class(bool(self.save_error), "-error")
