@@ -38,6 +38,7 @@ from studio.dialogs.history_view import HistoryView
 from studio.dialogs.open_file import OpenFileDialog
 from studio.i18n import choose_language, set_language, tr
 from studio.stream_buffer import StreamBuffer
+from studio.terminal_widths import set_ambiguous_width
 from studio.widgets.candidates import CandidatesPanel
 from studio.widgets.editor import ManuscriptEditor
 from studio.widgets.settings_panel import SettingsPanel
@@ -121,6 +122,7 @@ class StudioApp(App):
 
     def __init__(self, config: Config, manuscript: str | Path | None = None, data_dir: Path | None = None):
         set_language(choose_language(config.section("studio")["language"]))
+        set_ambiguous_width(config.section("studio")["ambiguous_width"])  # before anything is measured
         super().__init__()
         self._bindings = BindingsMap(make_bindings(DEFAULT_KEYS))  # descriptions in the chosen language
         self.set_keymap(dict(config.section("keys")))  # the author's keys, by binding id

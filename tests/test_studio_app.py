@@ -226,3 +226,31 @@ async def test_new_manuscript_without_a_file(tmp_path, tiny_model):
         assert str(app.path) in app.status.message
         await pilot.press(*"hello")
         assert await wait_until(pilot, lambda: app.path.read_text(encoding="utf-8") == "hello")
+
+
+async def test_the_terminal_cursor_follows_the_insertion_point_for_input_methods(make_app):
+    app, _ = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"ab")
+        await pilot.pause(0.05)
+        assert app.cursor_position == app.editor.cursor_screen_offset
+        app.editor.move_cursor((0, 2))
+        await pilot.pause(0.05)
+        assert app.cursor_position == app.editor.cursor_screen_offset
+        assert app.cursor_position.x > app.editor.region.x  # inside the editor, past the indent
+
+
+@pytest.mark.parametrize("width", [1, 2])
+async def test_ambiguous_width_punctuation_keeps_the_cursor_on_its_character(make_app, width):
+    from studio.terminal_widths import set_ambiguous_width
+
+    app, _ = make_app(text="", extra=f"ambiguous_width = {width}\n")
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("a")
+            before = app.cursor_position.x
+            app.editor.insert("“…”")
+            await pilot.pause(0.05)
+            assert app.cursor_position.x - before == 3 * width  # as the terminal draws them
+    finally:
+        set_ambiguous_width(1)
