@@ -82,3 +82,14 @@ def test_chunked_wkv_equals_the_loop(chunk):
     scale = exact_out.abs().max()
     assert (out.double() - exact_out).abs().max() <= 1e-6 * scale * 70
     assert torch.allclose(state.double(), exact_state, atol=1e-4)
+
+
+def test_chunked_wkv_stays_finite_and_exact_at_the_strongest_decay():
+    """log w at its floor (-e^-0.5) in every step: the chunk's factors reach e^{+-39}."""
+    inputs = _wkv_inputs(1, 128, 2, 64, torch.float64, seed=7)
+    inputs[2] = torch.full_like(inputs[2], -0.6065306597126334)
+    exact_out, exact_state = wkv7_loop(*inputs)
+    out, state = wkv7_chunked(*[t.float() for t in inputs], chunk=64)
+    assert torch.isfinite(out).all() and torch.isfinite(state).all()
+    assert (out.double() - exact_out).abs().max() <= 1e-4 * exact_out.abs().max()
+    assert torch.allclose(state.double(), exact_state, atol=1e-4)
