@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingsMap
 from textual.containers import Vertical
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -27,16 +25,11 @@ from backends.generation import Chunk, Failed, Finished, GenerationRequest, Gene
 from models.textprep import format_continuation, paragraph_indent
 from studio.config import Config
 from studio.data.history import HistoryLog, history_path_for, new_request_id
-from studio.data.manuscript_file import (
-    ManuscriptError,
-    load_manuscript,
-    new_manuscript_path,
-    save_atomic,
-    save_recovery_copy,
-)
+from studio.data.manuscript_file import ManuscriptError, load_manuscript, new_manuscript_path
 from studio.dialogs.history_view import HistoryView
 from studio.dialogs.open_file import OpenFileDialog
 from studio.i18n import choose_language, set_language, tr
+from studio.saver import ManuscriptSaver, SaveFinished
 from studio.stream_buffer import StreamBuffer
 from studio.terminal_widths import set_ambiguous_width
 from studio.widgets.candidates import CandidatesPanel
@@ -82,26 +75,6 @@ def make_bindings(keys: dict) -> list[Binding]:
     ]
 
 
-class SaveFinished(Message):
-    """Posted by the saver thread: `text` is on disk at `path`, or `error` says why not."""
-
-    def __init__(self, path: Path, text: str, error: str):
-        super().__init__()
-        self.path, self.text, self.error = path, text, error
-
-
-def write_manuscript(path: Path, text: str, newline: str, bom: bool, data_dir) -> str:
-    """Save atomically; on failure keep the text in a recovery copy. Returns '' or the error line."""
-    try:
-        save_atomic(path, text, newline, bom=bom)
-        return ""
-    except ManuscriptError as exc:
-        try:
-            return tr("recovery_written", error=exc, path=save_recovery_copy(path, text, base_dir=data_dir))
-        except ManuscriptError as exc2:
-            return tr("save_failed", error=f"{exc}; {exc2}")
-
-
 class MainScreen(Screen):
     """The default screen; tells the app its new size (the app itself is not sent Resize)."""
 
@@ -140,8 +113,7 @@ class StudioApp(App):
         self.anchor = None  # (cursor location, document text) when the candidates were asked for
         self.saved_text: str | None = None
         self._autosave_timer = None
-        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="save")
-        self._pending_saves = 0
+        self.saver = ManuscriptSaver(self.post_message, data_dir)
         self._generation_started = 0.0
         self.regenerations = 0
         self._generated_chars = 0
@@ -252,18 +224,11 @@ class StudioApp(App):
         if text == self.saved_text:
             return None
         self.status.saving = True
-        self._pending_saves += 1
-        return self._saver.submit(self._save_and_report, self.path, text, self.newline, self.bom)
-
-    def _save_and_report(self, path: Path, text: str, newline: str, bom: bool) -> str:
-        """On the saver thread: write, or write a recovery copy; tell the UI with a message (never blocks on it)."""
-        error = write_manuscript(path, text, newline, bom, self.data_dir)
-        self.post_message(SaveFinished(path, text, error))
-        return error
+        return self.saver.save(self.path, text, self.newline, self.bom)
 
     def on_save_finished(self, message: SaveFinished) -> None:
-        self._pending_saves -= 1
-        self.status.saving = self._pending_saves > 0
+        self.saver.finished_one()
+        self.status.saving = self.saver.pending > 0
         self.status.save_error = message.error
         if not message.error and message.path == self.path:
             self.saved_text = message.text
@@ -497,7 +462,7 @@ class StudioApp(App):
     async def action_quit(self) -> None:
         self.action_stop()
         pending = self.save_now()
-        self._saver.shutdown(wait=True)  # every save queued so far, this one last
+        self.saver.close()  # every save queued so far, this one last
         if pending is not None and pending.result():
             self.status.save_error = pending.result()
         if self.service is not None:

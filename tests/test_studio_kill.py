@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-import studio.app as app_module
+import studio.saver as saver_module
 from studio.app import StudioApp
 from studio.config import load_config
 from studio.data.manuscript_file import load_manuscript
@@ -248,7 +248,7 @@ def test_kill_during_autosave(server, tmp_path, tiny_model):
 
 async def test_an_older_save_finishing_last_does_not_undo_a_newer_one(tmp_path, tiny_model, monkeypatch):
     """Two saves in flight (a slow disk, a descheduled thread): the file ends with the newer text."""
-    real_save = app_module.save_atomic
+    real_save = saver_module.save_atomic
     first_started, release, first_done = threading.Event(), threading.Event(), threading.Event()
     calls = []
 
@@ -262,7 +262,7 @@ async def test_an_older_save_finishing_last_does_not_undo_a_newer_one(tmp_path, 
         if first:
             first_done.set()
 
-    monkeypatch.setattr(app_module, "save_atomic", slow_first_save)
+    monkeypatch.setattr(saver_module, "save_atomic", slow_first_save)
     manuscript = tmp_path / NAME
     manuscript.write_text("　　开头。", encoding="utf-8")
     (tmp_path / "config.toml").write_text(
