@@ -6,6 +6,11 @@
     logits, state = engine.forward([[1, 2, 3], [4, 5, 6]], None)   # (B, V) float32
     logits, state = engine.forward([[7], [8]], state)
     forked = engine.repeat_rows(state, 3)                          # one prompt -> N candidates
+
+backend: "torch", "onnx" (ONNX Runtime: DirectML, CUDA or CPU; a model file is
+exported on first use and cached, an exported .onnx file opens directly, without
+torch), "directml" (onnx on DirectML, or LoadError) or "auto" (backends.selection).
+`engine.selection` holds (backend, device, reason) for the status line.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer, VocabError
 
 __all__ = ["load", "LoadError", "EngineError", "EngineInfo", "find_vocab"]
 
-BACKENDS = ("auto", "torch")
+BACKENDS = ("auto", "torch", "onnx", "directml")
 
 
 class LoadError(ValueError):
@@ -39,21 +44,62 @@ def load(
     vocab=None,
     dtype: str | None = None,
     unknown_char: str = DEFAULT_UNKNOWN_CHAR,
+    cache_dir=None,
 ):
-    """Open a model file with its tokenizer; LoadError with one clear line if anything is wrong."""
+    """Open a model file with its tokenizer; LoadError with one clear line if anything is wrong.
+
+    cache_dir: where the onnx backend keeps exports (default: the user cache directory).
+    """
     path = Path(path).expanduser()
     if backend not in BACKENDS:
         raise LoadError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
     if not path.is_file():
         raise LoadError(f"{path}: no such model file")
     vocab_path = Path(vocab).expanduser() if vocab else find_vocab(path)
-    if vocab_path is None:
-        raise LoadError(f"{path}: no vocabulary beside it ({path.with_suffix('.json').name} or vocab.json)")
+    tokenizer = _open_tokenizer(path, vocab_path, unknown_char)
+    from backends.selection import select_backend
+
+    choice = select_backend(backend, device, path)
+    if choice.backend == "onnx":
+        from backends.onnx_engine import load_onnx
+
+        engine = load_onnx(path, tokenizer, choice, dtype, cache_dir)
+    else:
+        engine = _load_torch(path, tokenizer, choice.device, dtype)
+    engine.selection = choice
+    return engine
+
+
+PILE_VOCAB_SIZE = 50277  # RWKV-4 Pile / Raven models: the GPT-NeoX 20B tokenizer
+
+
+def _open_tokenizer(path: Path, vocab_path: Path | None, unknown_char: str):
+    """The vocabulary's tokenizer: a JSON one (CharTokenizer) or the World one (a .txt vocab, or
+    vocab "world"). Without a vocabulary file, a model of 65,536 token rows gets the World tokenizer."""
+    from models.world_tokenizer import WORLD_VOCAB_SIZE, WorldTokenizer, is_world_vocab
+
+    rows = None
     try:
-        tokenizer = CharTokenizer.from_file(vocab_path, unknown_char=unknown_char)
+        if vocab_path is not None and vocab_path.name.lower() == "world" and not vocab_path.exists():
+            return WorldTokenizer.default()
+        if vocab_path is not None and is_world_vocab(vocab_path):
+            return WorldTokenizer.from_file(vocab_path)
+        if vocab_path is not None:
+            return CharTokenizer.from_file(vocab_path, unknown_char=unknown_char)
+        if path.suffix in (".safetensors", ".pth", ".pt", ".bin", ".ckpt"):
+            from models.checkpoint import embedding_rows
+
+            rows = embedding_rows(path)
+        if rows == WORLD_VOCAB_SIZE:
+            return WorldTokenizer.default()
     except VocabError as exc:
         raise LoadError(str(exc)) from None
-    return _load_torch(path, tokenizer, device, dtype)
+    if rows == PILE_VOCAB_SIZE:
+        raise LoadError(
+            f"{path}: {rows} token rows: this model needs the GPT-NeoX 20B (Pile) tokenizer, which is not "
+            "supported (RWKV World models and models with a vocabulary JSON are)"
+        )
+    raise LoadError(f"{path}: no vocabulary beside it ({path.with_suffix('.json').name} or vocab.json)")
 
 
 def _load_torch(path: Path, tokenizer, device: str, dtype: str | None):
@@ -79,5 +125,6 @@ def _load_torch(path: Path, tokenizer, device: str, dtype: str | None):
         raise LoadError(
             f"{path}: the model has {config.vocab_size} token rows but its vocabulary has {tokenizer.vocab_size} entries"
         )
-    info = EngineInfo("rwkv7", "torch", device, str(path), config.n_layer, config.n_embd, config.vocab_size)
+    architecture = getattr(model, "architecture", "rwkv7")  # models.rwkv4.RWKV4 says "rwkv4"
+    info = EngineInfo(architecture, "torch", device, str(path), config.n_layer, config.n_embd, config.vocab_size)
     return TorchEngine(model, tokenizer, info)

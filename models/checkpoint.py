@@ -87,11 +87,15 @@ def _unsupported_global(exc: BaseException) -> str:
 
 
 def detect_architecture(weights: dict[str, torch.Tensor]) -> str:
-    """'rwkv7', 'rwkv4' or 'aiwriter-v1' from the key names (never from the file name)."""
+    """'rwkv7', 'rwkv4', 'rwkv5', 'rwkv6' or 'aiwriter-v1' from the key names (never from the file name)."""
     keys = weights.keys()
     if "blocks.0.att.r_k" in keys and "blocks.0.att.w0" in keys and "blocks.0.att.k_k" in keys:
         return "rwkv7"
     if "blocks.0.att.time_decay" in keys and "blocks.0.ln0.weight" in keys:
+        if "blocks.0.att.time_maa_x" in keys:  # as the rwkv package tells the versions apart
+            return "rwkv6"
+        if "blocks.0.att.ln_x.weight" in keys:
+            return "rwkv5"
         return "rwkv4"
     if "tok_emb.weight" in keys and "blocks.0.attn.time_w" in keys:
         return "aiwriter-v1"
@@ -100,7 +104,7 @@ def detect_architecture(weights: dict[str, torch.Tensor]) -> str:
     return "unknown"
 
 
-SUPPORTED = ("rwkv7",)
+SUPPORTED = ("rwkv7", "rwkv4")
 
 
 def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.float32, device="cpu"):
@@ -111,14 +115,38 @@ def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.
         raise ModelFileError(f"{path}: unknown model architecture (keys such as {sample})")
     if arch not in SUPPORTED:
         raise ModelFileError(f"{path}: {arch} models are not supported yet (supported: {', '.join(SUPPORTED)})")
+    if arch == "rwkv4":
+        from models import rwkv4
+
+        model_class, config_class, prepare, name = rwkv4.RWKV4, rwkv4.RWKV4Config, rwkv4.prepare_for_inference, "RWKV-4"
+    else:
+        model_class, config_class, prepare, name = RWKV7, RWKV7Config, prepare_for_inference, "RWKV-7"
     try:
-        config = RWKV7Config.from_state_dict(weights)
+        config = config_class.from_state_dict(weights)
         with torch.device("meta"):
-            model = RWKV7(config)
+            model = model_class(config)
         model.load_state_dict({k: v.to(dtype) for k, v in weights.items()}, strict=True, assign=True)
     except (KeyError, ValueError, RuntimeError, IndexError) as exc:
-        raise ModelFileError(f"{path}: RWKV-7 weights with missing or misshapen tensors ({_first_line(exc)})") from None
-    return prepare_for_inference(model.to(device))
+        raise ModelFileError(f"{path}: {name} weights with missing or misshapen tensors ({_first_line(exc)})") from None
+    return prepare(model.to(device))
+
+
+def embedding_rows(path: str | Path) -> int | None:
+    """The number of token rows of the model at `path` (emb.weight), read without loading it; None if unknown."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                return int(f.get_slice("emb.weight").get_shape()[0]) if "emb.weight" in f.keys() else None
+        loaded = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+            loaded = loaded["state_dict"]
+        emb = loaded.get("emb.weight") if isinstance(loaded, dict) else None
+        return int(emb.shape[0]) if isinstance(emb, torch.Tensor) and emb.dim() == 2 else None
+    except Exception:  # whatever is wrong with the file, load_model reports it
+        return None
 
 
 def load_model(path: str | Path, dtype=torch.float32, device="cpu"):

@@ -3,6 +3,7 @@
     ai-writer [FILE]                      the studio
     ai-writer continue FILE [-n 3] [--length 200] [--seed S] [--model PATH] [--json]
     ai-writer eval FILE... [--model PATH] [--json]
+    ai-writer export-onnx MODEL OUT.onnx [--vocab PATH]
     ai-writer config-path
 
 Every failure the user can cause (config, model file, manuscript) ends with one
@@ -112,6 +113,34 @@ def command_eval(args) -> int:
     return 0
 
 
+def command_export_onnx(args) -> int:
+    import shutil
+
+    from backends import find_vocab
+    from backends.onnx_export import ExportError, export_onnx
+
+    model, out = Path(args.model).expanduser(), Path(args.out).expanduser()
+    if out.suffix.lower() != ".onnx":
+        raise UserError(f"{out}: the exported file's name must end in .onnx")
+    vocab = Path(args.vocab).expanduser() if args.vocab else find_vocab(model)
+    try:
+        meta = export_onnx(model, out)
+    except ExportError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write it ({exc.strerror or exc})") from None
+    beside = out.with_suffix(".json")
+    if vocab is not None and vocab.resolve() != beside.resolve():
+        try:
+            shutil.copyfile(vocab, beside)
+        except OSError as exc:
+            raise UserError(f"{beside}: cannot copy the vocabulary there ({exc.strerror or exc})") from None
+    size = out.stat().st_size / 1e6
+    print(f"{out}: RWKV-7 {meta['n_layer']} x {meta['n_embd']}, vocabulary {meta['vocab_size']}, "
+          f"{size:.1f} MB; vocabulary: {beside if vocab is not None else 'none found, put it at ' + str(beside)}")
+    return 0
+
+
 def command_config_path(args) -> int:
     print(user_config_path())
     return 0
@@ -167,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", help="cpu, cuda or auto")
     evaluate.add_argument("--json", action="store_true", help="one JSON object: bits_per_char overall and per file")
     evaluate.set_defaults(run=command_eval)
+
+    export = sub.add_parser("export-onnx", help="write a model's recurrent step as an ONNX file (vocabulary beside it)")
+    export.add_argument("model", metavar="MODEL", help="a model file (.safetensors or .pth)")
+    export.add_argument("out", metavar="OUT.onnx", help="the file to write; its vocabulary goes to OUT.json")
+    export.add_argument("--vocab", metavar="PATH", help="the vocabulary to copy beside it (default: the model's)")
+    export.set_defaults(run=command_export_onnx)
 
     where = sub.add_parser("config-path", help="print where your own config file goes")
     where.set_defaults(run=command_config_path)

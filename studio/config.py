@@ -34,7 +34,7 @@ RANGES = {
     ("studio", "max_fps"): (1, 120),
 }
 CHOICES = {
-    ("model", "backend"): ("auto", "torch"),
+    ("model", "backend"): ("auto", "torch", "onnx", "directml"),
     ("model", "dtype"): ("", "float32", "float16", "bfloat16"),
     ("studio", "language"): ("auto", "en", "zh"),
 }

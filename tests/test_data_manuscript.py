@@ -118,30 +118,6 @@ def test_permission_denied_is_one_clear_line(tmp_path, monkeypatch):
         read_manuscript(path)
 
 
-def test_read_matches_cli_reader(tmp_path):
-    """Same messages as studio/cli.py's read_manuscript, which will call this one."""
-    cli = pytest.importorskip("studio.cli")
-    cases = {
-        "ok.txt": TEXT.encode("utf-8"),
-        "bin.txt": b"ab\x00cd",
-        "gbk.txt": b"a\n" + "中文".encode("gbk"),
-        "bom.txt": b"\xef\xbb\xbfabc",
-    }
-    for name, data in cases.items():
-        (tmp_path / name).write_bytes(data)
-    for name in [*cases, "missing.txt"]:
-        path = str(tmp_path / name)
-        try:
-            expected = ("ok", cli.read_manuscript(path))
-        except cli.UserError as exc:
-            expected = ("error", str(exc))
-        try:
-            got = ("ok", read_manuscript(path))
-        except ManuscriptError as exc:
-            got = ("error", str(exc))
-        assert got == expected
-
-
 # --- atomic saving --------------------------------------------------------------
 
 

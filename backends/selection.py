@@ -1,0 +1,175 @@
+"""Which backend and device run a model: the `backend` and `device` settings, resolved.
+
+    choice = select_backend("auto", "auto", "model.safetensors")
+    choice.backend, choice.device, choice.reason    # e.g. ("torch", "cpu", "auto: no CUDA GPU and no DirectML; ...")
+
+`auto` takes, in order: torch on a CUDA GPU (torch.cuda.is_available()), DirectML
+through ONNX Runtime (DmlExecutionProvider available), else torch on the CPU. On a
+CPU torch is the faster path where it counts for writing, the time to the first
+new character: it reads a prompt in chunks of up to 256 tokens at once, while the
+exported ONNX graph is the single-token step and reads prompts token by token
+(about 12x slower at 12 x 768 on a 2-core machine, bench/bench_onnx.py). ONNX
+Runtime's CPU decode step is as fast or faster, but a cold 1,024-character
+context would take it about a minute there. An exported .onnx file always runs on
+ONNX Runtime.
+
+A choice that cannot be met (backend "directml" without DirectML, device "cuda"
+without a CUDA GPU) is a LoadError with one line saying what is available.
+
+ONNX Runtime's providers are read through `onnxruntime.get_available_providers()`
+at each call (tests replace just that function); torch is imported only when a
+torch path is possible, never for an .onnx file on the onnx backend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+from backends import LoadError
+
+DML = "DmlExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+PROVIDER_ORDER = (DML, CUDA, CPU)  # what "auto" tries on the onnx backend
+DEVICE_PROVIDERS = {"directml": DML, "dml": DML, "cuda": CUDA, "cpu": CPU}
+PROVIDER_DEVICES = {DML: "directml", CUDA: "cuda", CPU: "cpu"}
+
+CPU_REASON = ("torch on the CPU: it reads prompts in chunks, many times faster than the ONNX step "
+              "reads them token by token")
+
+
+class Selection(NamedTuple):
+    backend: str  # "torch" | "onnx"
+    device: str  # torch: "cpu" | "cuda" | "cuda:N"; onnx: "directml" | "cuda" | "cpu" (":N" for a GPU index)
+    reason: str  # why, for the status line
+
+
+def available_providers() -> list[str]:
+    """ONNX Runtime's execution providers here ([] without onnxruntime)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return []
+    return list(onnxruntime.get_available_providers())
+
+
+def torch_cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def describe_available(providers, cuda: bool | None) -> str:
+    """One clause: what torch (when cuda is not None) and ONNX Runtime can use here."""
+    parts = []
+    if cuda is not None:
+        parts.append(("cpu, cuda" if cuda else "cpu") + " for torch")
+    parts.append("ONNX Runtime providers " + (", ".join(providers) if providers else "none (onnxruntime is not installed)"))
+    return "available: " + "; ".join(parts)
+
+
+def _split_device(device: str) -> tuple[str, int | None]:
+    name, _, index = device.partition(":")
+    if index:
+        if not index.isdigit():
+            raise LoadError(f"unknown device {device!r} (a GPU index is a number: cuda:0, directml:1)")
+        return name, int(index)
+    return name, None
+
+
+def providers_for(device: str) -> tuple[list[str], list[dict]]:
+    """The provider list and options for an onnx device: the chosen one, then CPU for what it lacks."""
+    name, index = _split_device(device)
+    provider = DEVICE_PROVIDERS[name]
+    options = {"device_id": index} if index is not None else {}
+    if provider == CPU:
+        return [CPU], [{}]
+    return [provider, CPU], [options, {}]
+
+
+def select_onnx_device(device: str, providers=None, asked: str = "onnx") -> Selection:
+    providers = available_providers() if providers is None else list(providers)
+    if not providers:
+        raise LoadError("the onnx backend needs ONNX Runtime: pip install onnxruntime "
+                        "(onnxruntime-directml on Windows)")
+    name, _ = _split_device(device)
+    if name == "auto":
+        for provider in PROVIDER_ORDER:
+            if provider in providers:
+                return Selection("onnx", PROVIDER_DEVICES[provider],
+                                 f"{asked} backend: the first of DirectML, CUDA, CPU that ONNX Runtime offers")
+        raise LoadError(f"ONNX Runtime offers none of {', '.join(PROVIDER_ORDER)} ({describe_available(providers, None)})")
+    if name not in DEVICE_PROVIDERS:
+        raise LoadError(f"unknown device {device!r} for the onnx backend (available: auto, "
+                        + ", ".join(PROVIDER_DEVICES[p] for p in PROVIDER_ORDER if p in providers) + ")")
+    provider = DEVICE_PROVIDERS[name]
+    if provider not in providers:
+        raise LoadError(f"device {device!r} asked for, but ONNX Runtime has no {provider} "
+                        f"({describe_available(providers, None)})")
+    device = "directml" + device[len(name):] if provider == DML else device  # "dml:1" -> "directml:1"
+    return Selection("onnx", device, f"{asked} backend, device {device} asked for")
+
+
+def select_backend(backend: str = "auto", device: str = "auto", model_path=None, providers=None,
+                   cuda_available: bool | None = None) -> Selection:
+    """(backend, device, reason) for these settings and this model file, or LoadError (one line).
+
+    providers / cuda_available stand in for ONNX Runtime's and torch's answers when given.
+    """
+    device = (device or "auto").strip().lower()
+    is_onnx_file = model_path is not None and Path(model_path).suffix.lower() == ".onnx"
+
+    def cuda() -> bool:
+        nonlocal cuda_available
+        if cuda_available is None:
+            cuda_available = torch_cuda_available()
+        return cuda_available
+
+    def provider_list():
+        nonlocal providers
+        if providers is None:
+            providers = available_providers()
+        return providers
+
+    if backend == "directml":
+        name, _ = _split_device(device)
+        if name not in ("auto", "directml", "dml"):
+            raise LoadError(f"the directml backend runs on DirectML, not on device {device!r} (use device \"auto\")")
+        if DML not in provider_list():
+            raise LoadError(f"backend 'directml' asked for, but ONNX Runtime has no {DML} "
+                            f"(DirectML needs Windows and the onnxruntime-directml package; "
+                            f"{describe_available(provider_list(), None if is_onnx_file else cuda())})")
+        return select_onnx_device("directml" + device[len(name):], provider_list(), asked="directml")
+    if backend == "onnx":
+        return select_onnx_device(device, provider_list())
+    if is_onnx_file:
+        if backend == "torch":
+            raise LoadError(f"{model_path}: an exported ONNX file runs on the onnx or directml backend, not torch")
+        return select_onnx_device(device, provider_list(), asked="auto (an .onnx file)")
+
+    name, _ = _split_device(device)
+    if backend == "torch" or name in ("cpu", "cuda"):
+        if name == "cuda" and not cuda():
+            raise LoadError(f"device {device!r} asked for, but torch sees no CUDA GPU "
+                            f"({describe_available(provider_list(), False)})")
+        if name not in ("auto", "cpu", "cuda"):
+            raise LoadError(f"unknown device {device!r} for the torch backend (available: auto, cpu"
+                            + (", cuda" if cuda() else "") + ")")
+        if name == "auto":
+            return Selection("torch", "cuda" if cuda() else "cpu",
+                             "torch backend; " + ("torch sees a CUDA GPU" if cuda() else "no CUDA GPU, so the CPU"))
+        return Selection("torch", device, f"{backend} backend, device {device} asked for")
+    if backend != "auto":
+        raise LoadError(f"unknown backend {backend!r} (available: auto, torch, onnx, directml)")
+    if name in ("directml", "dml"):
+        return select_backend("directml", device, model_path, providers, cuda_available)
+    if name != "auto":
+        raise LoadError(f"unknown device {device!r} (available: auto, cpu, cuda, directml)")
+    if cuda():
+        return Selection("torch", "cuda", "auto: torch sees a CUDA GPU")
+    if DML in provider_list():
+        return Selection("onnx", "directml", "auto: no CUDA GPU for torch; DirectML GPU through ONNX Runtime")
+    return Selection("torch", "cpu", f"auto: no CUDA GPU and no DirectML; {CPU_REASON}")
