@@ -259,6 +259,10 @@ class StudioApp(App):
             self.service.set_engine(engine)
         info = engine.info
         self.status.model = f"{Path(info.model_path).name} · {info.architecture} · {info.backend}/{info.device}"
+        selection = getattr(engine, "selection", None)
+        if selection is not None and selection.reason:  # why this backend: "auto: no CUDA GPU ..."
+            self.status.model += " (auto)" if selection.reason.startswith("auto") else ""
+            self.status.tooltip = selection.reason
         self.service.warm(self.context_text(), self.config.text_prep)
         # The ~300k long-lived objects of torch, Textual and the document never need collecting;
         # without this each full collection stops typing for 150-250 ms while candidates stream.
