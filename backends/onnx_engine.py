@@ -1,9 +1,11 @@
-"""The onnx backend: RWKV-7's exported step on ONNX Runtime (DirectML, CUDA or CPU).
+"""The onnx backend: the exported step of RWKV-7 or RWKV-4 on ONNX Runtime (DirectML, CUDA or CPU).
 
 Same API as the torch backend: forward(token_lists, state=None, full_output=False)
--> (float32 numpy logits, state); the state is a tuple of numpy arrays
-(att_x_prev, att_kv, ffn_x_prev) with the batch on axis 1, so backends.state's
-copy / take / repeat work on it. The graph is the single-token step: a prompt of
+-> (float32 numpy logits, state); the state is a tuple of numpy arrays with the
+batch on axis 1, so backends.state's copy / take / repeat work on it:
+(att_x_prev, att_kv, ffn_x_prev) for RWKV-7 (OnnxState), and for RWKV-4
+(att_x_prev, aa, bb, pp, ffn_x_prev) as in models.rwkv4.RWKV4State (OnnxState4;
+an empty state has pp = -1e30). The graph is the single-token step: a prompt of
 T tokens runs T steps.
 
 This module imports ONNX Runtime and numpy only; an .onnx file runs without torch.
@@ -21,10 +23,11 @@ import numpy as np
 from backends import LoadError
 from backends import state as state_ops
 from backends.engine import EngineError, EngineInfo, check_batch
-from backends.onnx_export import FORMAT, OUTPUTS
+from backends.onnx_export import ARCHITECTURES, FORMAT, NO_PAST, READABLE_FORMATS, STEP_IO
 from backends.selection import DML, Selection, providers_for
 
-REQUIRED_METADATA = ("format", "architecture", "n_layer", "n_embd", "head_size", "vocab_size")
+REQUIRED_METADATA = ("format", "architecture", "n_layer", "n_embd", "vocab_size")
+SIZE_METADATA = {"rwkv7": "head_size", "rwkv4": "n_att"}  # the one more size each architecture's state needs
 
 
 class OnnxState(NamedTuple):
@@ -35,13 +38,44 @@ class OnnxState(NamedTuple):
     ffn_x_prev: np.ndarray  # (L, B, C) float32
 
 
+class OnnxState4(NamedTuple):
+    """RWKV-4's recurrent state as numpy arrays (models.rwkv4.RWKV4State's fields); axis 1 is the batch row."""
+
+    att_x_prev: np.ndarray  # (L, B, C) float32
+    aa: np.ndarray  # (L, B, A) float32 WKV numerator / e^pp
+    bb: np.ndarray  # (L, B, A) float32 WKV denominator / e^pp
+    pp: np.ndarray  # (L, B, A) float32 the shared exponent; NO_PAST when empty
+    ffn_x_prev: np.ndarray  # (L, B, C) float32
+
+
+def state_layout(architecture: str, n_embd: int, size: int):
+    """(state class, each state array's shape past the (L, B) axes, each one's empty value).
+
+    size: head_size for RWKV-7, n_att for RWKV-4.
+    """
+    if architecture == "rwkv4":
+        return OnnxState4, [(n_embd,), (size,), (size,), (size,), (n_embd,)], [0.0, 0.0, 0.0, NO_PAST, 0.0]
+    return OnnxState, [(n_embd,), (n_embd // size, size, size), (n_embd,)], [0.0, 0.0, 0.0]
+
+
 class OnnxEngine:
-    def __init__(self, session, tokenizer, info: EngineInfo, head_size: int):
+    def __init__(self, session, tokenizer, info: EngineInfo, head_size: int = 0, n_att: int = 0):
+        """head_size for an RWKV-7 step, n_att for an RWKV-4 step (info.architecture says which)."""
         self.session = session
         self.tokenizer = tokenizer
         self.info = info
-        self.head_size = head_size
-        self.n_head = info.n_embd // head_size
+        arch = info.architecture
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"no onnx step for architecture {arch!r}")
+        size = (n_att or info.n_embd) if arch == "rwkv4" else head_size
+        if size <= 0:
+            raise ValueError("an RWKV-7 engine needs head_size")
+        if arch == "rwkv7":
+            self.head_size, self.n_head = head_size, info.n_embd // head_size
+        else:
+            self.n_att = size
+        self.state_class, self._shapes, self._fills = state_layout(arch, info.n_embd, size)
+        self.input_names, self.output_names = STEP_IO[arch]
         self.tokens_processed = 0  # positions run through the model, all rows counted once per row
 
     def forward(self, token_lists, state=None, full_output: bool = False):
@@ -55,38 +89,32 @@ class OnnxEngine:
         B, T = batch.shape
         state = self.zero_state(B) if state is None else self._checked(state, B)
         run, every = self.session.run, []
+        names, outputs, make = self.input_names[1:], self.output_names, self.state_class
         for t in range(T):
-            feed = {
-                "tokens": np.ascontiguousarray(batch[:, t]),
-                "att_x_prev": state[0],
-                "att_kv": state[1],
-                "ffn_x_prev": state[2],
-            }
-            logits, *arrays = run(OUTPUTS, feed)
-            state = OnnxState(*arrays)
+            feed = dict(zip(names, state))
+            feed["tokens"] = np.ascontiguousarray(batch[:, t])
+            logits, *arrays = run(outputs, feed)
+            state = make(*arrays)
             if full_output:
                 every.append(logits)
         self.tokens_processed += batch.size
         return (np.stack(every, axis=1) if full_output else logits), state
 
-    def _checked(self, state, batch: int) -> OnnxState:
-        info, H, N = self.info, self.n_head, self.head_size
+    def _checked(self, state, batch: int):
         try:
             arrays = [np.ascontiguousarray(np.asarray(a), dtype=np.float32) for a in state]
         except (TypeError, ValueError):
             raise EngineError("the state is not a tuple of arrays") from None
-        wanted = [(info.n_layer, batch, info.n_embd), (info.n_layer, batch, H, N, N), (info.n_layer, batch, info.n_embd)]
-        if len(arrays) != 3 or [a.shape for a in arrays] != wanted:
+        wanted = [(self.info.n_layer, batch, *shape) for shape in self._shapes]
+        if len(arrays) != len(wanted) or [a.shape for a in arrays] != wanted:
             raise EngineError(f"the state's shapes {[a.shape for a in arrays]} do not fit {batch} rows of this model ({wanted})")
-        return OnnxState(*arrays)
+        return self.state_class(*arrays)
 
-    def zero_state(self, batch: int = 1) -> OnnxState:
-        L, C, H, N = self.info.n_layer, self.info.n_embd, self.n_head, self.head_size
-        return OnnxState(
-            np.zeros((L, batch, C), np.float32),
-            np.zeros((L, batch, H, N, N), np.float32),
-            np.zeros((L, batch, C), np.float32),
-        )
+    def zero_state(self, batch: int = 1):
+        """The empty state of `batch` rows (OnnxState for RWKV-7, OnnxState4 for RWKV-4)."""
+        L = self.info.n_layer
+        return self.state_class(*(np.full((L, batch, *shape), fill, np.float32)
+                                  for shape, fill in zip(self._shapes, self._fills)))
 
     copy_state = staticmethod(state_ops.copy_state)
     take_rows = staticmethod(state_ops.take_rows)
@@ -120,23 +148,30 @@ def open_session(path: Path, device: str):
     missing = [key for key in REQUIRED_METADATA if key not in meta]
     if missing:
         raise ValueError(f"{path}: not an AI-Writer export (metadata lacks {', '.join(missing)})")
-    if meta["format"] != FORMAT:
+    if meta["format"] not in READABLE_FORMATS:
         raise ValueError(f"{path}: exported in format {meta['format']!r}; this version reads {FORMAT!r} (export it again)")
-    if meta["architecture"] != "rwkv7":
-        raise ValueError(f"{path}: a {meta['architecture']} export; only rwkv7 runs on the onnx backend")
+    arch = meta["architecture"]
+    if arch not in READABLE_FORMATS[meta["format"]]:
+        runs = " and ".join(READABLE_FORMATS[FORMAT])
+        raise ValueError(f"{path}: a {arch} export; only {runs} run on the onnx backend")
+    size_key = SIZE_METADATA[arch]
+    if size_key not in meta:
+        raise ValueError(f"{path}: not an AI-Writer export (metadata lacks {size_key})")
     try:
-        L, C, N, V = (int(meta[k]) for k in ("n_layer", "n_embd", "head_size", "vocab_size"))
+        L, C, size, V = (int(meta[k]) for k in ("n_layer", "n_embd", size_key, "vocab_size"))
+        if min(L, C, size, V) <= 0 or (arch == "rwkv7" and C % size):
+            raise ValueError
     except ValueError:
         raise ValueError(f"{path}: unreadable sizes in its metadata") from None
-    wanted_inputs = {"tokens": ["tokens_batch"], "att_x_prev": [L, "b", C], "att_kv": [L, "b", C // N, N, N],
-                     "ffn_x_prev": [L, "b", C]}
-    wanted_outputs = {"logits": ["b", V], "new_att_x_prev": [L, "b", C], "new_att_kv": [L, "b", C // N, N, N],
-                      "new_ffn_x_prev": [L, "b", C]}
+    names_in, names_out = STEP_IO[arch]
+    state_shapes = [[L, "b", *shape] for shape in state_layout(arch, C, size)[1]]
+    wanted_inputs = {"tokens": ["tokens_batch"], **dict(zip(names_in[1:], state_shapes))}
+    wanted_outputs = {"logits": ["b", V], **dict(zip(names_out[1:], state_shapes))}
     for kind, found, wanted in (("inputs", session.get_inputs(), wanted_inputs),
                                 ("outputs", session.get_outputs(), wanted_outputs)):
         shapes = {arg.name: arg.shape for arg in found}
         if list(shapes) != list(wanted) or any(not _same_shape(shapes[n], wanted[n]) for n in wanted):
-            raise ValueError(f"{path}: its {kind} {shapes} are not the RWKV-7 step's")
+            raise ValueError(f"{path}: its {kind} {shapes} are not the {arch} step's")
     return session, meta
 
 
@@ -177,8 +212,11 @@ def load_onnx(path: Path, tokenizer, choice: Selection, dtype: str | None = None
     if choice.device.split(":")[0] != "cpu" and device == "cpu":
         raise LoadError(f"{path}: ONNX Runtime could not start {choice.device} and fell back to the CPU "
                         f"(providers in the session: {', '.join(session.get_providers())})")
-    info = EngineInfo("rwkv7", "onnx", choice.device if device != "cpu" else "cpu", str(path),
+    arch = meta["architecture"]
+    info = EngineInfo(arch, "onnx", choice.device if device != "cpu" else "cpu", str(path),
                       int(meta["n_layer"]), int(meta["n_embd"]), vocab_size)
+    if arch == "rwkv4":
+        return OnnxEngine(session, tokenizer, info, n_att=int(meta["n_att"]))
     return OnnxEngine(session, tokenizer, info, head_size=int(meta["head_size"]))
 
 

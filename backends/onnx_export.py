@@ -1,19 +1,27 @@
-"""RWKV-7's recurrent step as an ONNX graph, and the cache of exported files.
+"""The recurrent step of RWKV-7 and RWKV-4 as an ONNX graph, and the cache of exported files.
 
     export_onnx("model.safetensors", "model.onnx")       # what `ai-writer export-onnx` runs
     path = cached_export("model.safetensors")            # made on first use, then reused
 
-The graph advances B sequences by one token each:
+The graph advances B sequences by one token each. RWKV-7:
 
     inputs   tokens (B,) int64, att_x_prev (L, B, C), att_kv (L, B, H, N, N), ffn_x_prev (L, B, C)
     outputs  logits (B, V), new_att_x_prev, new_att_kv, new_ffn_x_prev (shaped as the inputs)
+
+RWKV-4 (models.rwkv4's state; A = n_att, the time-mixing width):
+
+    inputs   tokens (B,) int64, att_x_prev (L, B, C), aa, bb, pp (L, B, A), ffn_x_prev (L, B, C)
+    outputs  logits (B, V), new_att_x_prev, new_aa, new_bb, new_pp, new_ffn_x_prev
 
 B is dynamic; everything is float32. It is written node by node from the weights
 (no tracing), in opset 17, the newest DirectML runs: GroupNorm is spelled out as
 Reshape / ReduceMean / Sub / Mul / Sqrt / Div (opset 18's GroupNormalization is
 never used), LayerNorm is opset 17's LayerNormalization, and the state update is
-the plain step of models/wkv7.py. metadata_props carry what an engine needs
-(architecture, n_layer, n_embd, head_size, vocab_size, format), so running an
+the plain step of models/wkv7.py, or for RWKV-4 the max-tracking WKV step of
+models.rwkv4.wkv4_step (numerator and denominator kept divided by e^pp, so nothing
+overflows; w = max(-exp(time_decay), MIN_DECAY) is computed here, once).
+metadata_props carry what an engine needs (architecture, n_layer, n_embd,
+vocab_size, format, and head_size for RWKV-7 or n_att for RWKV-4), so running an
 exported file takes ONNX Runtime and numpy only; exporting takes torch and onnx,
 imported only here and only when an export runs.
 
@@ -31,11 +39,19 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT = "rwkv7-step-1"  # changes whenever the graph does: cached files of another format are rebuilt
+FORMAT = "rwkv-step-2"  # changes whenever a graph does: cached files of another format are rebuilt
+# Formats of earlier versions whose files still run, with the architectures they were written for:
+# "rwkv7-step-1" is the RWKV-7 graph of this version under its old name (RWKV-4 was added in "rwkv-step-2").
+READABLE_FORMATS = {FORMAT: ("rwkv7", "rwkv4"), "rwkv7-step-1": ("rwkv7",)}
 OPSET = 17
 IR_VERSION = 8  # opset 17's IR; lets older ONNX Runtime builds (onnxruntime-directml 1.17+) open the file
-INPUTS = ("tokens", "att_x_prev", "att_kv", "ffn_x_prev")
+ARCHITECTURES = ("rwkv7", "rwkv4")  # what exports (and so what the onnx backend runs)
+ARCHITECTURE_NAMES = {"rwkv7": "RWKV-7", "rwkv4": "RWKV-4"}
+INPUTS = ("tokens", "att_x_prev", "att_kv", "ffn_x_prev")  # RWKV-7's
 OUTPUTS = ("logits", "new_att_x_prev", "new_att_kv", "new_ffn_x_prev")
+INPUTS4 = ("tokens", "att_x_prev", "aa", "bb", "pp", "ffn_x_prev")  # RWKV-4's
+OUTPUTS4 = ("logits", "new_att_x_prev", "new_aa", "new_bb", "new_pp", "new_ffn_x_prev")
+STEP_IO = {"rwkv7": (INPUTS, OUTPUTS), "rwkv4": (INPUTS4, OUTPUTS4)}
 CACHE_ENV = "AI_WRITER_ONNX_CACHE"
 APP_NAME = "ai-writer-studio"
 
@@ -43,6 +59,8 @@ LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
 GROUP_NORM_EPS = 64e-5  # models.rwkv7.GROUP_NORM_EPS
 DECAY_SCALE = math.exp(-0.5)  # models.rwkv7.DECAY_SCALE
 NORMALIZE_EPS = 1e-12  # F.normalize's default
+NO_PAST = -1e30  # models.rwkv4.NO_PAST: pp of an empty RWKV-4 state
+MIN_DECAY = -1e4  # models.rwkv4.MIN_DECAY: the floor of w = -exp(time_decay)
 MAX_PROTO_BYTES = 2_000_000_000  # one protobuf file holds less than 2 GiB
 
 exports = 0  # how many graphs this process has exported (tests read it)
@@ -83,15 +101,15 @@ def cache_path(model_path, cache_dir=None, sha256: str | None = None) -> Path:
 
 
 def export_onnx(model_path, out_path, sha256: str | None = None) -> dict[str, str]:
-    """Write the step graph of the RWKV-7 in `model_path` to `out_path`; returns its metadata.
+    """Write the step graph of the RWKV-7 or RWKV-4 in `model_path` to `out_path`; returns its metadata.
 
     The file appears whole or not at all (written beside it, then renamed).
-    ExportError (one line) for a model file that cannot be read or is not an RWKV-7.
+    ExportError (one line) for a model file that cannot be read or is of another architecture.
     """
     global exports
-    weights = read_rwkv7_weights(model_path)
+    architecture, weights = read_step_weights(model_path)
     sha256 = sha256 or file_sha256(model_path)
-    model = step_graph(weights, source_sha256=sha256, source_name=Path(model_path).name)
+    model = step_graph(weights, source_sha256=sha256, source_name=Path(model_path).name, architecture=architecture)
     data = model.SerializeToString()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,26 +123,47 @@ def export_onnx(model_path, out_path, sha256: str | None = None) -> dict[str, st
     return {p.key: p.value for p in model.metadata_props}
 
 
-def read_rwkv7_weights(model_path) -> dict[str, np.ndarray]:
-    """The float32 weights of an RWKV-7 model file, checked against the architecture."""
+def read_step_weights(model_path) -> tuple[str, dict[str, np.ndarray]]:
+    """(architecture, float32 weights) of an RWKV-7 or RWKV-4 model file, checked against the architecture."""
     import torch
 
     from models.checkpoint import ModelFileError, _first_line, detect_architecture, read_weights
-    from models.rwkv7 import RWKV7, RWKV7Config
 
     try:
         weights = read_weights(model_path)
     except ModelFileError as exc:
         raise ExportError(str(exc)) from None
     arch = detect_architecture(weights)
-    if arch != "rwkv7":
-        raise ExportError(f"{model_path}: only RWKV-7 models export to ONNX (this one: {arch})")
+    if arch not in ARCHITECTURES:
+        raise ExportError(f"{model_path}: only RWKV-7 and RWKV-4 models export to ONNX (this one: {arch})")
+    if arch == "rwkv4":
+        from models.rwkv4 import RWKV4 as model_class, RWKV4Config as config_class
+    else:
+        from models.rwkv7 import RWKV7 as model_class, RWKV7Config as config_class
     try:
         with torch.device("meta"):
-            RWKV7(RWKV7Config.from_state_dict(weights)).load_state_dict(weights, strict=True, assign=True)
+            model_class(config_class.from_state_dict(weights)).load_state_dict(weights, strict=True, assign=True)
     except (KeyError, ValueError, RuntimeError, IndexError) as exc:
-        raise ExportError(f"{model_path}: RWKV-7 weights with missing or misshapen tensors ({_first_line(exc)})") from None
-    return {name: t.detach().to(torch.float32).cpu().contiguous().numpy() for name, t in weights.items()}
+        raise ExportError(f"{model_path}: {ARCHITECTURE_NAMES[arch]} weights with missing or misshapen tensors "
+                          f"({_first_line(exc)})") from None
+    return arch, {name: t.detach().to(torch.float32).cpu().contiguous().numpy() for name, t in weights.items()}
+
+
+def read_rwkv7_weights(model_path) -> dict[str, np.ndarray]:
+    """The float32 weights of an RWKV-7 model file (ExportError for any other architecture)."""
+    arch, weights = read_step_weights(model_path)
+    if arch != "rwkv7":
+        raise ExportError(f"{model_path}: not an RWKV-7 model (this one: {arch})")
+    return weights
+
+
+def weights_architecture(weights) -> str:
+    """'rwkv7' or 'rwkv4' from the key names of exportable weights (as models.checkpoint tells them)."""
+    if "blocks.0.att.r_k" in weights:
+        return "rwkv7"
+    if "blocks.0.att.time_decay" in weights:
+        return "rwkv4"
+    raise ExportError("weights of neither an RWKV-7 nor an RWKV-4")
 
 
 class _Graph:
@@ -157,16 +196,47 @@ class _Graph:
         return out
 
 
-def step_graph(weights: dict[str, np.ndarray], source_sha256: str = "", source_name: str = ""):
-    """The onnx.ModelProto of one recurrent step of this RWKV-7 (weights as float32 numpy)."""
+def step_graph(weights: dict[str, np.ndarray], source_sha256: str = "", source_name: str = "",
+               architecture: str | None = None):
+    """The onnx.ModelProto of one recurrent step of this RWKV-7 or RWKV-4 (weights as float32 numpy)."""
+    architecture = architecture or weights_architecture(weights)
+    if architecture == "rwkv4":
+        return rwkv4_step_graph(weights, source_sha256, source_name)
+    return rwkv7_step_graph(weights, source_sha256, source_name)
+
+
+def _check_size(weights, source_name: str, skip: str | None = None) -> None:
+    nbytes = sum(a.nbytes for k, a in weights.items() if not (skip and k.startswith(skip)))
+    if nbytes > MAX_PROTO_BYTES:
+        raise ExportError(f"{source_name}: {nbytes / 2**30:.1f} GiB of float32 weights; one ONNX file holds under 2 GiB")
+
+
+def _finish(g: "_Graph", architecture: str, batch_shapes, vocab_size: int, props: dict[str, str]):
+    """The checked ModelProto of graph g: its inputs and outputs (the state's shapes, 'batch' for B) and metadata."""
     from onnx import TensorProto, checker, helper
 
+    names_in, names_out = STEP_IO[architecture]
+    f32 = TensorProto.FLOAT
+    inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch"])] + [
+        helper.make_tensor_value_info(name, f32, shape) for name, shape in zip(names_in[1:], batch_shapes)
+    ]
+    outputs = [helper.make_tensor_value_info("logits", f32, ["batch", vocab_size])] + [
+        helper.make_tensor_value_info(name, f32, shape) for name, shape in zip(names_out[1:], batch_shapes)
+    ]
+    graph = helper.make_graph(g.nodes, f"{architecture}_step", inputs, outputs, initializer=g.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=APP_NAME)
+    model.ir_version = IR_VERSION
+    helper.set_model_props(model, {"format": FORMAT, "architecture": architecture, **props, "dtype": "float32"})
+    checker.check_model(model)
+    return model
+
+
+def rwkv7_step_graph(weights: dict[str, np.ndarray], source_sha256: str = "", source_name: str = ""):
+    """The onnx.ModelProto of one recurrent step of this RWKV-7 (weights as float32 numpy)."""
     vocab_size, C = weights["emb.weight"].shape
     H, N = weights["blocks.0.att.r_k"].shape
     L = 1 + max(int(k.split(".")[1]) for k in weights if k.startswith("blocks."))
-    nbytes = sum(a.nbytes for k, a in weights.items() if not k.startswith("blocks.0.att.v"))
-    if nbytes > MAX_PROTO_BYTES:
-        raise ExportError(f"{source_name}: {nbytes / 2**30:.1f} GiB of float32 weights; one ONNX file holds under 2 GiB")
+    _check_size(weights, source_name, skip="blocks.0.att.v")
 
     g = _Graph()
     vec = lambda key: g.weight(key, weights[key].reshape(-1))  # noqa: E731  (1, 1, C) -> (C,)
@@ -266,31 +336,123 @@ def step_graph(weights: dict[str, np.ndarray], source_sha256: str = "", source_n
     for out, parts in zip(OUTPUTS[1:], (new_att_x, new_kv, new_ffn_x)):
         g.op("Concat", *(unsqueeze(part, 0) for part in parts), axis=0, name=out)
 
-    f32, batch = TensorProto.FLOAT, "batch"
+    batch = "batch"
     state_shapes = ([L, batch, C], [L, batch, H, N, N], [L, batch, C])
-    inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, [batch])] + [
-        helper.make_tensor_value_info(name, f32, shape) for name, shape in zip(INPUTS[1:], state_shapes)
-    ]
-    outputs = [helper.make_tensor_value_info("logits", f32, [batch, vocab_size])] + [
-        helper.make_tensor_value_info(name, f32, shape) for name, shape in zip(OUTPUTS[1:], state_shapes)
-    ]
-    graph = helper.make_graph(g.nodes, "rwkv7_step", inputs, outputs, initializer=g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=APP_NAME)
-    model.ir_version = IR_VERSION
-    helper.set_model_props(model, {
-        "format": FORMAT,
-        "architecture": "rwkv7",
+    return _finish(g, "rwkv7", state_shapes, vocab_size, {
         "n_layer": str(L),
         "n_embd": str(C),
         "head_size": str(N),
         "n_head": str(H),
         "vocab_size": str(vocab_size),
-        "dtype": "float32",
         "source_sha256": source_sha256,
         "source_name": source_name,
     })
-    checker.check_model(model)
-    return model
+
+
+def rwkv4_step_graph(weights: dict[str, np.ndarray], source_sha256: str = "", source_name: str = ""):
+    """The onnx.ModelProto of one recurrent step of this RWKV-4 (weights as float32 numpy).
+
+    The equations of models.rwkv4 at T == 1 (the rwkv package's att_one / ffn_one):
+    token shift from the state, sigmoid receptance, the max-tracking WKV step on
+    (aa, bb, pp), squared-ReLU channel mixing gated by its own receptance.
+    """
+    vocab_size, C = weights["emb.weight"].shape
+    A = weights["blocks.0.att.key.weight"].shape[0]
+    F = weights["blocks.0.ffn.key.weight"].shape[0]
+    L = 1 + max(int(k.split(".")[1]) for k in weights if k.startswith("blocks."))
+    _check_size(weights, source_name)
+
+    g = _Graph()
+    vec = lambda key: g.weight(key, weights[key].reshape(-1))  # noqa: E731  (1, 1, C) -> (C,)
+    lin = lambda key: g.weight(key + ".T", weights[key].T)  # noqa: E731  nn.Linear (out, in): x @ W.T
+
+    def mix(x, shifted, key):  # x * m + shifted * (1 - m), 1 - m computed here in float32 as torch does
+        m = weights[key].reshape(-1).astype(np.float32)
+        return add(mul(x, vec(key)), mul(shifted, g.weight(key + ".one_minus", np.float32(1.0) - m)))
+
+    def layer_norm(x, prefix):
+        return g.op("LayerNormalization", x, vec(prefix + ".weight"), vec(prefix + ".bias"),
+                    axis=-1, epsilon=LAYER_NORM_EPS)
+
+    def mm(x, w):
+        return g.op("MatMul", x, w)
+
+    def mul(a, b):
+        return g.op("Mul", a, b)
+
+    def add(a, b):
+        return g.op("Add", a, b)
+
+    def sub(a, b):
+        return g.op("Sub", a, b)
+
+    def unsqueeze(x, axis):
+        return g.op("Unsqueeze", x, g.const([axis], np.int64))
+
+    x = g.op("Gather", g.weight("emb.weight", weights["emb.weight"]), "tokens", axis=0)  # (B, C)
+    x = layer_norm(x, "blocks.0.ln0")
+    new = {name: [] for name in OUTPUTS4[1:]}
+    for i in range(L):
+        p = f"blocks.{i}."
+        index = g.const(i, np.int64)
+        att_prev, aa, bb, pp, ffn_prev = (g.op("Gather", name, index, axis=0) for name in INPUTS4[1:])
+
+        # -- time mixing
+        xa = layer_norm(x, p + "ln1")
+        new["new_att_x_prev"].append(xa)
+        kx, vx, rx = (mix(xa, att_prev, p + f"att.time_mix_{m}") for m in "kvr")
+        r = g.op("Sigmoid", mm(rx, lin(p + "att.receptance.weight")))
+        k = mm(kx, lin(p + "att.key.weight"))  # (B, A)
+        v = mm(vx, lin(p + "att.value.weight"))
+        w = g.weight(p + "att.w", _rwkv4_decay(weights[p + "att.time_decay"]))  # (A,), <= 0
+        u = vec(p + "att.time_first")
+
+        # -- the WKV step (models.rwkv4.wkv4_step): sums kept divided by e^pp
+        ww = add(u, k)
+        top = g.op("Max", pp, ww)
+        e1 = g.op("Exp", sub(pp, top))
+        e2 = g.op("Exp", sub(ww, top))
+        out = g.op("Div", add(mul(e1, aa), mul(e2, v)), add(mul(e1, bb), e2))
+        ww = add(w, pp)
+        top = g.op("Max", ww, k)
+        e1 = g.op("Exp", sub(ww, top))
+        e2 = g.op("Exp", sub(k, top))
+        new["new_aa"].append(add(mul(e1, aa), mul(e2, v)))
+        new["new_bb"].append(add(mul(e1, bb), e2))
+        new["new_pp"].append(top)
+        x = add(x, mm(mul(r, out), lin(p + "att.output.weight")))
+
+        # -- channel mixing
+        xf = layer_norm(x, p + "ln2")
+        new["new_ffn_x_prev"].append(xf)
+        kx, rx = (mix(xf, ffn_prev, p + f"ffn.time_mix_{m}") for m in "kr")
+        r = g.op("Sigmoid", mm(rx, lin(p + "ffn.receptance.weight")))
+        hidden = g.op("Relu", mm(kx, lin(p + "ffn.key.weight")))
+        x = add(x, mul(r, mm(mul(hidden, hidden), lin(p + "ffn.value.weight"))))
+
+    g.op("MatMul", layer_norm(x, "ln_out"), lin("head.weight"), name="logits")
+    for out, parts in new.items():
+        g.op("Concat", *(unsqueeze(part, 0) for part in parts), axis=0, name=out)
+
+    batch = "batch"
+    state_shapes = ([L, batch, C], [L, batch, A], [L, batch, A], [L, batch, A], [L, batch, C])
+    return _finish(g, "rwkv4", state_shapes, vocab_size, {
+        "n_layer": str(L),
+        "n_embd": str(C),
+        "n_att": str(A),
+        "n_ffn": str(F),
+        "vocab_size": str(vocab_size),
+        "source_sha256": source_sha256,
+        "source_name": source_name,
+    })
+
+
+def _rwkv4_decay(time_decay: np.ndarray) -> np.ndarray:
+    """w = max(-exp(time_decay), MIN_DECAY) in float32, computed by torch as models.rwkv4.TimeMix does."""
+    import torch
+
+    w = (-torch.exp(torch.from_numpy(np.ascontiguousarray(time_decay, np.float32)))).clamp(min=MIN_DECAY)
+    return w.numpy().reshape(-1)
 
 
 def cached_export(model_path, cache_dir=None) -> tuple[Path, str]:

@@ -4,7 +4,10 @@
     choice.backend, choice.device, choice.reason    # e.g. ("torch", "cpu", "auto: no CUDA GPU and no DirectML; ...")
 
 `auto` takes, in order: torch on a CUDA GPU (torch.cuda.is_available()), DirectML
-through ONNX Runtime (DmlExecutionProvider available), else torch on the CPU. On a
+through ONNX Runtime (DmlExecutionProvider available) for a model whose
+architecture exports to ONNX (RWKV-7 and RWKV-4, told from the key names: a
+safetensors header or a .pth's keys, no weights loaded), else torch on the CPU,
+saying why when DirectML was there but the model cannot use it. On a
 CPU torch is the faster path where it counts for writing, the time to the first
 new character: it reads a prompt in chunks of up to 256 tokens at once, while the
 exported ONNX graph is the single-token step and reads prompts token by token
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from backends import LoadError
+from backends.onnx_export import ARCHITECTURES as ONNX_ARCHITECTURES
 
 DML = "DmlExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -60,6 +64,47 @@ def torch_cuda_available() -> bool:
     except ImportError:
         return False
     return bool(torch.cuda.is_available())
+
+
+def model_architecture(model_path) -> str | None:
+    """The architecture of a model file from its key names ('rwkv7', 'rwkv4', ...), or None if unreadable.
+
+    A .safetensors file's header is parsed here (no tensor read); a .pth is opened with
+    torch.load(weights_only=True), memory-mapped where its format allows.
+    """
+    path = Path(model_path)
+    try:
+        if path.suffix.lower() == ".safetensors":
+            keys = _safetensors_keys(path)
+        else:
+            import torch
+
+            try:
+                loaded = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError:  # a legacy (non-zip) .pth cannot be memory-mapped
+                loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+            if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+                loaded = loaded["state_dict"]
+            keys = [k for k in loaded if isinstance(k, str)] if isinstance(loaded, dict) else None
+    except Exception:  # whatever is wrong with the file, loading it reports it
+        return None
+    if not keys:
+        return None
+    from models.checkpoint import detect_architecture
+
+    return detect_architecture(dict.fromkeys(keys))
+
+
+def _safetensors_keys(path: Path) -> list[str]:
+    """The tensor names in a safetensors file's JSON header (8-byte little-endian length, then the JSON)."""
+    import json
+
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if not 2 <= size <= 100_000_000:
+            raise ValueError("not a safetensors header")
+        header = json.loads(f.read(size))
+    return [k for k in header if k != "__metadata__"]
 
 
 def describe_available(providers, cuda: bool | None) -> str:
@@ -171,5 +216,10 @@ def select_backend(backend: str = "auto", device: str = "auto", model_path=None,
     if cuda():
         return Selection("torch", "cuda", "auto: torch sees a CUDA GPU")
     if DML in provider_list():
-        return Selection("onnx", "directml", "auto: no CUDA GPU for torch; DirectML GPU through ONNX Runtime")
+        arch = model_architecture(model_path) if model_path is not None else None
+        if model_path is None or arch in ONNX_ARCHITECTURES:
+            return Selection("onnx", "directml", "auto: no CUDA GPU for torch; DirectML GPU through ONNX Runtime")
+        why = f"a {arch} model" if arch and arch != "unknown" else "a model of unrecognised architecture"
+        return Selection("torch", "cpu", f"auto: no CUDA GPU; DirectML is there, but the onnx backend runs "
+                                         f"{' and '.join(ONNX_ARCHITECTURES)} only, not {why}; so torch on the CPU")
     return Selection("torch", "cpu", f"auto: no CUDA GPU and no DirectML; {CPU_REASON}")

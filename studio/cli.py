@@ -136,7 +136,10 @@ def command_export_onnx(args) -> int:
         except OSError as exc:
             raise UserError(f"{beside}: cannot copy the vocabulary there ({exc.strerror or exc})") from None
     size = out.stat().st_size / 1e6
-    print(f"{out}: RWKV-7 {meta['n_layer']} x {meta['n_embd']}, vocabulary {meta['vocab_size']}, "
+    from backends.onnx_export import ARCHITECTURE_NAMES
+
+    name = ARCHITECTURE_NAMES.get(meta["architecture"], meta["architecture"])
+    print(f"{out}: {name} {meta['n_layer']} x {meta['n_embd']}, vocabulary {meta['vocab_size']}, "
           f"{size:.1f} MB; vocabulary: {beside if vocab is not None else 'none found, put it at ' + str(beside)}")
     return 0
 
