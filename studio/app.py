@@ -261,7 +261,8 @@ class StudioApp(App):
         self.status.model = f"{Path(info.model_path).name} · {info.architecture} · {info.backend}/{info.device}"
         selection = getattr(engine, "selection", None)
         if selection is not None and selection.reason:  # why this backend: "auto: no CUDA GPU ..."
-            self.status.model += " (auto)" if selection.reason.startswith("auto") else ""
+            if selection.reason.startswith("auto"):  # which backend, and in short why
+                self.status.model += f" ({selection.reason.split(';')[0]})"
             self.status.tooltip = selection.reason
         self.service.warm(self.context_text(), self.config.text_prep)
         # The ~300k long-lived objects of torch, Textual and the document never need collecting;

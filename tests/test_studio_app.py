@@ -254,3 +254,11 @@ async def test_ambiguous_width_punctuation_keeps_the_cursor_on_its_character(mak
             assert app.cursor_position.x - before == 3 * width  # as the terminal draws them
     finally:
         set_ambiguous_width(1)
+
+
+async def test_the_status_line_says_which_backend_auto_chose_and_why(make_app):
+    app, _ = make_app()  # the test config leaves backend = "auto"
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        assert "torch/cpu (auto: no CUDA GPU" in app.status.model
+        assert "torch on the CPU" in str(app.status.tooltip)
