@@ -69,7 +69,7 @@ def _read_pickled(path: Path) -> dict[str, torch.Tensor]:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    if "WeightsUnpickler error:" in text:  # skip torch's advice about weights_only=False
+    if "WeightsUnpickler error:" in text:  # skip torch's advice to turn the check off
         text = text.split("WeightsUnpickler error:", 1)[1].strip() or text
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) > 1 and lines[0].endswith(":"):  # "Error(s) in loading state_dict for RWKV7:" + the detail

@@ -45,6 +45,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from models.random_weights import fill_parameters
+
 CHUNK = 16  # positions per chunk of the sequence form
 MAX_CHUNK_ELEMENTS = 1 << 22  # B * T * CHUNK * C floats per pass; longer inputs go in segments
 NO_PAST = -1e30  # pp of an empty state, as in the package
@@ -340,31 +342,14 @@ def init_weights(model: RWKV4, seed: int, spread: float = 1.0) -> RWKV4:
     For tests and benchmarks; never a model to write with. `spread` > 1 widens the
     mixing and decay ranges so tests reach every path.
     """
-    gen = torch.Generator().manual_seed(seed)
 
-    def uniform(shape, low, high):
-        return torch.rand(shape, generator=gen) * (high - low) + low
+    def own_values(name, leaf, p, rand):
+        if leaf.startswith("time_mix"):
+            return rand.uniform(p.shape, max(0.0, 1.0 - 0.8 * spread), 1.0)
+        if leaf == "time_decay":  # w = -exp(time_decay): from ~-0.0025 to ~-e^(2.5 * spread)
+            return rand.uniform(p.shape, -6.0, 2.5 * spread)
+        if leaf == "time_first":
+            return rand.uniform(p.shape, -1.0 * spread, 1.0 * spread) + math.log(0.3)
+        return None
 
-    def normal(shape, std):
-        return torch.randn(shape, generator=gen) * std
-
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            leaf = name.rsplit(".", 1)[-1]
-            parent = name.rsplit(".", 2)[-2] if name.count(".") >= 1 else ""
-            if parent.startswith("ln") and leaf == "weight":
-                value = 1.0 + normal(p.shape, 0.1)
-            elif parent.startswith("ln") and leaf == "bias":
-                value = normal(p.shape, 0.1)
-            elif leaf.startswith("time_mix"):
-                value = uniform(p.shape, max(0.0, 1.0 - 0.8 * spread), 1.0)
-            elif leaf == "time_decay":  # w = -exp(time_decay): from ~-0.0025 to ~-e^(2.5 * spread)
-                value = uniform(p.shape, -6.0, 2.5 * spread)
-            elif leaf == "time_first":
-                value = uniform(p.shape, -1.0 * spread, 1.0 * spread) + math.log(0.3)
-            elif name == "emb.weight":
-                value = normal(p.shape, 1.0)
-            else:  # Linear layers, (out, in)
-                value = normal(p.shape, 1.0 / math.sqrt(p.shape[1]))
-            p.copy_(value.to(p.dtype))
-    return model
+    return fill_parameters(model, seed, own_values)

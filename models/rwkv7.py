@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.random_weights import fill_parameters
 from models.wkv7 import wkv7_chunked, wkv7_step
 
 HEAD_SIZE = 64
@@ -260,40 +261,23 @@ def init_weights(model: RWKV7, seed: int, spread: float = 1.0) -> RWKV7:
     For tests, benchmarks and the start of training; never a model to write with.
     `spread` > 1 widens the mixing and decay ranges so tests reach every path.
     """
-    gen = torch.Generator().manual_seed(seed)
     C = model.config.n_embd
 
-    def uniform(shape, low, high):
-        return torch.rand(shape, generator=gen) * (high - low) + low
+    def own_values(name, leaf, p, rand):
+        if leaf.startswith("x_"):
+            return rand.uniform(p.shape, 0.0, min(1.0, 0.6 * spread))
+        if leaf == "w0":
+            return rand.uniform(p.shape, -6.0 * spread, 1.0)
+        if leaf in ("a0", "v0"):
+            return rand.normal(p.shape, 0.5 * spread)
+        if leaf == "k_k":
+            return rand.uniform(p.shape, 0.5, 1.0)
+        if leaf in ("k_a", "r_k"):
+            return rand.normal(p.shape, 0.3)
+        if leaf in ("w1", "a1", "v1", "g1"):
+            return rand.normal(p.shape, 0.5 / math.sqrt(C))
+        if leaf in ("w2", "a2", "v2", "g2"):
+            return rand.normal(p.shape, 0.5 / math.sqrt(p.shape[0]))
+        return None
 
-    def normal(shape, std):
-        return torch.randn(shape, generator=gen) * std
-
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            leaf = name.rsplit(".", 1)[-1]
-            parent = name.rsplit(".", 2)[-2] if name.count(".") >= 1 else ""
-            if parent.startswith("ln") and leaf == "weight":
-                value = 1.0 + normal(p.shape, 0.1)
-            elif parent.startswith("ln") and leaf == "bias":
-                value = normal(p.shape, 0.1)
-            elif leaf.startswith("x_"):
-                value = uniform(p.shape, 0.0, min(1.0, 0.6 * spread))
-            elif leaf == "w0":
-                value = uniform(p.shape, -6.0 * spread, 1.0)
-            elif leaf in ("a0", "v0"):
-                value = normal(p.shape, 0.5 * spread)
-            elif leaf in ("k_k",):
-                value = uniform(p.shape, 0.5, 1.0)
-            elif leaf in ("k_a", "r_k"):
-                value = normal(p.shape, 0.3)
-            elif leaf in ("w1", "a1", "v1", "g1"):
-                value = normal(p.shape, 0.5 / math.sqrt(C))
-            elif leaf in ("w2", "a2", "v2", "g2"):
-                value = normal(p.shape, 0.5 / math.sqrt(p.shape[0]))
-            elif name == "emb.weight":
-                value = normal(p.shape, 1.0)
-            else:  # Linear layers, (out, in)
-                value = normal(p.shape, 1.0 / math.sqrt(p.shape[1]))
-            p.copy_(value.to(p.dtype))
-    return model
+    return fill_parameters(model, seed, own_values)
