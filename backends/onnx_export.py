@@ -195,6 +195,22 @@ class _Graph:
         self.nodes.append(self.helper.make_node(op_type, list(inputs), [out], name=f"n_{out}", **attrs))
         return out
 
+    # The few ops both step graphs are written in.
+    def mm(self, x: str, w: str) -> str:
+        return self.op("MatMul", x, w)
+
+    def mul(self, a: str, b: str) -> str:
+        return self.op("Mul", a, b)
+
+    def add(self, a: str, b: str) -> str:
+        return self.op("Add", a, b)
+
+    def sub(self, a: str, b: str) -> str:
+        return self.op("Sub", a, b)
+
+    def layer_norm(self, x: str, weight: str, bias: str) -> str:
+        return self.op("LayerNormalization", x, weight, bias, axis=-1, epsilon=LAYER_NORM_EPS)
+
 
 def step_graph(weights: dict[str, np.ndarray], source_sha256: str = "", source_name: str = "",
                architecture: str | None = None):
@@ -244,20 +260,9 @@ def rwkv7_step_graph(weights: dict[str, np.ndarray], source_sha256: str = "", so
     lin = lambda key: g.weight(key + ".T", weights[key].T)  # noqa: E731  nn.Linear (out, in): x @ W.T
 
     def layer_norm(x, prefix):
-        return g.op("LayerNormalization", x, vec(prefix + ".weight"), vec(prefix + ".bias"),
-                    axis=-1, epsilon=LAYER_NORM_EPS)
+        return g.layer_norm(x, vec(prefix + ".weight"), vec(prefix + ".bias"))
 
-    def mm(x, w):
-        return g.op("MatMul", x, w)
-
-    def mul(a, b):
-        return g.op("Mul", a, b)
-
-    def add(a, b):
-        return g.op("Add", a, b)
-
-    def sub(a, b):
-        return g.op("Sub", a, b)
+    mm, mul, add, sub = g.mm, g.mul, g.add, g.sub
 
     def sigmoid(x):
         return g.op("Sigmoid", x)
@@ -371,20 +376,9 @@ def rwkv4_step_graph(weights: dict[str, np.ndarray], source_sha256: str = "", so
         return add(mul(x, vec(key)), mul(shifted, g.weight(key + ".one_minus", np.float32(1.0) - m)))
 
     def layer_norm(x, prefix):
-        return g.op("LayerNormalization", x, vec(prefix + ".weight"), vec(prefix + ".bias"),
-                    axis=-1, epsilon=LAYER_NORM_EPS)
+        return g.layer_norm(x, vec(prefix + ".weight"), vec(prefix + ".bias"))
 
-    def mm(x, w):
-        return g.op("MatMul", x, w)
-
-    def mul(a, b):
-        return g.op("Mul", a, b)
-
-    def add(a, b):
-        return g.op("Add", a, b)
-
-    def sub(a, b):
-        return g.op("Sub", a, b)
+    mm, mul, add, sub = g.mm, g.mul, g.add, g.sub
 
     def unsqueeze(x, axis):
         return g.op("Unsqueeze", x, g.const([axis], np.int64))

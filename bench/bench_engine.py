@@ -52,6 +52,8 @@ import torch  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench_common import cpu_name, load_average  # noqa: E402
+
 from backends import load  # noqa: E402
 from backends.generation import Chunk, Failed, GenerationRequest, GenerationService  # noqa: E402
 from backends.sampling import SamplingSettings  # noqa: E402
@@ -89,22 +91,9 @@ def median(values) -> float:
     return statistics.median(values)
 
 
-def load_average() -> str:
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
-
 
 def machine_facts() -> list[str]:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     import rwkv  # noqa: F401  (the package; its version from metadata)
     from importlib.metadata import version
 

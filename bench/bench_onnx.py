@@ -42,6 +42,8 @@ import torch  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench_common import cpu_name, load_average  # noqa: E402
+
 from backends import load  # noqa: E402
 from models.checkpoint import save_safetensors  # noqa: E402
 from models.rwkv7 import RWKV7, RWKV7Config, init_weights  # noqa: E402
@@ -57,25 +59,12 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def load_average() -> str:
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
-
 
 def machine_facts() -> list[str]:
     import onnxruntime
     from importlib.metadata import version
 
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return [
         f"- CPU: {cpu}; os.cpu_count() = {os.cpu_count()}",
         f"- Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "

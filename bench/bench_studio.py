@@ -71,6 +71,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench_common import load_average  # noqa: E402
+
 CORPUS = REPO.parent / "shared" / "corpus" / "hongloumeng.txt"
 MANUSCRIPT_CHARS = 20_000
 SIZE = (120, 40)
@@ -86,12 +88,6 @@ QUICK = dict(models=[(4, 256)], keys=120, idle_keys=20, startups=1)
 
 # -- helpers -------------------------------------------------------------------
 
-
-def load_average() -> str:
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
 
 
 def percentile(values, q: float) -> float:
