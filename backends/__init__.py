@@ -64,6 +64,10 @@ def load(
         from backends.onnx_engine import load_onnx
 
         engine = load_onnx(path, tokenizer, choice, dtype, cache_dir)
+    elif choice.backend == "torch+onnx":  # CPU: torch reads prompts, ONNX Runtime decodes (backends.hybrid_engine)
+        from backends.hybrid_engine import load_hybrid
+
+        engine, choice = load_hybrid(path, tokenizer, choice, dtype, cache_dir)
     else:
         engine = _load_torch(path, tokenizer, choice.device, dtype)
     engine.selection = choice

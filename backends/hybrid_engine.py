@@ -1,0 +1,148 @@
+"""The torch+onnx backend for CPUs: torch reads prompts, ONNX Runtime runs the decode steps.
+
+On a CPU each engine is fastest at one half of writing: torch's chunked sequence
+form reads a prompt of T tokens in a few large matrix products, while ONNX
+Runtime's exported single-token step decodes 1 to 4 rows faster than torch's
+step (its small-batch matrix products do not slow down the way MKL's do;
+bench/bench_engine.py). This engine sends forward() calls with T > 1 to torch and
+T == 1 to the ONNX step. Both compute the same equations on the same state
+layout (the axes and order of models.rwkv7.RWKV7State / models.rwkv4.RWKV4State
+are those of the exported graph's inputs), so a state passes between them as it
+is: numpy arrays shared with torch tensors through torch.from_numpy, no copy.
+
+The state it hands out is the onnx backend's (OnnxState / OnnxState4: float32
+numpy arrays, batch on axis 1), so backends.state's copy / take / repeat work on
+it; a torch state of the same shapes is accepted too.
+
+The step graph is exported (or read from the cache, backends.onnx_export) on a
+background thread, so loading costs no more than the torch model's; until the
+session is open, decode steps run on torch, with the same results to float32
+rounding. `wait_for_step()` waits for it; `step_error` says why it could not be
+made (then the engine stays on torch).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+
+from backends import state as state_ops
+from backends.engine import EngineError, EngineInfo, check_batch
+from backends.onnx_engine import state_layout
+
+BACKEND = "torch+onnx"
+
+
+class HybridEngine:
+    def __init__(self, torch_engine, tokenizer, info: EngineInfo):
+        """torch_engine: a CPU, float32 TorchEngine of an RWKV-7 or RWKV-4; the step comes from set_step()."""
+        self.torch_engine = torch_engine
+        self.model = torch_engine.model
+        self.tokenizer = tokenizer
+        self.info = info
+        config = self.model.config
+        size = config.n_att if info.architecture == "rwkv4" else config.head_size
+        self._torch_state_class = type(self.model.zero_state(1))
+        self.state_class, self._shapes, self._fills = state_layout(info.architecture, info.n_embd, size)
+        self.step_engine = None  # the OnnxEngine, once its session is open
+        self.step_error: str | None = None
+        self._ready = threading.Event()
+
+    @property
+    def tokens_processed(self) -> int:
+        return self.torch_engine.tokens_processed + (self.step_engine.tokens_processed if self.step_engine else 0)
+
+    # -- the step session -------------------------------------------------------
+
+    def set_step(self, step_engine=None, error: str | None = None) -> None:
+        """Use this OnnxEngine for single-token steps from now on (or record why there is none)."""
+        if step_engine is not None:
+            info = step_engine.info
+            mine = (self.info.architecture, self.info.n_layer, self.info.n_embd, self.info.vocab_size)
+            if (info.architecture, info.n_layer, info.n_embd, info.vocab_size) != mine:
+                step_engine, error = None, "the ONNX step does not fit this model"
+        self.step_engine, self.step_error = step_engine, error
+        self._ready.set()
+
+    def prepare_step(self, make_step, background: bool = True) -> None:
+        """Run make_step() -> OnnxEngine (an export can take seconds) and use its result; LoadError -> step_error."""
+        def run():
+            try:
+                self.set_step(make_step())
+            except Exception as exc:  # whatever stops the export, the engine keeps running on torch
+                self.set_step(None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+        if background:
+            threading.Thread(target=run, name="onnx-step-export", daemon=True).start()
+        else:
+            run()
+
+    def wait_for_step(self, timeout: float | None = None) -> bool:
+        """Wait until the ONNX step is open (True) or has failed / the timeout passed (False)."""
+        self._ready.wait(timeout)
+        return self.step_engine is not None
+
+    # -- running -----------------------------------------------------------------
+
+    def forward(self, token_lists, state=None, full_output: bool = False):
+        """B equal-length id lists (and a state of B rows, or None) -> (logits, new state).
+
+        logits: float32 numpy (B, V) for each last position, or (B, T, V) for every
+        position with full_output. T == 1 runs the ONNX step (torch until it is
+        ready), T > 1 torch's chunked sequence form. The given state is not modified.
+        """
+        batch = check_batch(token_lists, self.info.vocab_size)
+        B, T = batch.shape
+        state = None if state is None else self._checked(state, B)
+        step = self.step_engine
+        if T == 1 and step is not None:
+            return step.forward(batch, state, full_output)
+        torch_state = None if state is None else self._torch_state_class(*(torch.from_numpy(a) for a in state))
+        logits, new_state = self.torch_engine.forward(batch, torch_state, full_output)
+        return logits, self.state_class(*(t.numpy() for t in new_state))
+
+    def _checked(self, state, batch: int):
+        """The state as contiguous float32 numpy arrays of this model's shapes, or EngineError."""
+        try:
+            arrays = [np.ascontiguousarray(a.numpy() if isinstance(a, torch.Tensor) else np.asarray(a), dtype=np.float32)
+                      for a in state]
+        except (TypeError, ValueError, RuntimeError):
+            raise EngineError("the state is not a tuple of CPU float32 arrays") from None
+        wanted = [(self.info.n_layer, batch, *shape) for shape in self._shapes]
+        if len(arrays) != len(wanted) or [a.shape for a in arrays] != wanted:
+            raise EngineError(f"the state's shapes {[a.shape for a in arrays]} do not fit {batch} rows of this model ({wanted})")
+        return self.state_class(*arrays)
+
+    def zero_state(self, batch: int = 1):
+        L = self.info.n_layer
+        return self.state_class(*(np.full((L, batch, *shape), fill, np.float32)
+                                  for shape, fill in zip(self._shapes, self._fills)))
+
+    copy_state = staticmethod(state_ops.copy_state)
+    take_rows = staticmethod(state_ops.take_rows)
+    repeat_rows = staticmethod(state_ops.repeat_rows)
+
+
+def load_hybrid(path, tokenizer, choice, dtype: str | None = None, cache_dir=None, background: bool = True):
+    """(engine, selection): a HybridEngine of this model file, its step exported or read from the cache
+    in the background; a plain TorchEngine (and a selection saying so) for a dtype other than float32."""
+    from backends import _load_torch
+    from backends.selection import Selection
+
+    torch_engine = _load_torch(path, tokenizer, "cpu", dtype)
+    if dtype not in (None, "", "float32"):
+        return torch_engine, Selection("torch", "cpu", f"auto: torch on the CPU, as dtype {dtype} asks "
+                                                       "(the ONNX step is float32 only)")
+    info = torch_engine.info
+    engine = HybridEngine(torch_engine, tokenizer, EngineInfo(
+        info.architecture, BACKEND, "cpu", info.model_path, info.n_layer, info.n_embd, info.vocab_size))
+
+    def make_step():
+        from backends.onnx_engine import load_onnx
+
+        return load_onnx(path, tokenizer, Selection("onnx", "cpu", choice.reason), None, cache_dir)
+
+    engine.prepare_step(make_step, background)
+    return engine, choice
