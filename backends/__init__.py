@@ -31,6 +31,9 @@ class LoadError(ValueError):
 
 def find_vocab(model_path: Path) -> Path | None:
     """The vocabulary beside a model: MODEL_STEM.json, else vocab.json in the same folder."""
+    if model_path.is_dir():  # a folder of .bin tensors (AI-Writer's browser demo): the JSON inside it
+        inside = sorted(model_path.glob("*.json"), key=lambda p: p.name != "vocab.json")
+        return inside[0] if inside else None
     for candidate in (model_path.with_suffix(".json"), model_path.parent / "vocab.json"):
         if candidate.is_file():
             return candidate
@@ -53,7 +56,7 @@ def load(
     path = Path(path).expanduser()
     if backend not in BACKENDS:
         raise LoadError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
-    if not path.is_file():
+    if not path.is_file() and not path.is_dir():
         raise LoadError(f"{path}: no such model file")
     vocab_path = Path(vocab).expanduser() if vocab else find_vocab(path)
     tokenizer = _open_tokenizer(path, vocab_path, unknown_char)

@@ -24,6 +24,13 @@ class ModelFileError(ValueError):
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors stored in a model file, by name."""
     path = Path(path)
+    from models.aiwriter_v2 import is_bin_folder, read_bin_folder
+
+    if path.exists() and is_bin_folder(path):
+        try:
+            return read_bin_folder(path)
+        except (ValueError, OSError) as exc:
+            raise ModelFileError(str(exc)) from None
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     if path.suffix == ".safetensors":
@@ -47,9 +54,39 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise ModelFileError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from None
 
 
+# The original AI-Writer saved whole model objects. Their classes are never imported: each name
+# below unpickles as an inert stand-in that only holds the module's attributes (its tensors).
+WHOLE_MODULE_CLASSES = (
+    "src.model.GPT", "src.model.GPTConfig", "src.model.Block", "src.model.RWKV_TimeMix",
+    "src.model.RWKV_ChannelMix", "torch.nn.modules.sparse.Embedding", "torch.nn.modules.normalization.LayerNorm",
+    "torch.nn.modules.linear.Linear", "torch.nn.modules.container.Sequential",
+    "torch.nn.modules.container.ModuleList", "torch.nn.modules.padding.ZeroPad2d",
+)
+
+
+class InertModule:
+    """Stands in for a pickled module class: holds its attributes, has no behaviour."""
+
+
+def _module_tensors(module, prefix: str = "", found: dict | None = None) -> dict[str, torch.Tensor]:
+    """The state dict of an unpickled module tree (its `_parameters` and `_buffers`, recursively)."""
+    found = {} if found is None else found
+    attributes = vars(module)
+    non_persistent = attributes.get("_non_persistent_buffers_set") or set()
+    for table in ("_parameters", "_buffers"):
+        for name, tensor in (attributes.get(table) or {}).items():
+            if isinstance(tensor, torch.Tensor) and name not in non_persistent:
+                found[prefix + name] = tensor.detach()
+    for name, child in (attributes.get("_modules") or {}).items():
+        if isinstance(child, InertModule):
+            _module_tensors(child, f"{prefix}{name}.", found)
+    return found
+
+
 def _read_pickled(path: Path) -> dict[str, torch.Tensor]:
     try:
-        loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([(InertModule, name) for name in WHOLE_MODULE_CLASSES]):
+            loaded = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         wanted = _unsupported_global(exc)
         if wanted:
@@ -60,6 +97,8 @@ def _read_pickled(path: Path) -> dict[str, torch.Tensor]:
         raise ModelFileError(f"{path}: not a readable .pth file ({_first_line(exc)})") from None
     except (RuntimeError, OSError, EOFError, ValueError, AttributeError, KeyError, IndexError) as exc:
         raise ModelFileError(f"{path}: not a readable .pth file, truncated or corrupt ({_first_line(exc)})") from None
+    if isinstance(loaded, InertModule):
+        loaded = _module_tensors(loaded)
     if isinstance(loaded, dict) and "state_dict" in loaded and isinstance(loaded["state_dict"], dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict):
@@ -87,7 +126,8 @@ def _unsupported_global(exc: BaseException) -> str:
 
 
 def detect_architecture(weights: dict[str, torch.Tensor]) -> str:
-    """'rwkv7', 'rwkv4', 'rwkv5', 'rwkv6' or 'aiwriter-v1' from the key names (never from the file name)."""
+    """'rwkv7', 'rwkv4', 'rwkv5', 'rwkv6', 'aiwriter-v1', 'aiwriter-v2', 'aiwriter-2023' or 'unknown',
+    from the key names (never from the file name)."""
     keys = weights.keys()
     if "blocks.0.att.r_k" in keys and "blocks.0.att.w0" in keys and "blocks.0.att.k_k" in keys:
         return "rwkv7"
@@ -99,12 +139,38 @@ def detect_architecture(weights: dict[str, torch.Tensor]) -> str:
         return "rwkv4"
     if "tok_emb.weight" in keys and "blocks.0.attn.time_w" in keys:
         return "aiwriter-v1"
-    if "emb.weight" in keys and "blocks.0.att.time_mix" in keys:
-        return "aiwriter-v2"
+    if "emb.weight" in keys and "blocks.0.ln0.weight" not in keys:  # v2 (its layer 0 may have only ffnPre)
+        if any(re.fullmatch(r"blocks\.\d+\.att\.time_mix", key) for key in keys):
+            return "aiwriter-v2"
+        if any(re.fullmatch(r"blocks\.\d+\.att\.time_mix_k", key) for key in keys):
+            return "aiwriter-2023"  # the unreleased successor of v2
     return "unknown"
 
 
-SUPPORTED = ("rwkv7", "rwkv4")
+SUPPORTED = ("rwkv7", "rwkv4", "aiwriter-v1", "aiwriter-v2")
+NAMES = {"rwkv7": "RWKV-7", "rwkv4": "RWKV-4", "aiwriter-v1": "AI-Writer v1", "aiwriter-v2": "AI-Writer v2 RNN"}
+
+
+def _architecture_classes(arch: str):
+    """(model class, config class, prepare function) of a supported architecture."""
+    if arch == "rwkv4":
+        from models import rwkv4
+
+        return rwkv4.RWKV4, rwkv4.RWKV4Config, rwkv4.prepare_for_inference
+    if arch == "aiwriter-v1":
+        from models import aiwriter_v1
+
+        return aiwriter_v1.AIWriterV1, aiwriter_v1.AIWriterV1Config, _freeze
+    if arch == "aiwriter-v2":
+        from models import aiwriter_v2
+
+        return aiwriter_v2.AIWriterV2, aiwriter_v2.AIWriterV2Config, _freeze
+    return RWKV7, RWKV7Config, prepare_for_inference
+
+
+def _freeze(model):
+    model.eval().requires_grad_(False)
+    return model
 
 
 def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.float32, device="cpu"):
@@ -115,12 +181,12 @@ def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.
         raise ModelFileError(f"{path}: unknown model architecture (keys such as {sample})")
     if arch not in SUPPORTED:
         raise ModelFileError(f"{path}: {arch} models are not supported yet (supported: {', '.join(SUPPORTED)})")
-    if arch == "rwkv4":
-        from models import rwkv4
-
-        model_class, config_class, prepare, name = rwkv4.RWKV4, rwkv4.RWKV4Config, rwkv4.prepare_for_inference, "RWKV-4"
-    else:
-        model_class, config_class, prepare, name = RWKV7, RWKV7Config, prepare_for_inference, "RWKV-7"
+    model_class, config_class, prepare = _architecture_classes(arch)
+    name = NAMES[arch]
+    if arch == "aiwriter-v1":  # the causal masks are fixed lower triangles, not parameters
+        weights = {k: v for k, v in weights.items() if k != "copy_mask" and not k.endswith(".attn.mask")}
+    if arch == "aiwriter-v2":  # time_mix (1, 1, C), time_decay (C, 1) and the like, as vectors
+        weights = {k: v.reshape(-1) if ".time_" in k else v for k, v in weights.items()}
     try:
         config = config_class.from_state_dict(weights)
         with torch.device("meta"):
