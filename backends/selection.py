@@ -7,13 +7,14 @@
 through ONNX Runtime (DmlExecutionProvider available) for a model whose
 architecture exports to ONNX (RWKV-7 and RWKV-4, told from the key names: a
 safetensors header or a .pth's keys, no weights loaded), else torch on the CPU,
-saying why when DirectML was there but the model cannot use it. On a
-CPU torch is the faster path where it counts for writing, the time to the first
-new character: it reads a prompt in chunks of up to 256 tokens at once, while the
-exported ONNX graph is the single-token step and reads prompts token by token
-(about 12x slower at 12 x 768 on a 2-core machine, bench/bench_onnx.py). ONNX
-Runtime's CPU decode step is as fast or faster, but a cold 1,024-character
-context would take it about a minute there. An exported .onnx file always runs on
+saying why when DirectML was there but the model cannot use it. On the CPU
+(device "auto" or "cpu") it takes "torch+onnx" (backends.hybrid_engine) for a
+model that exports (RWKV-7, RWKV-4) when ONNX Runtime is installed: torch reads
+prompts in chunks of up to 256 tokens at once (the exported ONNX graph is the
+single-token step and would read them token by token, about 12x slower at
+12 x 768 on a 2-core machine), and ONNX Runtime's step decodes 1 to 4 candidates
+faster than torch's (bench/bench_engine.py). Otherwise torch on the CPU, saying
+why. backend "torch" is always torch alone. An exported .onnx file always runs on
 ONNX Runtime.
 
 A choice that cannot be met (backend "directml" without DirectML, device "cuda"
@@ -39,12 +40,13 @@ PROVIDER_ORDER = (DML, CUDA, CPU)  # what "auto" tries on the onnx backend
 DEVICE_PROVIDERS = {"directml": DML, "dml": DML, "cuda": CUDA, "cpu": CPU}
 PROVIDER_DEVICES = {DML: "directml", CUDA: "cuda", CPU: "cpu"}
 
-CPU_REASON = ("torch on the CPU: it reads prompts in chunks, many times faster than the ONNX step "
-              "reads them token by token")
+HYBRID = "torch+onnx"  # backends.hybrid_engine
+HYBRID_REASON = ("prompts on torch, decoding on ONNX Runtime; torch reads prompts in chunks, ONNX Runtime's "
+                 "step decodes 1-4 candidates faster than torch's on a CPU")
 
 
 class Selection(NamedTuple):
-    backend: str  # "torch" | "onnx"
+    backend: str  # "torch" | "onnx" | "torch+onnx"
     device: str  # torch: "cpu" | "cuda" | "cuda:N"; onnx: "directml" | "cuda" | "cpu" (":N" for a GPU index)
     reason: str  # why, for the status line
 
@@ -196,6 +198,8 @@ def select_backend(backend: str = "auto", device: str = "auto", model_path=None,
         return select_onnx_device(device, provider_list(), asked="auto (an .onnx file)")
 
     name, _ = _split_device(device)
+    if backend == "auto" and name == "cpu":
+        return _cpu_choice(model_path, provider_list(), "auto, device cpu asked for")
     if backend == "torch" or name in ("cpu", "cuda"):
         if name == "cuda" and not cuda():
             raise LoadError(f"device {device!r} asked for, but torch sees no CUDA GPU "
@@ -222,4 +226,17 @@ def select_backend(backend: str = "auto", device: str = "auto", model_path=None,
         why = f"a {arch} model" if arch and arch != "unknown" else "a model of unrecognised architecture"
         return Selection("torch", "cpu", f"auto: no CUDA GPU; DirectML is there, but the onnx backend runs "
                                          f"{' and '.join(ONNX_ARCHITECTURES)} only, not {why}; so torch on the CPU")
-    return Selection("torch", "cpu", f"auto: no CUDA GPU and no DirectML; {CPU_REASON}")
+    return _cpu_choice(model_path, provider_list(), "auto: no CUDA GPU and no DirectML")
+
+
+def _cpu_choice(model_path, providers, why: str) -> Selection:
+    """torch+onnx on the CPU for a model that exports when ONNX Runtime runs on the CPU here, else torch."""
+    if CPU not in providers:
+        return Selection("torch", "cpu", f"{why}; torch on the CPU (with onnxruntime installed, ONNX Runtime "
+                                         "would run the decode steps, faster)")
+    arch = model_architecture(model_path) if model_path is not None else None
+    if model_path is not None and arch not in ONNX_ARCHITECTURES:
+        what = f"a {arch} model" if arch and arch != "unknown" else "a model of unrecognised architecture"
+        return Selection("torch", "cpu", f"{why}; torch on the CPU: the ONNX step runs "
+                                         f"{' and '.join(ONNX_ARCHITECTURES)} only, not {what}")
+    return Selection(HYBRID, "cpu", f"{why}: {HYBRID_REASON}")

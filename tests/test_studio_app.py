@@ -260,5 +260,5 @@ async def test_the_status_line_says_which_backend_auto_chose_and_why(make_app):
     app, _ = make_app()  # the test config leaves backend = "auto"
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)
-        assert "torch/cpu (auto: no CUDA GPU" in app.status.model
-        assert "torch on the CPU" in str(app.status.tooltip)
+        assert "torch+onnx/cpu (auto: no CUDA GPU" in app.status.model  # backends.hybrid_engine on a CPU
+        assert "prompts on torch" in str(app.status.tooltip)

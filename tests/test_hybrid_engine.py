@@ -1,0 +1,225 @@
+"""The torch+onnx engine (backends.hybrid_engine) against the pure torch engine, and `auto` choosing it.
+
+Random RWKV-7 and RWKV-4 models (2 layers x 128, vocabulary 300) run on both
+engines through prompt -> decode -> prompt sequences of 3 rows: prompts (T > 1)
+go through torch on both, decode steps (T == 1) through the ONNX Runtime CPU step
+on the hybrid. Logits and every state array agree to 1e-5 (relative to the
+array's largest value where that is above 1; float32 rounding between two
+implementations of the same equations). Also: the step really runs on ONNX
+Runtime, forking and copying its states, decoding on torch until the step is ready
+or when it fails, and what `auto` picks on a CPU machine, with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+from backends import EngineError, LoadError, load
+from backends.generation import Finished, GenerationRequest, GenerationService
+from backends.hybrid_engine import HybridEngine
+from backends.onnx_engine import OnnxState, OnnxState4
+from backends.sampling import SamplingSettings
+from backends.selection import select_backend
+from models import rwkv4
+from models.checkpoint import save_safetensors
+from models.textprep import TextPrep
+from tests.helpers import random_rwkv7_weights, write_checkpoint
+
+TOLERANCE = 1e-5
+VOCAB = 300
+CHARS = ["\n", "。", "，"] + [chr(0x4E00 + i) for i in range(VOCAB - 3)]
+
+
+def write_model(folder, weights, stem="m"):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_checkpoint(folder / f"{stem}.safetensors", weights)
+    path.with_suffix(".json").write_text(json.dumps(dict(enumerate(CHARS)), ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def rwkv4_weights(seed=0) -> dict:
+    model = rwkv4.init_weights(rwkv4.RWKV4(rwkv4.RWKV4Config(2, 128, VOCAB)), seed=seed, spread=1.6)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def max_error(found, reference) -> float:
+    """max |found - reference|, relative to the reference's largest magnitude when that is above 1."""
+    found, reference = np.asarray(found, np.float64), np.asarray(reference, np.float64)
+    return float(np.abs(found - reference).max() / max(1.0, np.abs(reference).max()))
+
+
+def state_error(found, reference) -> float:
+    assert len(found) == len(reference)
+    return max(max_error(f, r) for f, r in zip(found, reference))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("hybrid-cache")
+
+
+@pytest.fixture(scope="module", params=["rwkv7", "rwkv4"])
+def engines(request, tmp_path_factory, cache):
+    """(torch engine, hybrid engine with its ONNX step open) of one random model."""
+    weights = random_rwkv7_weights(2, 128, VOCAB, seed=1, spread=1.6) if request.param == "rwkv7" else rwkv4_weights(2)
+    path = write_model(tmp_path_factory.mktemp(request.param), weights)
+    hybrid = load(path, backend="auto", device="cpu", cache_dir=cache)
+    assert isinstance(hybrid, HybridEngine) and hybrid.wait_for_step(120), hybrid.step_error
+    return load(path, backend="torch", device="cpu"), hybrid
+
+
+def test_prompt_decode_prompt_matches_torch_in_logits_and_states(engines):
+    torch_engine, hybrid = engines
+    rng = np.random.default_rng(0)
+    prompt = rng.integers(0, VOCAB, 70).tolist()  # more than one 64-token chunk of the WKV
+    ref_logits, ref_state = torch_engine.forward([prompt], None)
+    logits, state = hybrid.forward([prompt], None)
+    assert max_error(logits, ref_logits) <= TOLERANCE and state_error(state, ref_state) <= TOLERANCE
+    ref_state, state = torch_engine.repeat_rows(ref_state, 3), hybrid.repeat_rows(state, 3)
+    for round_ in range(3):
+        for _ in range(8):  # decode: one token per row
+            tokens = [[int(t)] for t in rng.integers(0, VOCAB, 3)]
+            ref_logits, ref_state = torch_engine.forward(tokens, ref_state)
+            logits, state = hybrid.forward(tokens, state)
+            assert logits.shape == (3, VOCAB) and max_error(logits, ref_logits) <= TOLERANCE
+            assert state_error(state, ref_state) <= TOLERANCE
+        more = rng.integers(0, VOCAB, (3, 5 + 7 * round_)).tolist()  # a prompt again, on the decoded state
+        ref_logits, ref_state = torch_engine.forward(more, ref_state, full_output=True)
+        logits, state = hybrid.forward(more, state, full_output=True)
+        assert logits.shape == ref_logits.shape and max_error(logits, ref_logits) <= TOLERANCE
+        assert state_error(state, ref_state) <= TOLERANCE
+
+
+def test_decode_steps_run_on_onnx_runtime_and_prompts_on_torch(engines):
+    _, hybrid = engines
+    state_class = OnnxState4 if hybrid.info.architecture == "rwkv4" else OnnxState
+    on_torch, on_onnx = hybrid.torch_engine.tokens_processed, hybrid.step_engine.tokens_processed
+    _, state = hybrid.forward([[5, 6, 7, 8]] * 2, None)
+    assert isinstance(state, state_class) and all(isinstance(a, np.ndarray) for a in state)
+    assert hybrid.torch_engine.tokens_processed == on_torch + 8
+    _, state = hybrid.forward([[9], [10]], state)
+    assert isinstance(state, state_class)
+    assert hybrid.step_engine.tokens_processed == on_onnx + 2 and hybrid.torch_engine.tokens_processed == on_torch + 8
+    assert hybrid.info.backend == "torch+onnx" and hybrid.tokens_processed >= 10
+
+
+def test_take_repeat_and_copy_work_on_its_states(engines):
+    torch_engine, hybrid = engines
+    prompts = [[1, 2, 3, 4], [7, 8, 9, 10]]
+    _, state = hybrid.forward(prompts, None)
+    _, ref_state = torch_engine.forward(prompts, None)
+    copied = hybrid.copy_state(state)
+    assert all(not np.shares_memory(a, b) for a, b in zip(copied, state))
+    forked = hybrid.take_rows(state, [1, 0, 1])
+    ref_forked = torch_engine.take_rows(ref_state, [1, 0, 1])
+    repeated = hybrid.repeat_rows(copied, 2)
+    assert all(a.shape[1] == 4 for a in repeated) and all(np.array_equal(a[:, 2], b[:, 1]) for a, b in zip(repeated, state))
+    tokens = [[11], [12], [13]]
+    logits, after = hybrid.forward(tokens, forked)
+    ref_logits, ref_after = torch_engine.forward(tokens, ref_forked)
+    assert max_error(logits, ref_logits) <= TOLERANCE and state_error(after, ref_after) <= TOLERANCE
+    assert all(np.array_equal(a, b) for a, b in zip(state, copied))  # forward never changes the state it is given
+    # a state of the torch engine is taken as it is
+    logits, _ = hybrid.forward(tokens, ref_forked)
+    assert max_error(logits, ref_logits) <= TOLERANCE
+
+
+def test_zero_state_is_the_empty_state(engines):
+    torch_engine, hybrid = engines
+    assert state_error(hybrid.zero_state(2), torch_engine.zero_state(2)) == 0
+    a, _ = hybrid.forward([[3], [4]], hybrid.zero_state(2))
+    b, _ = hybrid.forward([[3], [4]], None)
+    assert np.array_equal(a, b)
+
+
+def test_bad_requests_are_one_line_engine_errors(engines):
+    _, hybrid = engines
+    _, state = hybrid.forward([[1, 2]], None)
+    for call in (lambda: hybrid.forward([[1], [2]], state),  # 2 rows, a state of 1
+                 lambda: hybrid.forward([[1, 2], [3, 4]], state),
+                 lambda: hybrid.forward([[VOCAB]], None),
+                 lambda: hybrid.forward([[1], [2, 3]], None),
+                 lambda: hybrid.forward([[1]], state[:2])):
+        with pytest.raises(EngineError) as caught:
+            call()
+        assert "\n" not in str(caught.value)
+
+
+def test_greedy_generation_writes_what_torch_writes(engines):
+    request = GenerationRequest("。".join(CHARS[10:60]) + "\n" + "".join(CHARS[60:90]), n=2, length=40,
+                                sampling=SamplingSettings(temperature=0.0, seed=0), prep=TextPrep())
+    texts = []
+    for engine in engines:
+        service = GenerationService(engine)
+        try:
+            final = [e for e in service.generate(request, timeout=120) if isinstance(e, Finished)][-1]
+        finally:
+            service.close()
+        assert not final.cancelled and all(len(t) == 40 for t in final.texts)
+        texts.append(final.texts)
+    assert texts[0] == texts[1]
+
+
+# -- before the step is ready, and when it cannot be made ----------------------------------------------------
+
+
+def test_decoding_runs_on_torch_until_the_step_is_ready_and_after_it_fails(tmp_path):
+    path = write_model(tmp_path, random_rwkv7_weights(2, 64, VOCAB, seed=4))
+    torch_engine = load(path, backend="torch", device="cpu")
+    hybrid = HybridEngine(torch_engine, torch_engine.tokenizer, torch_engine.info)
+    assert hybrid.step_engine is None and not hybrid.wait_for_step(0)
+    _, state = hybrid.forward([[1, 2, 3]], None)
+    logits, state = hybrid.forward([[4]], state)  # no step yet: torch
+    assert torch_engine.tokens_processed == 4 and isinstance(state, OnnxState)
+
+    def fails():
+        raise LoadError(f"{path}: cannot write its ONNX export to the cache (disk full)")
+
+    hybrid.prepare_step(fails, background=False)
+    assert not hybrid.wait_for_step(0) and hybrid.step_error.endswith("(disk full)")
+    again, _ = hybrid.forward([[4]], hybrid.forward([[1, 2, 3]], None)[1])
+    assert np.array_equal(again, logits) and torch_engine.tokens_processed == 8
+
+
+# -- what auto picks ---------------------------------------------------------------------------------------------
+
+
+def fake_providers(monkeypatch, providers):
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: list(providers))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_auto_on_a_cpu_machine_takes_torch_and_onnx_and_says_why(tmp_path, monkeypatch):
+    model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=3))
+    fake_providers(monkeypatch, ["CPUExecutionProvider"])
+    for device in ("auto", "cpu"):
+        backend, chosen, reason = select_backend("auto", device, model)
+        assert (backend, chosen) == ("torch+onnx", "cpu") and reason.startswith("auto")
+        assert "prompts on torch" in reason and "ONNX Runtime" in reason
+    assert select_backend("torch", "auto", model)[:2] == ("torch", "cpu")  # torch means torch alone
+    assert select_backend("torch", "cpu", model)[:2] == ("torch", "cpu")
+    fake_providers(monkeypatch, [])  # no onnxruntime
+    backend, _, reason = select_backend("auto", "auto", model)
+    assert backend == "torch" and "onnxruntime" in reason
+
+
+def test_auto_keeps_torch_for_models_the_onnx_step_cannot_run(tmp_path, monkeypatch):
+    fake_providers(monkeypatch, ["CPUExecutionProvider"])
+    six = tmp_path / "six.safetensors"  # RWKV-6's key set
+    save_safetensors({"emb.weight": torch.zeros(4, 8), "blocks.0.ln0.weight": torch.ones(8),
+                      "blocks.0.att.time_decay": torch.zeros(8), "blocks.0.att.time_maa_x": torch.zeros(1, 1, 8)}, six)
+    backend, device, reason = select_backend("auto", "auto", six, cuda_available=False)
+    assert (backend, device) == ("torch", "cpu") and "rwkv6" in reason
+
+
+def test_load_auto_gives_a_torch_engine_for_torch_or_another_dtype(tmp_path):
+    model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=3))
+    torch_engine = load(model, backend="torch", device="cpu")
+    assert torch_engine.info.backend == "torch" and torch_engine.selection.backend == "torch"
+    bf16 = load(model, backend="auto", device="cpu", dtype="bfloat16", cache_dir=tmp_path / "cache")
+    assert bf16.info.backend == "torch" and "bfloat16" in bf16.selection.reason
