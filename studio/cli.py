@@ -4,6 +4,7 @@
     ai-writer continue FILE [-n 3] [--length 200] [--seed S] [--model PATH] [--json]
     ai-writer eval FILE... [--model PATH] [--json]
     ai-writer export-onnx MODEL OUT.onnx [--vocab PATH]
+    ai-writer convert OLD.pth OUT.safetensors [--vocab PATH]
     ai-writer config-path
 
 Every failure the user can cause (config, model file, manuscript) ends with one
@@ -144,6 +145,20 @@ def command_export_onnx(args) -> int:
     return 0
 
 
+def command_convert(args) -> int:
+    from backends import LoadError
+    from backends.convert import convert_model
+
+    try:
+        done = convert_model(args.model, args.out, args.vocab)
+    except LoadError as exc:
+        raise UserError(str(exc)) from None
+    vocab = done["vocab"] or f"none found, put it at {Path(args.out).with_suffix('.json')}"
+    print(f"{args.out}: {done['architecture']} {done['n_layer']} x {done['n_embd']}, vocabulary {done['vocab_size']}, "
+          f"{done['tensors']} tensors, {done['bytes'] / 1e6:.1f} MB, no pickle; vocabulary: {vocab}")
+    return 0
+
+
 def command_config_path(args) -> int:
     print(user_config_path())
     return 0
@@ -205,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("out", metavar="OUT.onnx", help="the file to write; its vocabulary goes to OUT.json")
     export.add_argument("--vocab", metavar="PATH", help="the vocabulary to copy beside it (default: the model's)")
     export.set_defaults(run=command_export_onnx)
+
+    convert = sub.add_parser("convert", help="rewrite a model (old AI-Writer .pth, .bin folder, ...) as plain .safetensors")
+    convert.add_argument("model", metavar="MODEL", help="a model file or an AI-Writer .bin folder")
+    convert.add_argument("out", metavar="OUT.safetensors", help="the file to write; its vocabulary goes to OUT.json")
+    convert.add_argument("--vocab", metavar="PATH", help="the vocabulary to copy beside it (default: the model's)")
+    convert.set_defaults(run=command_convert)
 
     where = sub.add_parser("config-path", help="print where your own config file goes")
     where.set_defaults(run=command_config_path)

@@ -173,9 +173,19 @@ def test_unknown_architecture(tmp_path):
 
 def test_unsupported_known_architecture(tmp_path):
     path = write_checkpoint(
+        tmp_path / "v5.pth",
+        {"emb.weight": torch.zeros(8, 4), "blocks.0.ln0.weight": torch.zeros(4),
+         "blocks.0.att.time_decay": torch.zeros(4), "blocks.0.att.ln_x.weight": torch.zeros(4)},
+    )
+    assert "rwkv5 models are not supported" in refused(path)
+
+
+def test_incomplete_v1_names_the_architecture_and_the_missing_tensor(tmp_path):
+    path = write_checkpoint(
         tmp_path / "v1.pth", {"tok_emb.weight": torch.zeros(8, 4), "blocks.0.attn.time_w": torch.zeros(1, 8)}
     )
-    assert "aiwriter-v1" in refused(path)
+    message = refused(path)
+    assert "AI-Writer v1" in message and "blocks.0.mlp.key.weight" in message
 
 
 def test_pth_holding_a_tensor_not_a_dict(tmp_path):
