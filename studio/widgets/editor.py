@@ -1,7 +1,8 @@
 """The manuscript editor: CJK-aware wrapping, and ghost text for the highlighted candidate.
 
-The ghost text is TextArea's `suggestion`: drawn dimmed at the cursor, never part
-of the document, so it is never saved. Pressing right at the ghost asks the app
+The ghost text is TextArea's `suggestion`: drawn dimmed at the cursor and wrapped
+onto the rows below as the text would wrap once accepted (ManuscriptArea draws
+those rows), never part of the document, so it is never saved or undone. Pressing right at the ghost asks the app
 to accept it (through the same path as any accept: one undo step, history, save).
 """
 
