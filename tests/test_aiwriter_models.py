@@ -258,3 +258,28 @@ def test_convert_refuses_a_bad_source_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("ai-writer: ") and str(broken) in err and "\n" not in err
     assert not (tmp_path / "x.safetensors").exists()
+
+
+# -- in the studio -------------------------------------------------------------------------
+
+async def test_the_studio_writes_with_a_v1_pth_and_names_it(v1_file, tmp_path):
+    from studio.app import StudioApp
+    from studio.config import load_config
+    from tests.test_studio_app import generate, ready, wait_until, write_config
+
+    path, _ = v1_file
+    manuscript = tmp_path / "novel.txt"
+    manuscript.write_text("　　他说：“我们来了。”\n　　", encoding="utf-8")
+    config = load_config(write_config(tmp_path, path), user_path=tmp_path / "no-user.toml")
+    app = StudioApp(config, manuscript, data_dir=tmp_path / "data")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        assert "aiwriter-v1" in app.status.model
+        app.editor.move_cursor(app.editor.document.end)
+        texts = await generate(pilot, app)
+        assert len(texts) == 3 and all(len(t) == 12 for t in texts)
+        before = app.editor.text
+        await pilot.press("alt+2")
+        assert await wait_until(pilot, lambda: manuscript.read_text(encoding="utf-8") == app.editor.text != before)
+        added = app.editor.text[len(before):].replace("\n　　", "\n")
+        assert added == texts[1], (added, texts)
