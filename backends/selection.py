@@ -70,43 +70,11 @@ def torch_cuda_available() -> bool:
 
 def model_architecture(model_path) -> str | None:
     """The architecture of a model file from its key names ('rwkv7', 'rwkv4', ...), or None if unreadable.
+    No tensor is read (models.checkpoint.peek_keys)."""
+    from models.checkpoint import detect_architecture, peek_keys
 
-    A .safetensors file's header is parsed here (no tensor read); a .pth is opened with
-    torch.load(weights_only=True), memory-mapped where its format allows.
-    """
-    path = Path(model_path)
-    try:
-        if path.suffix.lower() == ".safetensors":
-            keys = _safetensors_keys(path)
-        else:
-            import torch
-
-            try:
-                loaded = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError:  # a legacy (non-zip) .pth cannot be memory-mapped
-                loaded = torch.load(str(path), map_location="cpu", weights_only=True)
-            if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
-                loaded = loaded["state_dict"]
-            keys = [k for k in loaded if isinstance(k, str)] if isinstance(loaded, dict) else None
-    except Exception:  # whatever is wrong with the file, loading it reports it
-        return None
-    if not keys:
-        return None
-    from models.checkpoint import detect_architecture
-
-    return detect_architecture(dict.fromkeys(keys))
-
-
-def _safetensors_keys(path: Path) -> list[str]:
-    """The tensor names in a safetensors file's JSON header (8-byte little-endian length, then the JSON)."""
-    import json
-
-    with open(path, "rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        if not 2 <= size <= 100_000_000:
-            raise ValueError("not a safetensors header")
-        header = json.loads(f.read(size))
-    return [k for k in header if k != "__metadata__"]
+    keys = peek_keys(model_path)
+    return detect_architecture(dict.fromkeys(keys)) if keys else None
 
 
 def describe_available(providers, cuda: bool | None) -> str:
@@ -223,7 +191,7 @@ def select_backend(backend: str = "auto", device: str = "auto", model_path=None,
         arch = model_architecture(model_path) if model_path is not None else None
         if model_path is None or arch in ONNX_ARCHITECTURES:
             return Selection("onnx", "directml", "auto: no CUDA GPU for torch; DirectML GPU through ONNX Runtime")
-        why = f"a {arch} model" if arch and arch != "unknown" else "a model of unrecognised architecture"
+        why = f"this {arch} model" if arch and arch != "unknown" else "a model of unrecognised architecture"
         return Selection("torch", "cpu", f"auto: no CUDA GPU; DirectML is there, but the onnx backend runs "
                                          f"{' and '.join(ONNX_ARCHITECTURES)} only, not {why}; so torch on the CPU")
     return _cpu_choice(model_path, provider_list(), "auto: no CUDA GPU and no DirectML")
@@ -236,7 +204,7 @@ def _cpu_choice(model_path, providers, why: str) -> Selection:
                                          "would run the decode steps, faster)")
     arch = model_architecture(model_path) if model_path is not None else None
     if model_path is not None and arch not in ONNX_ARCHITECTURES:
-        what = f"a {arch} model" if arch and arch != "unknown" else "a model of unrecognised architecture"
+        what = f"this {arch} model" if arch and arch != "unknown" else "a model of unrecognised architecture"
         return Selection("torch", "cpu", f"{why}; torch on the CPU: the ONNX step runs "
                                          f"{' and '.join(ONNX_ARCHITECTURES)} only, not {what}")
     return Selection(HYBRID, "cpu", f"{why}: {HYBRID_REASON}")

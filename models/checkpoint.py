@@ -8,6 +8,7 @@ ModelFileError whose message names the file.
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 from pathlib import Path
@@ -195,6 +196,36 @@ def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.
     except (KeyError, ValueError, RuntimeError, IndexError) as exc:
         raise ModelFileError(f"{path}: {name} weights with missing or misshapen tensors ({_first_line(exc)})") from None
     return prepare(model.to(device))
+
+
+def peek_keys(path: str | Path) -> list[str] | None:
+    """The tensor names of a model file without reading its tensors (a safetensors header, a .bin
+    folder's file names, a .pth memory-mapped where its format allows); None if unreadable."""
+    path = Path(path)
+    from models.aiwriter_v2 import is_bin_folder
+
+    try:
+        if path.exists() and is_bin_folder(path):
+            folder = path if path.is_dir() else path.parent
+            return [f.name[: -len(".bin")] for f in folder.glob("*.bin")]
+        if path.suffix.lower() == ".safetensors":
+            with open(path, "rb") as f:
+                size = int.from_bytes(f.read(8), "little")
+                if not 2 <= size <= 100_000_000:
+                    return None
+                return [k for k in json.loads(f.read(size)) if k != "__metadata__"]
+        with torch.serialization.safe_globals([(InertModule, name) for name in WHOLE_MODULE_CLASSES]):
+            try:
+                loaded = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError:  # a legacy (non-zip) .pth cannot be memory-mapped
+                loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception:  # whatever is wrong with the file, loading it reports it
+        return None
+    if isinstance(loaded, InertModule):
+        loaded = _module_tensors(loaded)
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]
+    return [k for k in loaded if isinstance(k, str)] if isinstance(loaded, dict) else None
 
 
 def embedding_rows(path: str | Path) -> int | None:
