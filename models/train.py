@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -170,7 +171,9 @@ def main(argv=None) -> int:
         for key in ("layers", "embd", "ctx", "batch", "lr", "lr_final", "seed"):  # the run's shape stays
             setattr(args, key, recipe["args"][key])
     else:
-        data_files = [str(Path(p).resolve()) for p in args.data]
+        # as given relative to where training runs (resume from the same folder), so the recipe
+        # names no machine's absolute paths
+        data_files = [os.path.relpath(Path(p).resolve()) for p in args.data]
         if not data_files:
             raise SystemExit("--data names no files")
     text, sources = prepare_corpus(data_files)
