@@ -177,10 +177,13 @@ class GenerationService:
         done = len(cached.ids) if cached else 0
         state, logits = (cached.state, cached.logits) if cached else (None, None)
         read = 0
+        window = getattr(engine, "window", None)  # a model that reads only its last `window` ids
         while done < len(ids):
             if should_stop():
                 return None
             end = min(len(ids), (done // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY)
+            if window and len(ids) - done > window:  # what lies before the last window is never read
+                done, end, state = len(ids) - window, len(ids), None
             step_logits, state = engine.forward([list(ids[done:end])], state)
             logits = step_logits[0]
             read += end - done

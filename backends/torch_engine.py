@@ -15,6 +15,9 @@ class TorchEngine:
         self.info = info
         self.device = torch.device(info.device)
         self.tokens_processed = 0  # positions run through the model, all rows counted once per row
+        # models that read only the last `window` ids (AI-Writer v1): their state after any text is
+        # their state after its last `window` ids
+        self.window = getattr(model, "window", None)
 
     def forward(self, token_lists, state=None, full_output: bool = False):
         """B equal-length id lists (and a state of B rows, or None) -> (logits, new state).

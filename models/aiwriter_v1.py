@@ -173,6 +173,11 @@ class AIWriterV1(nn.Module):
             self.head_q = nn.Linear(C, config.head_qk)
             self.head_k = nn.Linear(C, config.head_qk)
 
+    @property
+    def window(self) -> int:
+        """The model reads the last `window` characters: its state after any text is its state after those."""
+        return self.config.ctx_len
+
     # -- state ---------------------------------------------------------------------------
     def zero_state(self, batch: int = 1) -> AIWriterV1State:
         c = self.config

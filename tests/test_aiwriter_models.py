@@ -283,3 +283,23 @@ async def test_the_studio_writes_with_a_v1_pth_and_names_it(v1_file, tmp_path):
         assert await wait_until(pilot, lambda: manuscript.read_text(encoding="utf-8") == app.editor.text != before)
         added = app.editor.text[len(before):].replace("\n　　", "\n")
         assert added == texts[1], (added, texts)
+
+
+def test_a_long_manuscript_reads_only_the_last_window(v1_file):
+    """A v1 model sees the last ctx_len characters; the prompt reader skips what lies before them."""
+    from models.textprep import TextPrep
+
+    path, weights = v1_file
+    engine = load(path, backend="torch", device="cpu")
+    service = GenerationService(engine)
+    try:
+        text = "的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会" * 3
+        logits, state, read, _ = service.read_prompt(text, TextPrep())
+        ids = engine.tokenizer.encode("\n" + text)
+        assert read == CTX and engine.tokens_processed == CTX
+        assert np.abs(logits - v1_logits(weights, ids)).max() < 1e-4
+        logits, _, read, _ = service.read_prompt(text + "的", TextPrep())  # one more: from the cache
+        assert read == 1
+        assert np.abs(logits - v1_logits(weights, ids + engine.tokenizer.encode("的"))).max() < 1e-4
+    finally:
+        service.close(wait=True)
