@@ -1,4 +1,4 @@
-"""Speed of the torch engine against the `rwkv` PyPI package (0.8.32), on CPU, fp32.
+"""Speed of our CPU engines against the `rwkv` PyPI package (0.8.32), on CPU, fp32.
 
 Run from the repository root:
 
@@ -7,8 +7,11 @@ Run from the repository root:
     .venv/bin/python bench/bench_engine.py --profile  # also: the ops that dominate our single-row decode step
 
 It builds one random RWKV-7 (models.rwkv7.init_weights), writes the same weights as
-STEM.safetensors + STEM.json (the real AI-Writer vocabulary) for our engine and as
-STEM.pth for the package, and measures
+STEM.safetensors + STEM.json (the real AI-Writer vocabulary) for our engines and as
+STEM.pth for the package, and measures two of ours: "torch" (backend torch: torch
+alone) and "torch+onnx" (what backend auto picks on a CPU, backends.hybrid_engine:
+torch reads prompts, ONNX Runtime's exported step decodes; its export goes to a
+temporary cache, and the time it takes is reported):
 
   1. prompt: 512 tokens in one forward (tokens/s)
   2. decode, one candidate: 100 single-token steps (tokens/s)
@@ -23,9 +26,9 @@ It prints a Markdown table and never asserts anything about timings: the "target
 column says whether a number meets the goal on this machine. Each throughput is
 the best of a few timed runs after warm-up runs (the fastest run is the one least
 disturbed by other processes on a shared machine; the load average is printed at
-the start and the end to judge that); ours and the package alternate within each
-repetition so that drift in the machine's speed hits both alike. Times to the first
-character are medians.
+the start and the end to judge that); our engines and the package alternate within
+each repetition so that drift in the machine's speed hits all alike. Times to the
+first character are medians. The "Met" column judges torch+onnx, the engine auto picks.
 """
 
 from __future__ import annotations
@@ -165,63 +168,84 @@ def clone_state(state):
 # -- the measurements ---------------------------------------------------------------
 
 
-def bench_prompt(engine, package, tokens, reps):
+def bench_prompt(engines, package, tokens, reps):
+    """({name: our tokens/s}, package tokens/s, {name: max |logit diff| against the package})."""
+    diffs = {}
     for _ in range(2):  # warm-up (the package's TorchScript profiles its first runs)
-        logits_ours, _ = engine.forward([tokens], None)
         logits_pkg, _ = package.forward(list(tokens), None)
-    diff = float(np.abs(logits_ours[0] - logits_pkg.float().numpy()).max())
-    ours, theirs = [], []
+        for name, engine in engines.items():
+            logits_ours, _ = engine.forward([tokens], None)
+            diffs[name] = float(np.abs(logits_ours[0] - logits_pkg.float().numpy()).max())
+    ours, theirs = {name: [] for name in engines}, []
     for _ in range(reps):
-        ours.append(timed(lambda: engine.forward([tokens], None)))
+        for name, engine in engines.items():
+            ours[name].append(timed(lambda: engine.forward([tokens], None)))
         theirs.append(timed(lambda: package.forward(list(tokens), None)))
     n = len(tokens)
-    return n / min(ours), n / min(theirs), diff
+    return {name: n / min(times) for name, times in ours.items()}, n / min(theirs), diffs
 
 
-def bench_decode(engine, package, prime, steps, reps, rng, vocab):
-    """(ours N=1, package N=1, ours N=4 total, package N=4 total) tokens/s."""
-    _, ours_state = engine.forward([prime], None)
+def bench_decode(engines, package, prime, steps, reps, rng, vocab):
+    """({name: (N=1, N=4 total)}, package N=1, package N=4 total) tokens/s."""
     _, pkg_state = package.forward(list(prime), None)
     seqs = rng.integers(0, vocab, size=(4, steps)).tolist()
 
-    def ours_one():
-        state = ours_state
-        for t in seqs[0]:
+    def ours_one(engine, start, count=steps):
+        state = start
+        for t in seqs[0][:count]:
             _, state = engine.forward([[t]], state)
+
+    def ours_four(engine, start, count=steps):
+        state = engine.repeat_rows(start, 4)
+        for i in range(count):
+            _, state = engine.forward([[seqs[r][i]] for r in range(4)], state)
 
     def pkg_one(row=0):
         state = clone_state(pkg_state)
         for t in seqs[row]:
             _, state = package.forward([t], state)
 
-    def ours_four():
-        state = engine.repeat_rows(ours_state, 4)
-        for i in range(steps):
-            _, state = engine.forward([[seqs[r][i]] for r in range(4)], state)
-
     def pkg_four():
         for row in range(4):
             pkg_one(row)
 
+    starts = {name: engine.forward([prime], None)[1] for name, engine in engines.items()}
     # warm-up: steps of each shape (the package's TorchScript needs a few calls to settle)
-    state = ours_state
-    for t in seqs[0][:20]:
-        _, state = engine.forward([[t]], state)
-    state = engine.repeat_rows(ours_state, 4)
-    for i in range(min(steps, 20)):
-        _, state = engine.forward([[seqs[r][i]] for r in range(4)], state)
+    for name, engine in engines.items():
+        ours_one(engine, starts[name], 20)
+        ours_four(engine, starts[name], min(steps, 20))
     state = clone_state(pkg_state)
     for t in seqs[0][:20] * 2:
         _, state = package.forward([t], state)
 
-    o1, p1, o4, p4 = [], [], [], []
+    o1, o4 = {name: [] for name in engines}, {name: [] for name in engines}
+    p1, p4 = [], []
     for rep in range(reps):
-        o1.append(timed(ours_one))
+        for name, engine in engines.items():
+            o1[name].append(timed(lambda: ours_one(engine, starts[name])))
         p1.append(timed(pkg_one))
-        o4.append(timed(ours_four))
+        for name, engine in engines.items():
+            o4[name].append(timed(lambda: ours_four(engine, starts[name])))
         if rep < max(1, reps - 1):  # 4 x 100 package steps are the slowest part: one run fewer
             p4.append(timed(pkg_four))
-    return steps / min(o1), steps / min(p1), 4 * steps / min(o4), 4 * steps / min(p4)
+    ours = {name: (steps / min(o1[name]), 4 * steps / min(o4[name])) for name in engines}
+    return ours, steps / min(p1), 4 * steps / min(p4)
+
+
+def load_hybrid_timed(path, cache_dir):
+    """(the torch+onnx engine auto picks, [(seconds in load(), seconds more until its ONNX step is open)] for
+    a cold cache (the export) and then for the cached file)."""
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        engine = load(path, backend="auto", device="cpu", cache_dir=cache_dir)
+        loaded = time.perf_counter()
+        if engine.info.backend != "torch+onnx":
+            raise RuntimeError(f"auto picked {engine.info.backend}: {engine.selection.reason}")
+        if not engine.wait_for_step(600):
+            raise RuntimeError(f"no ONNX step: {engine.step_error}")
+        times.append((loaded - start, time.perf_counter() - loaded))
+    return engine, times
 
 
 def time_to_first_chunk(service, text: str, n: int) -> float:
@@ -295,7 +319,7 @@ def verdict(ok: bool) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 layers x 256 and shorter runs (a dry run)")
-    parser.add_argument("--profile", action="store_true", help="also profile our single-row decode step")
+    parser.add_argument("--profile", action="store_true", help="also profile torch's single-row decode step")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     rng = np.random.default_rng(0)
@@ -309,54 +333,69 @@ def main(argv=None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp, torch.inference_mode():
         path, stem, weights = write_model(Path(tmp), cfg["n_layer"], cfg["n_embd"])
-        engine = load(path, backend="torch", device="cpu")
+        hybrid, load_times = load_hybrid_timed(path, Path(tmp) / "onnx-cache")
+        engines = {"torch": load(path, backend="torch", device="cpu"), "torch+onnx": hybrid}
         package = load_package(stem)
 
         prompt = rng.integers(0, VOCAB_SIZE, size=cfg["prompt"]).tolist()
-        prompt_ours, prompt_pkg, logit_diff = bench_prompt(engine, package, prompt, cfg["reps"])
-        d1_ours, d1_pkg, d4_ours, d4_pkg = bench_decode(
-            engine, package, prompt[:16], cfg["steps"], cfg["reps"], rng, VOCAB_SIZE
-        )
+        prompt_ours, prompt_pkg, logit_diffs = bench_prompt(engines, package, prompt, cfg["reps"])
+        decode_ours, d1_pkg, d4_pkg = bench_decode(engines, package, prompt[:16], cfg["steps"], cfg["reps"], rng, VOCAB_SIZE)
         copy_gbs, read_gbs = copy_bandwidth()
         step_bytes = bytes_per_decode_step(weights)
         bound = copy_gbs * 1e9 / step_bytes
-        ttfc = bench_ttfc(engine, cfg["manuscript"], cfg["ttfc_reps"])
-        report(cfg, prompt_ours, prompt_pkg, logit_diff, d1_ours, d1_pkg, d4_ours, d4_pkg,
-               copy_gbs, read_gbs, step_bytes, bound, ttfc, load_before, started)
+        ttfc = {name: bench_ttfc(engine, cfg["manuscript"], cfg["ttfc_reps"]) for name, engine in engines.items()}
+        report(cfg, list(engines), prompt_ours, prompt_pkg, logit_diffs, decode_ours, d1_pkg, d4_pkg,
+               copy_gbs, read_gbs, step_bytes, bound, ttfc, load_times, load_before, started)
         if args.profile:
-            profile_decode(engine, prompt[:16])
+            profile_decode(engines["torch"], prompt[:16])
 
 
-def report(cfg, prompt_ours, prompt_pkg, logit_diff, d1_ours, d1_pkg, d4_ours, d4_pkg,
-           copy_gbs, read_gbs, step_bytes, bound, ttfc, load_before, started) -> None:
+def report(cfg, names, prompt_ours, prompt_pkg, logit_diffs, decode_ours, d1_pkg, d4_pkg,
+           copy_gbs, read_gbs, step_bytes, bound, ttfc, load_times, load_before, started) -> None:
     P, S = cfg["prompt"], cfg["steps"]
+    judged = names[-1]  # torch+onnx: what auto picks on a CPU
+
+    def measured(label, ours, pkg, target=None, fmt="{:.1f}"):
+        cells = [label] + [fmt.format(ours[n]) for n in names] + [fmt.format(pkg)]
+        cells += [f"{ours[n] / pkg:.2f}x" for n in names]
+        if target is None:
+            return row(*cells, "", "")
+        return row(*cells, f">= {target:g}x", verdict(ours[judged] / pkg >= target))
+
+    def single(label, values, target_ms=None):
+        cells = [label] + [values[n] for n in names] + [""] * (1 + len(names))
+        if target_ms is None:
+            return row(*cells, "", "")
+        return row(*cells, f"<= {target_ms:.0f} ms", verdict(float(values[judged]) <= target_ms))
+
     lines = [
-        row("Measure", "Ours", "Package", "Ours / package", "Target", "Met"),
-        row("---", "---:", "---:", "---:", "---", "---"),
-        row(f"Prompt, {P} tokens in one forward (tok/s)", f"{prompt_ours:.0f}", f"{prompt_pkg:.0f}",
-            f"{prompt_ours / prompt_pkg:.2f}x", f">= {TARGETS['prompt']:.0f}x", verdict(prompt_ours / prompt_pkg >= TARGETS["prompt"])),
-        row(f"Decode N=1, {S} steps (tok/s)", f"{d1_ours:.1f}", f"{d1_pkg:.1f}",
-            f"{d1_ours / d1_pkg:.2f}x", f">= {TARGETS['decode1']:.0f}x", verdict(d1_ours / d1_pkg >= TARGETS["decode1"])),
-        row(f"Decode N=4, total tok/s (ours 1 batch of 4; package 4 x {S} steps)", f"{d4_ours:.1f}", f"{d4_pkg:.1f}",
-            f"{d4_ours / d4_pkg:.2f}x", f">= {TARGETS['decode4']:.0f}x", verdict(d4_ours / d4_pkg >= TARGETS["decode4"])),
-        row(f"Bandwidth bound on decode N=1: {copy_gbs:.1f} GB/s copy / {step_bytes / 1e6:.1f} MB per step (tok/s)",
-            f"{bound:.1f}", "", "", "", ""),
-        row("Decode N=1 as a fraction of that bound", f"{d1_ours / bound:.0%}", f"{d1_pkg / bound:.0%}", "", "", ""),
+        row("Measure", *names, "Package", *(f"{n} / package" for n in names), "Target", "Met"),
+        row("---", *(["---:"] * (2 * len(names) + 1)), "---", "---"),
+        measured(f"Prompt, {P} tokens in one forward (tok/s)", prompt_ours, prompt_pkg, TARGETS["prompt"], "{:.0f}"),
+        measured(f"Decode N=1, {S} steps (tok/s)", {n: decode_ours[n][0] for n in names}, d1_pkg, TARGETS["decode1"]),
+        measured(f"Decode N=4, total tok/s (ours 1 batch of 4; package 4 x {S} steps)",
+                 {n: decode_ours[n][1] for n in names}, d4_pkg, TARGETS["decode4"]),
+        single(f"Bandwidth bound on decode N=1: {copy_gbs:.1f} GB/s copy / {step_bytes / 1e6:.1f} MB per step (tok/s)",
+               {n: f"{bound:.1f}" if n == names[0] else "" for n in names}),
+        row("Decode N=1 as a fraction of that bound", *(f"{decode_ours[n][0] / bound:.0%}" for n in names),
+            f"{d1_pkg / bound:.0%}", *([""] * (len(names) + 2))),
     ]
     for n in (1, 4):
-        cold, warm = ttfc[n]
-        lines.append(row(f"Time to first character, n={n}: cold cache, {cfg['manuscript']:,}-char manuscript (ms)",
-                         f"{cold * 1000:.0f}", "", "", "", ""))
-        lines.append(row(f"Time to first character, n={n}: after appending one character (ms)",
-                         f"{warm * 1000:.0f}", "", "", f"<= {TARGETS['ttfc_ms']:.0f} ms",
-                         verdict(warm * 1000 <= TARGETS["ttfc_ms"])))
+        lines.append(single(f"Time to first character, n={n}: cold cache, {cfg['manuscript']:,}-char manuscript (ms)",
+                            {name: f"{ttfc[name][n][0] * 1000:.0f}" for name in names}))
+        lines.append(single(f"Time to first character, n={n}: after appending one character (ms)",
+                            {name: f"{ttfc[name][n][1] * 1000:.0f}" for name in names}, TARGETS["ttfc_ms"]))
     print()
     print("\n".join(lines))
     print()
+    (cold_load, cold_step), (warm_load, warm_step) = load_times
     print(f"Throughputs: best of {cfg['reps']} runs after warm-up (package N=4: {max(1, cfg['reps'] - 1)}); "
           f"times to first character: median of {cfg['ttfc_reps']} appends, each a new request. "
           f"Bandwidth: best of 7 copies of 256 MB (read + written bytes); read-only (sum): {read_gbs:.1f} GB/s. "
-          f"Prompt logits, ours vs package: max |diff| {logit_diff:.1e}. "
+          f"Prompt logits against the package: max |diff| "
+          + ", ".join(f"{n} {logit_diffs[n]:.1e}" for n in names) + ". "
+          f"torch+onnx: load() returned in {cold_load:.2f} s and its ONNX step (exported in the background) was "
+          f"open {cold_step:.2f} s later; from the cache, {warm_load:.2f} s and {warm_step:.2f} s. "
           f"Load average before / after: {load_before} / {load_average()}. Total {time.perf_counter() - started:.0f} s.")
 
 
