@@ -48,10 +48,14 @@ def load(
     dtype: str | None = None,
     unknown_char: str = DEFAULT_UNKNOWN_CHAR,
     cache_dir=None,
+    window_refill: int = 0,
 ):
     """Open a model file with its tokenizer; LoadError with one clear line if anything is wrong.
 
     cache_dir: where the onnx backend keeps exports (default: the user cache directory).
+    window_refill: AI-Writer v1 models only (others ignore it): 0 reads exactly the last ctx_len
+    characters for every new one, as the original; N restarts a full window from the last N
+    characters and grows it again (models.aiwriter_v1.AIWriterV1.set_refill).
     """
     path = Path(path).expanduser()
     if backend not in BACKENDS:
@@ -74,6 +78,12 @@ def load(
     else:
         engine = _load_torch(path, tokenizer, choice.device, dtype)
     engine.selection = choice
+    model = getattr(engine, "model", None)
+    if window_refill and hasattr(model, "set_refill"):
+        try:
+            model.set_refill(window_refill)
+        except ValueError as exc:
+            raise LoadError(f"{path}: {exc}") from None
     return engine
 
 

@@ -24,7 +24,8 @@ read, the running sum of k and the last LayerNorm outputs (for the shift), and t
 copy head's keys and the ids. A new character then costs one position (its
 attention row over the cached ones), not the whole window. Once the window is full
 every new character re-indexes the window from position 0, as the original did, and
-costs a full pass over the last T characters.
+costs a full pass over the last T characters (or, with `set_refill(N)`, the window
+restarts from the last N characters and grows again, one cached position per character).
 
 The state's buffers are written in place at positions past those any state has
 read (`frontier`), so a decoding step does not copy the cache; continuing an older
@@ -160,9 +161,10 @@ class Block(nn.Module):
 class AIWriterV1(nn.Module):
     architecture = "aiwriter-v1"
 
-    def __init__(self, config: AIWriterV1Config):
+    def __init__(self, config: AIWriterV1Config, refill: int = 0):
         super().__init__()
         self.config = config
+        self.refill = refill  # 0: exact (see set_refill)
         C, T, V = config.n_embd, config.ctx_len, config.vocab_size
         self.tok_emb = nn.Embedding(V, C)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
@@ -172,6 +174,16 @@ class AIWriterV1(nn.Module):
         if config.head_qk:
             self.head_q = nn.Linear(C, config.head_qk)
             self.head_k = nn.Linear(C, config.head_qk)
+
+    def set_refill(self, refill: int) -> None:
+        """0 (the default): exact, as the original: once the window is full, every new character
+        re-reads the last ctx_len characters from position 0 (a full pass each). N > 0: once it is
+        full, start again from the last N characters and grow one cached position per character
+        until it is full again (one pass of N characters per ctx_len - N new ones; the model then
+        sees between N and ctx_len characters instead of always ctx_len)."""
+        if not 0 <= refill < self.config.ctx_len:
+            raise ValueError(f"window_refill must be 0 (exact) or 1..{self.config.ctx_len - 1}, not {refill}")
+        self.refill = refill
 
     @property
     def window(self) -> int:
@@ -214,8 +226,9 @@ class AIWriterV1(nn.Module):
         state = self.zero_state(B) if state is None else state
         length = int(state.length[0, 0])
         if not full_output:
-            if length + m > T:  # the window moves: the last T characters, from position 0
-                window = torch.cat([state.ids[0, :, :length], tokens], dim=1)[:, -T:]
+            if length + m > T:  # the window moves: the last T characters (or `refill`), from position 0
+                keep = min(T, max(self.refill, m)) if self.refill else T
+                window = torch.cat([state.ids[0, :, :length], tokens], dim=1)[:, -keep:]
                 return self._extend(window, self.zero_state(B), 0)
             return self._extend(tokens, state, length)
         outputs = []  # every position's logits: fill the window, then one full pass per position

@@ -303,3 +303,19 @@ def test_a_long_manuscript_reads_only_the_last_window(v1_file):
         assert np.abs(logits - v1_logits(weights, ids + engine.tokenizer.encode("的"))).max() < 1e-4
     finally:
         service.close(wait=True)
+
+
+def test_window_refill_restarts_from_the_last_n_characters_and_grows(v1_file):
+    path, weights = v1_file
+    engine = load(path, backend="torch", device="cpu", window_refill=5)
+    row = ids_batch(1, CTX + 12, seed=11)[0]
+    logits, state = engine.forward([row[:CTX]], None)  # a full window
+    seen = CTX
+    errors = []
+    for n in range(CTX, len(row)):
+        logits, state = engine.forward([[row[n]]], state)
+        seen = 5 if seen == CTX else seen + 1  # full: start again from the last 5, then grow
+        errors.append(np.abs(logits[0] - v1_logits(weights, row[n + 1 - seen : n + 1])).max())
+    assert max(errors) < 1e-4
+    with pytest.raises(LoadError, match="window_refill must be 0"):
+        load(path, backend="torch", device="cpu", window_refill=CTX)
