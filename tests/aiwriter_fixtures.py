@@ -14,15 +14,27 @@ import torch
 from torch import nn
 
 
+def _uniform(seed: int):
+    """rand(*shape, low, high): seeded uniform values."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape, low=-1.0, high=1.0):
+        return low + (high - low) * torch.rand(*shape, generator=g)
+
+    return rand
+
+
+def _layer_norm(w: dict, name: str, size: int, rand) -> None:
+    w[name + ".weight"] = 1 + 0.2 * rand(size)
+    w[name + ".bias"] = 0.1 * rand(size)
+
+
 def random_v1_weights(n_layer=2, n_embd=16, n_head=2, ctx_len=12, vocab_size=40, n_ffn=24, head_qk=8,
                       older=False, seed=0) -> dict[str, torch.Tensor]:
     """The v1 state dict: key names and shapes as in aiwriter-formats.md; `older` = with attn.mask and
     without the copy head."""
-    g = torch.Generator().manual_seed(seed)
+    rand = _uniform(seed)
     C, T, H, F = n_embd, ctx_len, n_head, n_ffn
-
-    def rand(*shape, low=-1.0, high=1.0):
-        return low + (high - low) * torch.rand(*shape, generator=g)
 
     def linear(prefix, rows, cols, bias=True):
         w[prefix + ".weight"] = rand(rows, cols) / math.sqrt(cols)
@@ -32,9 +44,8 @@ def random_v1_weights(n_layer=2, n_embd=16, n_head=2, ctx_len=12, vocab_size=40,
     w = {"tok_emb.weight": rand(vocab_size, C)}
     for i in range(n_layer):
         p = f"blocks.{i}."
-        for ln in ("ln1", "ln2"):
-            w[p + ln + ".weight"] = 1 + 0.2 * rand(C)
-            w[p + ln + ".bias"] = 0.1 * rand(C)
+        _layer_norm(w, p + "ln1", C, rand)
+        _layer_norm(w, p + "ln2", C, rand)
         lag = torch.arange(T - 1, -1, -1, dtype=torch.float32)  # time_w[h, T-1-d] for lag d
         w[p + "attn.time_w"] = torch.exp(-lag.unsqueeze(0) * rand(H, 1, low=0.05, high=0.5)) * rand(H, T, low=0.7, high=1.3)
         w[p + "attn.time_alpha"] = rand(H, 1, T, low=0.5, high=1.5)
@@ -48,8 +59,7 @@ def random_v1_weights(n_layer=2, n_embd=16, n_head=2, ctx_len=12, vocab_size=40,
         linear(p + "mlp.value", F, C)
         linear(p + "mlp.weight", C, F)
         linear(p + "mlp.receptance", C, C)
-    w["ln_f.weight"] = 1 + 0.2 * rand(C)
-    w["ln_f.bias"] = 0.1 * rand(C)
+    _layer_norm(w, "ln_f", C, rand)
     w["time_out"] = rand(1, T, 1, low=0.5, high=1.5)
     linear("head", vocab_size, C, bias=False)
     if not older:
@@ -156,11 +166,8 @@ def write_v1_whole_module(path: Path, weights: dict[str, torch.Tensor]) -> Path:
 
 def random_v2_weights(n_layer=3, n_embd=16, vocab_size=40, n_ffn=32, head_qk=8, ffn_pre=True, seed=0) -> dict:
     """A v2 state dict in the training layout (time_decay and time_first as trained), flat time_* vectors."""
-    g = torch.Generator().manual_seed(seed)
+    rand = _uniform(seed)
     C = n_embd
-
-    def rand(*shape, low=-1.0, high=1.0):
-        return low + (high - low) * torch.rand(*shape, generator=g)
 
     def ffn(prefix):
         w[prefix + ".time_mix"] = rand(C, low=0.0, high=1.0)
@@ -171,9 +178,8 @@ def random_v2_weights(n_layer=3, n_embd=16, vocab_size=40, n_ffn=32, head_qk=8, 
     w = {"emb.weight": rand(vocab_size, C)}
     for i in range(n_layer):
         p = f"blocks.{i}."
-        for ln in ("ln1", "ln2"):
-            w[p + ln + ".weight"] = 1 + 0.2 * rand(C)
-            w[p + ln + ".bias"] = 0.1 * rand(C)
+        _layer_norm(w, p + "ln1", C, rand)
+        _layer_norm(w, p + "ln2", C, rand)
         if i == 0 and ffn_pre:
             ffn(p + "ffnPre")
         else:
@@ -183,8 +189,7 @@ def random_v2_weights(n_layer=3, n_embd=16, vocab_size=40, n_ffn=32, head_qk=8, 
             for name in ("key", "value", "receptance", "output"):
                 w[p + f"att.{name}.weight"] = rand(C, C) / math.sqrt(C)
         ffn(p + "ffn")
-    w["ln_out.weight"] = 1 + 0.2 * rand(C)
-    w["ln_out.bias"] = 0.1 * rand(C)
+    _layer_norm(w, "ln_out", C, rand)
     w["head.weight"] = rand(vocab_size, C) / math.sqrt(C)
     w["head_q.weight"] = rand(head_qk, C) / math.sqrt(C)
     w["head_k.weight"] = rand(head_qk, C) / math.sqrt(C)
