@@ -385,3 +385,19 @@ def test_sigkill_during_saves_never_leaves_a_partial_file(tmp_path):
     assert len(seen) > 1, "no save completed before any kill: the test proved nothing"
     # Only temp files of killed children may remain, never anything else.
     assert all(name.startswith(".novel.txt.tmp-") for name in leftovers(tmp_path, "novel.txt"))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="dead processes are recognised on POSIX only")
+def test_temporaries_left_by_a_killed_save_are_removed_on_the_next_save(tmp_path):
+    target = tmp_path / "novel.txt"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that has ended
+    stale = tmp_path / f".novel.txt.tmp-{gone.pid}-abcd1234"
+    stale.write_text("half a save", encoding="utf-8")
+    mine = tmp_path / f".novel.txt.tmp-{os.getpid()}-ffff0000"  # this process: maybe still writing
+    mine.write_text("in flight", encoding="utf-8")
+    other = tmp_path / f".other.txt.tmp-{gone.pid}-abcd1234"  # another manuscript's: not ours to judge
+    other.write_text("x", encoding="utf-8")
+    mf.save_atomic(target, "第一章")
+    assert target.read_text(encoding="utf-8") == "第一章"
+    assert not stale.exists() and mine.exists() and other.exists()

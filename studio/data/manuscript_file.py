@@ -15,6 +15,7 @@ data folder.
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import re
 import secrets
@@ -158,6 +159,34 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists (POSIX)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. owned by someone else: it exists
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Delete the temporary files (.NAME.tmp-PID-XXXX) that a save killed mid-write left beside
+    `target`: those whose process is gone. Returns what was removed. POSIX only (elsewhere a
+    process cannot be asked about safely, so nothing is removed)."""
+    if os.name != "posix":
+        return []
+    removed = []
+    for temp in target.parent.glob(f".{glob.escape(target.name)}.tmp-*"):
+        pid = temp.name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            try:
+                temp.unlink()
+                removed.append(temp)
+            except OSError:
+                pass
+    return removed
+
+
 def save_atomic(path, text: str, newline: str = "\n", *, bom: bool = False) -> None:
     """Replace the file at `path` with `text` (UTF-8), all at once.
 
@@ -183,6 +212,7 @@ def save_atomic(path, text: str, newline: str = "\n", *, bom: bool = False) -> N
         if not old.st_mode & 0o222 or not os.access(target, os.W_OK):
             raise _fail(name, "the file is read-only")
     mode = stat.S_IMODE(old.st_mode) if old is not None else 0o666
+    remove_stale_temporaries(target)
     temp = folder / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     fd = None
     try:
