@@ -211,7 +211,7 @@ class GenerationService:
             request.sampling,
             batch=n,
             vocab_size=engine.info.vocab_size,
-            banned_ids=set(tokenizer.banned_ids) | set(_known_ids(tokenizer, request.banned_chars)),
+            banned_ids=set(tokenizer.banned_ids) | set(tokenizer.ids_writing(request.banned_chars)),
             newline_id=newline[0] if newline else None,
             penalty_exempt_ids=_known_ids(tokenizer, request.penalty_exempt_chars),
         )

@@ -103,6 +103,10 @@ class CharTokenizer:
         """Ids that are never generated."""
         return [] if self.unknown_id is None else [self.unknown_id]
 
+    def ids_writing(self, chars: str) -> list[int]:
+        """The ids whose text contains any of `chars` (to ban them): here, each character's own id."""
+        return [self.char_to_id[c] for c in dict.fromkeys(chars) if c in self.char_to_id]
+
     def encode(self, text: str) -> list[int]:
         lookup, unknown = self.char_to_id, self.unknown_id
         ids = [lookup.get(c, unknown) for c in text]

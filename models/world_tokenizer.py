@@ -174,6 +174,12 @@ class WorldTokenizer:
         """Ids that are never generated: end of text (0) and the unused ids."""
         return [END_OF_TEXT, *self._unused]
 
+    def ids_writing(self, chars: str) -> list[int]:
+        """The ids whose bytes hold the whole UTF-8 encoding of any of `chars` (to ban them): the
+        character alone and every longer token that writes it."""
+        wanted = [c.encode("utf-8") for c in dict.fromkeys(chars)]
+        return [i for i, value in enumerate(self.id_to_bytes) if value and any(w in value for w in wanted)]
+
     def encode_bytes(self, data: bytes) -> list[int]:
         root = self._root
         ids: list[int] = []

@@ -198,3 +198,12 @@ def test_generation_runs_on_a_world_rwkv4(tmp_path):
     for index, text in enumerate(finished.texts):
         assert 0 < len(text) <= 12
         assert "".join(e.text for e in events if isinstance(e, Chunk) and e.index == index) == text
+
+
+def test_a_banned_character_bans_every_token_that_writes_it():
+    tokenizer = WorldTokenizer.default()
+    banned = set(tokenizer.ids_writing("，"))
+    comma = "，".encode("utf-8")
+    writers = {i for i, value in enumerate(tokenizer.id_to_bytes) if comma in value}
+    assert banned == writers and len(writers) > 1  # the comma alone and longer tokens holding it
+    assert tokenizer.char_to_id["，"] in banned
