@@ -245,7 +245,8 @@ class StudioApp(App):
         self.call_from_thread(setattr, self.status, "model", tr("loading_model", model=Path(m["path"]).name))
         try:
             engine = load(m["path"], backend=m["backend"], device=m["device"], vocab=m["vocab"] or None,
-                          dtype=m["dtype"] or None, unknown_char=m["unknown_char"])
+                          dtype=m["dtype"] or None, unknown_char=m["unknown_char"],
+                          window_refill=m["window_refill"])
         except LoadError as exc:
             self.call_from_thread(self.engine_failed, str(exc))
             return

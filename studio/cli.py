@@ -39,6 +39,7 @@ def open_engine(config, model: str | None = None, device: str | None = None):
             vocab=m["vocab"] or None,
             dtype=m["dtype"] or None,
             unknown_char=m["unknown_char"],
+            window_refill=m["window_refill"],
         )
     except LoadError as exc:
         raise UserError(str(exc)) from None

@@ -25,6 +25,7 @@ DEFAULTS_PATH = Path(__file__).resolve().parent.parent / "config.toml"
 
 # Allowed ranges beyond the type (inclusive); sampling ranges live with the sampler.
 RANGES = {
+    ("model", "window_refill"): (0, 100000),  # the model checks it against its own ctx_len
     ("generation", "candidates"): (1, 9),
     ("generation", "length"): (1, 20000),
     ("generation", "context_chars"): (16, 200000),

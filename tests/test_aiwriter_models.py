@@ -319,3 +319,18 @@ def test_window_refill_restarts_from_the_last_n_characters_and_grows(v1_file):
     assert max(errors) < 1e-4
     with pytest.raises(LoadError, match="window_refill must be 0"):
         load(path, backend="torch", device="cpu", window_refill=CTX)
+
+
+def test_window_refill_from_the_config_file(v1_file, tmp_path, capsys):
+    path, _ = v1_file
+    manuscript = tmp_path / "novel.txt"
+    manuscript.write_text("他说：我们来了。" * 3, encoding="utf-8")
+    config = tmp_path / "refill.toml"
+    config.write_text(f'[model]\npath = "{path}"\nwindow_refill = 6\n', encoding="utf-8")
+    assert cli_main(["--config", str(config), "continue", str(manuscript), "-n", "2", "--length", "20",
+                     "--seed", "1", "--json"]) == 0
+    assert [len(t) for t in json.loads(capsys.readouterr().out)["candidates"]] == [20, 20]
+    config.write_text(f'[model]\npath = "{path}"\nwindow_refill = {CTX}\n', encoding="utf-8")
+    assert cli_main(["--config", str(config), "continue", str(manuscript)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "window_refill must be 0" in err and str(path) in err and "\n" not in err
