@@ -23,8 +23,8 @@ characters at the same speed as trained ones, but not the same text.
    regions); headless, Textual skips turning the update into terminal bytes, so this script does
    that itself (update.render_segments, encoded and written to /dev/null) before taking the time.
    A frame "shows" key k when, after the k-th 'a' was in the editor's document, the editor drew
-   the cursor's row afresh (TextArea._render_line, the uncached path that reads the document)
-   and that frame is the one drawn then. pilot.press is not used: it waits for the process to
+   the cursor's row (its render_line; rows are cached by their text, so a row drawn with the
+   k-th key in the document shows it) and that frame is the one drawn then. pilot.press is not used: it waits for the process to
    go idle, which never happens while the model runs on its thread.
 
    Also reported: the candidates' characters per second while the keys were typed (all four
@@ -170,7 +170,7 @@ class FrameProbe:
         self._devnull = os.open(os.devnull, os.O_WRONLY)
 
         original_display = app._display
-        original_render_line = self.editor._render_line
+        original_render_line = self.editor.render_line
 
         def display(screen, renderable):
             original_display(screen, renderable)
@@ -202,7 +202,7 @@ class FrameProbe:
                 self.render_costs.append(((time.perf_counter() - wall) * 1000, (time.thread_time() - cpu) * 1000))
 
         app._display = display
-        self.editor._render_line = render_line
+        self.editor.render_line = render_line
         compositor.render_update = render_update
 
     def close(self) -> None:

@@ -180,3 +180,81 @@ async def test_in_the_studio_the_highlighted_candidate_wraps_and_accepting_keeps
         editor_region = app.editor.region
         top, bottom = editor_region.y, editor_region.bottom
         assert after[top:bottom] == rows[top:bottom]  # the same rows, now real text
+
+
+# -- the editor's own row drawing (fast path) matches TextArea's --------------
+
+import rich.text  # noqa: E402
+from textual.widgets import TextArea  # noqa: E402
+
+ROWS_TEXT = (
+    "　　第一章　天才少年\n"
+    "　　他抬头望向远方，“你还在写？”母亲推门进来，手里端着一杯热茶，“都快十二点了。”\n"
+    "\n"
+    "abc def ghi jkl mno pqr stu vwx yz 0123456789\n"
+    "　　最后一行"
+)
+
+
+def compare_rows(editor) -> int:
+    """Every row the fast path draws equals TextArea's own drawing; returns how many it drew."""
+    drawn = 0
+    for y in range(editor.size.height):
+        fast = editor._fast_row(y)
+        if fast is not None:
+            assert list(fast) == list(TextArea._render_line(editor, y)), (y, fast.text)  # uncached: Textual's drawing
+            drawn += 1
+    return drawn
+
+
+async def test_rows_are_drawn_exactly_as_textarea_draws_them():
+    app = EditorApp(ROWS_TEXT)
+    async with app.run_test(size=(24, 16)) as pilot:
+        editor = app.query_one(ManuscriptEditor)
+        editor.focus()
+        editor.cursor_blink = False
+        offsets = editor.wrapped_document.get_offsets(1)
+        places = [(0, 0), (1, 3), (1, offsets[0]), (1, offsets[0] - 1), (1, len(editor.document[1])), (2, 0),
+                  (3, 5), (3, len(editor.document[3])), (4, 2)]
+        for place in places:
+            editor.move_cursor(place)
+            await pilot.pause()
+            drawn = compare_rows(editor)
+            assert drawn == editor.wrapped_document.height  # every row, the cursor's included
+        editor.highlight_cursor_line = False
+        await pilot.pause()
+        assert compare_rows(editor) > 0
+        editor.blur()  # no cursor drawn
+        await pilot.pause()
+        assert compare_rows(editor) > 0
+        editor.focus()
+        editor.move_cursor((1, 2), select=False)
+        editor.select_line(1)  # a selection: those rows are left to TextArea
+        await pilot.pause()
+        assert 0 < compare_rows(editor) < editor.wrapped_document.height
+
+
+async def test_typing_redraws_only_the_rows_that_changed():
+    app = EditorApp(ROWS_TEXT)
+    async with app.run_test(size=(24, 16)) as pilot:
+        editor = app.query_one(ManuscriptEditor)
+        editor.focus()
+        editor.cursor_blink = False
+        editor.move_cursor((4, 6))
+        await pilot.pause()
+        drawn = []
+        original = rich.text.Text.render
+
+        def counting_render(self, *args, **kwargs):
+            drawn.append(self.plain)
+            return original(self, *args, **kwargs)
+
+        rich.text.Text.render = counting_render
+        try:
+            await pilot.press("x")
+            await pilot.pause()
+        finally:
+            rich.text.Text.render = original
+        assert editor.document[4].endswith("x")
+        assert any("x" in text for text in drawn)  # the cursor's row was drawn afresh
+        assert not any("天才少年" in text for text in drawn)  # other rows came from the cache

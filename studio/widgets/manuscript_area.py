@@ -41,6 +41,7 @@ from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.cache import LRUCache
 from textual.document._document import DocumentBase, Location
 from textual.document._wrapped_document import WrappedDocument
 from textual.events import MouseEvent
@@ -366,16 +367,105 @@ class ManuscriptArea(TextArea):
     def render_line(self, y: int) -> Strip:
         ghost = self.ghost_layout()
         if ghost is None:
-            return super().render_line(y)
+            return self._render_document_row(y)
         row = self.scroll_offset.y + y
         index = row - ghost.first_row
         if index < 0:
-            return super().render_line(y)
+            return self._render_document_row(y)
         if index < len(ghost.rows):
             return self._render_ghost_row(ghost, index)
         if row - ghost.extra >= self.wrapped_document.height:
             return Strip.blank(self.size.width, self._base_style())
-        return super().render_line(y - ghost.extra)  # a row below the block, as Textual draws it
+        return self._render_document_row(y - ghost.extra)  # a row below the block, shifted down
+
+    # -- drawing rows of the document -------------------------------------------
+
+    _row_cache: LRUCache | None = None
+
+    def notify_style_update(self) -> None:
+        if self._row_cache is not None:
+            self._row_cache.clear()
+        super().notify_style_update()
+
+    def _render_document_row(self, y: int) -> Strip:
+        """Row `scroll_y + y` of the wrapped document: the fast path where it applies, else Textual's."""
+        strip = self._fast_row(y)
+        return super().render_line(y) if strip is None else strip
+
+    def _fast_row(self, y: int) -> Strip | None:
+        """The row as TextArea._render_line draws it, from the row's own text and cached by it.
+
+        TextArea clears its line cache on every edit and, soft-wrapped, keys
+        every row by the selection, so each keystroke redraws every visible row,
+        and each row divides its whole paragraph into rows first.  Here a row
+        is drawn from its piece of the line alone and cached by that piece and
+        the cursor's place in it, so a keystroke redraws only the rows that
+        changed.  Rows this does not cover (a selection, bracket matching,
+        syntax highlights, line numbers, tabs, the placeholder, Textual's own
+        suggestion drawing) return None and go to Textual.
+        """
+        if not self.soft_wrap or self.show_line_numbers or self._highlights:
+            return None
+        if self.placeholder and self.document.line_count == 1 and not self.document[0]:
+            return None
+        wrapped = self._cjk_wrapped_document
+        row = self.scroll_offset.y + y
+        try:
+            line_index, section = wrapped._offset_to_line_info[row]
+        except IndexError:
+            return None
+        line = self.document[line_index]
+        if "\t" in line:
+            return None
+        start, end = self.selection
+        if start != end and min(start[0], end[0]) <= line_index <= max(start[0], end[0]):
+            return None
+        cursor_row, cursor_column = end
+        bracket = self._matching_bracket_location
+        if bracket is not None and self.match_cursor_bracket and line_index in (cursor_row, bracket[0]):
+            return None
+        is_cursor_line = cursor_row == line_index
+        if is_cursor_line and self.suggestion and (self.has_focus or not self.hide_suggestion_on_blur):
+            return None
+        offsets = wrapped.get_offsets(line_index)
+        row_start = offsets[section - 1] if section else 0
+        last = section == len(offsets)
+        row_end = len(line) if last else offsets[section]
+        text = line[row_start:row_end] + (" " if last else "")  # TextArea pads the line for the cursor
+        cursor = None
+        if is_cursor_line and row_start <= cursor_column < row_start + len(text) and self._draw_cursor:
+            cursor = cursor_column - row_start
+        theme = self._theme
+        base_style = self._base_style()
+        has_cursor = self._has_cursor
+        cursor_line_style = (
+            theme.cursor_line_style if theme and self.highlight_cursor_line and has_cursor else None
+        )
+        cursor_style = theme.cursor_style if theme else None
+        target_width = self.scrollable_content_region.size.width - self.gutter_width
+        key = (
+            text, is_cursor_line, cursor, target_width, base_style, cursor_line_style, cursor_style,
+            self.highlight_cursor_line, has_cursor, theme.base_style if theme else None,
+        )
+        cache = self._row_cache
+        if cache is None:
+            cache = self._row_cache = LRUCache(1024)
+        strip = cache.get(key)
+        if strip is not None:
+            return strip
+        rich_text = Text(text, end="", no_wrap=True)
+        if has_cursor and cursor_line_style and is_cursor_line:
+            rich_text.stylize(cursor_line_style)
+        if cursor is not None and cursor_style:
+            rich_text.stylize(cursor_style, cursor, cursor + 1)
+        if is_cursor_line and self.highlight_cursor_line:
+            line_style = cursor_line_style
+        else:
+            line_style = theme.base_style if theme else None
+        strip = Strip(rich_text.render(self.app.console), cell_length=rich_text.cell_len)
+        strip = strip.extend_cell_length(target_width, line_style).apply_style(base_style)
+        cache[key] = strip
+        return strip
 
     def _base_style(self):
         theme = self._theme
