@@ -37,12 +37,14 @@ characters at the same speed as trained ones, but not the same text.
    rwkv7": the model loaded). The peak RSS (VmHWM in /proc/PID/status) is read a second after
    the model loaded; then ctrl+q is sent and the time to exit measured (killed after 15 s).
 
-Variants, to try fixes without editing the studio:
+Variants:
   --gc-freeze  gc.freeze() in the headless app once the model has loaded (full cyclic-GC
                collections over the ~330,000 objects that torch and Textual keep alive stop
-               every thread for 150-270 ms on a busy 2-core machine);
-  --threads N  torch.set_num_threads(N) in the headless app, OMP_NUM_THREADS=N for the launched
-               one (by default torch chooses, as in the studio).
+               every thread for 150-270 ms on a busy 2-core machine; the studio now does this);
+  --generation-threads N[,M...]
+               the studio's [generation] threads setting (0: automatic, one fewer than the
+               cores); with several values the keystroke session runs once per value, per
+               model, in the same run (start-up is measured with the first value only).
 
 It prints a Markdown table and never asserts anything; the "met" column compares with the
 targets (keystroke p95 <= 50 ms, first frame <= 2 s) on this machine.
@@ -131,11 +133,11 @@ def write_manuscript(folder: Path) -> tuple[Path, str]:
     return path, text
 
 
-def write_config(folder: Path, model: Path, name: str) -> Path:
+def write_config(folder: Path, model: Path, name: str, threads: int = 0) -> Path:
     path = folder / name
     path.write_text(
         f'[model]\npath = "{model}"\nbackend = "torch"\ndevice = "cpu"\n'
-        f"[generation]\ncandidates = 4\nlength = 20000\n"
+        f"[generation]\ncandidates = 4\nlength = 20000\nthreads = {threads}\n"
         f"[sampling]\nseed = 0\n"
         f'[studio]\nlanguage = "en"\n',
         encoding="utf-8",
@@ -435,24 +437,74 @@ def ms(values, q=None) -> str:
     return f"{value:.1f}"
 
 
+def session_rows(config_path: Path, manuscript: Path, data_dir: Path, label: str, cfg: dict, args, rows: list,
+                 notes: list) -> None:
+    """One keystroke session: its rows and notes."""
+    session = asyncio.run(typing_session(config_path, manuscript, data_dir, cfg["keys"], cfg["idle_keys"],
+                                         gc_freeze=args.gc_freeze))
+    idle, stream = session["idle"], session["stream"]
+    p95 = percentile(stream["latencies"], 95) if stream["latencies"] else float("inf")
+    rows.append(row(f"{label}: keystroke to screen, no generation ({len(idle['latencies'])} keys), median / p95 (ms)",
+                    f"{ms(idle['latencies'])} / {ms(idle['latencies'], 95)}", "", ""))
+    rows.append(row(f"{label}: keystroke to screen while 4 candidates stream ({len(stream['latencies'])} keys), "
+                    "median / p95 (ms)",
+                    f"{ms(stream['latencies'])} / {ms(stream['latencies'], 95)}",
+                    f"p95 <= {TARGET_P95_MS:.0f} ms", verdict(p95 <= TARGET_P95_MS)))
+    rows.append(row(f"{label}: worst keystroke while streaming (ms)", f"{max(stream['latencies'], default=0):.1f}", "", ""))
+    rows.append(row(f"{label}: candidates' chars/s while typing (4 together; per candidate)",
+                    f"{session['chars_per_s']:.1f} ({session['chars_per_s'] / 4:.1f})", "", ""))
+    first_chars = session["first_chars_s"]
+    rows.append(row(f"{label}: ctrl+g to the first characters of all 4 candidates in the panel (ms)",
+                    f"{first_chars * 1000:.0f}" if first_chars is not None
+                    else f"none in {FIRST_CHARS_TIMEOUT:.0f} s", "", ""))
+    notes.append(f"{label}: {stream['fps']:.0f} frames/s while typing and streaming "
+                 f"({idle['fps']:.0f} typing alone); compositor render per frame, median wall / UI-thread CPU: "
+                 f"{stream['render_wall_ms']:.1f} / {stream['render_cpu_ms']:.1f} ms streaming, "
+                 f"{idle['render_wall_ms']:.1f} / {idle['render_cpu_ms']:.1f} ms typing alone; UI thread busy "
+                 f"{stream['ui_busy']:.0%} of the time streaming, {idle['ui_busy']:.0%} typing alone; "
+                 f"candidates {session['candidate_chars']} chars each at the end, "
+                 f"{'still streaming' if session['still_streaming'] else '**not streaming at the end**'}; "
+                 f"keys not shown: {stream['missing'] + idle['missing']}; document has every key: "
+                 f"{session['document_ok']}; input thread woke {stream['lateness_ms']:.2f} ms late (median); "
+                 f"the model's first reading of the manuscript (service.warm) took {session['warm_s']:.1f} s; "
+                 f"cyclic GC on any thread while streaming: {stream['gc_ms']:.0f} ms in all, "
+                 f"{len(stream['gc2'])} full (generation 2) collections"
+                 + (f" of up to {max(stream['gc2']):.0f} ms" if stream["gc2"] else "")
+                 + f" ({len(gc.get_objects()):,} objects in the collected generations at the end)")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the 4x256 model only, fewer keystrokes (a dry run)")
-    parser.add_argument("--threads", type=int, metavar="N",
-                        help="torch.set_num_threads(N) for the headless app, OMP_NUM_THREADS=N for the launched one "
-                             "(default: torch's own choice, as the studio does)")
+    parser.add_argument("--generation-threads", default="0", metavar="N[,M...]",
+                        help="the studio's [generation] threads setting (0: automatic); several values: one "
+                             "keystroke session per value and model, in this run (default 0)")
+    parser.add_argument("--typing-redraw-interval", type=float, metavar="S",
+                        help="studio.app.TYPING_REDRAW_INTERVAL for the headless app (0: candidates redrawn at max_fps "
+                             "while typing, as before it existed)")
     parser.add_argument("--gc-freeze", action="store_true",
                         help="gc.freeze() in the headless app once the model is loaded (a candidate fix for GC pauses)")
     args = parser.parse_args(argv)
+    try:
+        thread_settings = [int(value) for value in args.generation_threads.split(",")]
+        if any(value < 0 for value in thread_settings):
+            raise ValueError
+    except ValueError:
+        parser.error(f"--generation-threads: whole numbers >= 0, comma-separated, not {args.generation_threads!r}")
     cfg = QUICK if args.quick else FULL
     started = time.perf_counter()
 
     import textual
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for the launched app
+    import studio.app
+    from studio.app import generation_threads
+
+    if args.typing_redraw_interval is not None:
+        studio.app.TYPING_REDRAW_INTERVAL = args.typing_redraw_interval
+
+    def threads_label(setting: int) -> str:
+        return f"threads {setting}" if setting else f"threads auto = {generation_threads(0)}"
 
     shapes = ", ".join(f"{l} x {e}" for l, e in cfg["models"])
     print(f"# Studio benchmark: random RWKV-7 ({shapes}), real AI-Writer vocabulary, fp32 CPU"
@@ -461,9 +513,11 @@ def main(argv=None) -> None:
     print(f"- Python {platform.python_version()}, textual {textual.__version__}, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads); os.cpu_count() = {os.cpu_count()}")
     print(f"- Other load at the start: {other_load()}")
-    if args.threads or args.gc_freeze:
-        print(f"- Variant: {'torch threads ' + str(args.threads) + '; ' if args.threads else ''}"
-              f"{'gc.freeze() after the model loaded (headless app only)' if args.gc_freeze else ''}")
+    print(f"- [generation] threads: {', '.join(threads_label(value) for value in thread_settings)}")
+    print(f"- Candidates redrawn at most every {studio.app.TYPING_REDRAW_INTERVAL * 1000:.0f} ms while typing "
+          "(headless app; the launched one as the studio)")
+    if args.gc_freeze:
+        print("- Variant: gc.freeze() after the model loaded (headless app only)")
     load_before = load_average()
 
     rows = []
@@ -477,39 +531,12 @@ def main(argv=None) -> None:
             folder = tmp / label
             folder.mkdir()
             model = make_model(folder, n_layer, n_embd)
-            config_path = write_config(folder, model, "config.toml")
-
-            session = asyncio.run(typing_session(config_path, manuscript, folder / "data", cfg["keys"], cfg["idle_keys"],
-                                                 gc_freeze=args.gc_freeze))
-            idle, stream = session["idle"], session["stream"]
-            p95 = percentile(stream["latencies"], 95) if stream["latencies"] else float("inf")
-            rows.append(row(f"{label}: keystroke to screen, no generation ({len(idle['latencies'])} keys), median / p95 (ms)",
-                            f"{ms(idle['latencies'])} / {ms(idle['latencies'], 95)}", "", ""))
-            rows.append(row(f"{label}: keystroke to screen while 4 candidates stream ({len(stream['latencies'])} keys), "
-                            "median / p95 (ms)",
-                            f"{ms(stream['latencies'])} / {ms(stream['latencies'], 95)}",
-                            f"p95 <= {TARGET_P95_MS:.0f} ms", verdict(p95 <= TARGET_P95_MS)))
-            rows.append(row(f"{label}: worst keystroke while streaming (ms)", f"{max(stream['latencies'], default=0):.1f}", "", ""))
-            rows.append(row(f"{label}: candidates' chars/s while typing (4 together; per candidate)",
-                            f"{session['chars_per_s']:.1f} ({session['chars_per_s'] / 4:.1f})", "", ""))
-            first_chars = session["first_chars_s"]
-            rows.append(row(f"{label}: ctrl+g to the first characters of all 4 candidates in the panel (ms)",
-                            f"{first_chars * 1000:.0f}" if first_chars is not None
-                            else f"none in {FIRST_CHARS_TIMEOUT:.0f} s", "", ""))
-            notes.append(f"{label}: {stream['fps']:.0f} frames/s while typing and streaming "
-                         f"({idle['fps']:.0f} typing alone); compositor render per frame, median wall / UI-thread CPU: "
-                         f"{stream['render_wall_ms']:.1f} / {stream['render_cpu_ms']:.1f} ms streaming, "
-                         f"{idle['render_wall_ms']:.1f} / {idle['render_cpu_ms']:.1f} ms typing alone; UI thread busy "
-                         f"{stream['ui_busy']:.0%} of the time streaming, {idle['ui_busy']:.0%} typing alone; "
-                         f"candidates {session['candidate_chars']} chars each at the end, "
-                         f"{'still streaming' if session['still_streaming'] else '**not streaming at the end**'}; "
-                         f"keys not shown: {stream['missing'] + idle['missing']}; document has every key: "
-                         f"{session['document_ok']}; input thread woke {stream['lateness_ms']:.2f} ms late (median); "
-                         f"the model's first reading of the manuscript (service.warm) took {session['warm_s']:.1f} s; "
-                         f"cyclic GC on any thread while streaming: {stream['gc_ms']:.0f} ms in all, "
-                         f"{len(stream['gc2'])} full (generation 2) collections"
-                         + (f" of up to {max(stream['gc2']):.0f} ms" if stream["gc2"] else "")
-                         + f" ({len(gc.get_objects()):,} objects in the collected generations at the end)")
+            config_path = write_config(folder, model, "config.toml", thread_settings[0])
+            for setting in thread_settings:
+                session_config = write_config(folder, model, f"config-{setting}.toml", setting)
+                label = f"{n_layer}x{n_embd}" + (f" ({threads_label(setting)})" if len(thread_settings) > 1 else "")
+                session_rows(session_config, manuscript, folder / f"data-{setting}", label, cfg, args, rows, notes)
+            label = f"{n_layer}x{n_embd}"
 
             first_frames, loaded, peaks, exits, aborted = [], [], [], [], []
             for _ in range(cfg["startups"]):

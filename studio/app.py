@@ -10,6 +10,8 @@ generation runs on the service's thread.
 from __future__ import annotations
 
 import gc
+import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +40,11 @@ from studio.widgets.settings_panel import SettingsPanel
 from studio.widgets.status_line import StatusLine
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
+# While the author types (an edit in the last TYPING_QUIET s), streaming candidates are drawn
+# at most once every TYPING_REDRAW_INTERVAL s instead of max_fps times a second: each such
+# frame costs the UI thread several ms that a keystroke's frame would otherwise wait behind.
+TYPING_QUIET = 0.5
+TYPING_REDRAW_INTERVAL = 0.15
 
 # (binding id = [keys] name in config.toml, action, i18n key of its description, shown in the footer)
 ACTIONS = [
@@ -52,6 +59,28 @@ ACTIONS = [
     ("undo", "undo", "cmd_undo", False),
     ("redo", "redo", "cmd_redo", False),
 ]
+
+
+def generation_threads(setting: int) -> int:
+    """Threads for the model: the setting, or (0) one fewer than the CPUs this process may use, at least 1.
+
+    With every core computing, the UI thread waits for a core on each keystroke while
+    candidates stream (and torch's OpenMP threads spin between steps)."""
+    if setting > 0:
+        return setting
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, cpus - 1)
+
+
+def set_model_threads(count: int) -> None:
+    """Give torch (if the engine loaded it) `count` intra-op threads. Called before the
+    generation thread starts, which takes the count over on its first parallel operation."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(count)
 
 
 def describe(action_id: str, text_key: str) -> str:
@@ -117,6 +146,7 @@ class StudioApp(App):
         self._generation_started = 0.0
         self.regenerations = 0
         self._generated_chars = 0
+        self._last_edit = self._last_drain = float("-inf")
 
     # -- layout ------------------------------------------------------------
 
@@ -201,6 +231,7 @@ class StudioApp(App):
             self.service.warm(self.context_text(), self.config.text_prep)
 
     def on_text_area_changed(self, event) -> None:
+        self._last_edit = time.monotonic()
         if self.saved_text is not None and self.editor.text == self.saved_text:
             return
         self.status.dirty = True
@@ -250,6 +281,7 @@ class StudioApp(App):
         except LoadError as exc:
             self.call_from_thread(self.engine_failed, str(exc))
             return
+        set_model_threads(generation_threads(self.config.section("generation")["threads"]))
         self.call_from_thread(self.engine_ready, engine)
 
     def engine_ready(self, engine) -> None:
@@ -307,6 +339,12 @@ class StudioApp(App):
             self.job.cancel()
 
     def drain_events(self) -> None:
+        if not self._running:  # shutting down (App._shutdown): the widgets go before this timer does
+            return
+        now = time.monotonic()
+        if now - self._last_edit < TYPING_QUIET and now - self._last_drain < TYPING_REDRAW_INTERVAL:
+            return  # typing comes first
+        self._last_drain = now
         events = self.buffer.drain()
         if not events:
             return

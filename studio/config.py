@@ -29,6 +29,7 @@ RANGES = {
     ("generation", "candidates"): (1, 9),
     ("generation", "length"): (1, 20000),
     ("generation", "context_chars"): (16, 200000),
+    ("generation", "threads"): (0, 1024),
     ("sampling", "seed"): (-1, 2**63 - 1),
     ("studio", "autosave_seconds"): (0.2, 3600.0),
     ("studio", "ambiguous_width"): (1, 2),

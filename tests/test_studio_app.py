@@ -262,3 +262,61 @@ async def test_the_status_line_says_which_backend_auto_chose_and_why(make_app):
         await ready(pilot, app)
         assert "torch+onnx/cpu (auto: no CUDA GPU" in app.status.model  # backends.hybrid_engine on a CPU
         assert "prompts on torch" in str(app.status.tooltip)
+
+
+def test_generation_threads_leave_a_core_to_the_ui_unless_set():
+    import os
+
+    from studio.app import generation_threads
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert generation_threads(0) == max(1, cpus - 1)
+    assert generation_threads(3) == 3
+
+
+async def test_the_model_gets_the_configured_threads_before_generating(make_app, monkeypatch):
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    app, _ = make_app()
+    app.config = app.config.with_value("generation", "threads", 1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        assert calls == [1]
+
+
+def test_a_bad_threads_setting_is_one_line(tmp_path, tiny_model):
+    from studio.config import ConfigError
+
+    path = write_config(tmp_path, tiny_model)
+    path.write_text(path.read_text(encoding="utf-8").replace("length = 12\n", "length = 12\nthreads = -2\n"),
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, user_path=tmp_path / "no-user.toml")
+    assert str(error.value) == f"{path}: line 6: [generation] threads -2 is outside 0..1024"
+
+
+async def test_streaming_candidates_wait_while_the_author_types(make_app, monkeypatch):
+    import types
+
+    import studio.app
+    from backends.generation import Chunk
+
+    app, _ = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        await generate(pilot, app)
+        clock = [1000.0]
+        monkeypatch.setattr(studio.app, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+        panel = app.candidates
+        app._last_edit, app._last_drain = 999.9, 999.99  # a key 0.1 s ago, candidates drawn 0.01 s ago
+        app.buffer.push(Chunk(app.job.id, 0, "X"))
+        for _ in range(5):
+            await pilot.pause(0.05)
+        assert not panel.candidates[0].text.endswith("X")  # held back while typing
+        clock[0] += studio.app.TYPING_REDRAW_INTERVAL
+        assert await wait_until(pilot, lambda: panel.candidates[0].text.endswith("X"))  # at the slower pace
+        app._last_edit, app._last_drain = clock[0] - 5, clock[0]  # not typing: every tick drains
+        app.buffer.push(Chunk(app.job.id, 0, "Y"))
+        assert await wait_until(pilot, lambda: panel.candidates[0].text.endswith("XY"))
