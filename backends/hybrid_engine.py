@@ -18,12 +18,19 @@ The step graph is exported (or read from the cache, backends.onnx_export) on a
 background thread, so loading costs no more than the torch model's; until the
 session is open, decode steps run on torch, with the same results to float32
 rounding. `wait_for_step()` waits for it; `step_error` says why it could not be
-made (then the engine stays on torch).
+made (then the engine stays on torch). The export itself runs in a child process
+at lower priority: building and serialising the graph holds Python's GIL for up to
+1.5 s at a time (12 x 768), which would freeze a UI thread in this process;
+opening the session does not.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -142,7 +149,44 @@ def load_hybrid(path, tokenizer, choice, dtype: str | None = None, cache_dir=Non
     def make_step():
         from backends.onnx_engine import load_onnx
 
+        export_in_child(path, cache_dir)  # if that fails, load_onnx exports here (and says why it cannot)
         return load_onnx(path, tokenizer, Selection("onnx", "cpu", choice.reason), None, cache_dir)
 
     engine.prepare_step(make_step, background)
     return engine, choice
+
+
+_exporting = threading.Lock()  # one export at a time: loads of the same model wait for it, then find it cached
+
+EXPORT_IN_CHILD = """
+import os, sys
+if hasattr(os, "nice"):
+    os.nice(10)  # behind the app's own threads
+from backends.onnx_export import cached_export
+cached_export(sys.argv[1], sys.argv[2] or None)
+"""
+
+
+def export_in_child(path, cache_dir=None, timeout: float = 1800) -> bool:
+    """Fill the export cache for this model file from a child Python process; True if it exited cleanly.
+
+    Nothing is raised: the caller opens (or makes) the cached file itself and reports any problem then.
+    """
+    try:
+        with _exporting:
+            return _export_in_child(path, cache_dir, timeout)
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _export_in_child(path, cache_dir, timeout: float) -> bool:
+    from backends import onnx_export
+
+    if onnx_export.cache_path(path, cache_dir).is_file():
+        return True
+    root = str(Path(__file__).resolve().parent.parent)  # the folder holding the backends package
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", EXPORT_IN_CHILD, str(path), str(cache_dir or "")], env=env,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          timeout=timeout)
+    return done.returncode == 0

@@ -223,3 +223,15 @@ def test_load_auto_gives_a_torch_engine_for_torch_or_another_dtype(tmp_path):
     assert torch_engine.info.backend == "torch" and torch_engine.selection.backend == "torch"
     bf16 = load(model, backend="auto", device="cpu", dtype="bfloat16", cache_dir=tmp_path / "cache")
     assert bf16.info.backend == "torch" and "bfloat16" in bf16.selection.reason
+
+
+def test_the_export_runs_in_a_child_process_and_fills_the_cache(tmp_path):
+    from backends import onnx_export
+
+    model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=6))
+    cache = tmp_path / "cache"
+    exported_here = onnx_export.exports
+    hybrid = load(model, backend="auto", device="cpu", cache_dir=cache)
+    assert hybrid.wait_for_step(120), hybrid.step_error
+    assert onnx_export.cache_path(model, cache).is_file()
+    assert onnx_export.exports == exported_here  # made by the child, not by this process
