@@ -445,7 +445,7 @@ class ManuscriptArea(TextArea):
         target_width = self.scrollable_content_region.size.width - self.gutter_width
         key = (
             text, is_cursor_line, cursor, target_width, base_style, cursor_line_style, cursor_style,
-            self.highlight_cursor_line, has_cursor, theme.base_style if theme else None,
+            self.highlight_cursor_line, has_cursor, theme.base_style if theme else None, self._ambiguous_cells,
         )
         cache = self._row_cache
         if cache is None:
