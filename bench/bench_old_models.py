@@ -7,7 +7,8 @@ Run from the repository root:
 
 One table:
 
-  - RWKV-4 of the 169M shape (12 x 768, vocabulary 50277): our batched step, one
+  - RWKV-4 of the 169M shape (12 x 768, vocabulary 50277): our batched torch step and
+    what backend "auto" runs on a CPU (torch+onnx: the ONNX Runtime step decodes), one
     candidate and 4 candidates as one batch, against the `rwkv` package (0.8.32,
     strategy "cpu fp32") decoding one candidate, measured in the same run.
   - AI-Writer v1 at its size (12 x 768, 12 heads, ctx_len 512, FFN 1920, vocabulary
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 import tempfile
@@ -45,10 +47,11 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_common import cpu_name, load_average  # noqa: E402
 
+from backends import load  # noqa: E402
 from backends.engine import EngineInfo  # noqa: E402
 from backends.torch_engine import TorchEngine  # noqa: E402
 from models.aiwriter_v1 import AIWriterV1, AIWriterV1Config  # noqa: E402
-from models.checkpoint import build_model  # noqa: E402
+from models.checkpoint import build_model, save_safetensors  # noqa: E402
 from models.rwkv4 import RWKV4, RWKV4Config, init_weights  # noqa: E402
 
 
@@ -89,6 +92,17 @@ def bench_rwkv4(n_layer, n_embd, vocab, steps, reps, folder: Path):
     _, state = engine.forward([prompt], None)
     ours_1 = best_rate(decode(engine, state, steps, 1), steps, reps)
     ours_4 = best_rate(decode(engine, engine.repeat_rows(state, 4), steps, 4), 4 * steps, reps)
+    # what backend "auto" runs on a CPU: torch for prompts, the exported ONNX Runtime step for decoding
+    save_safetensors(weights, folder / "rwkv4.safetensors")
+    characters = [chr(c) for c in range(0x3400, 0x3400 + vocab + 2048) if not 0xD800 <= c <= 0xDFFF][:vocab]
+    (folder / "rwkv4.json").write_text(json.dumps(dict(enumerate(characters)), ensure_ascii=False), encoding="utf-8")
+    auto = load(folder / "rwkv4.safetensors", backend="auto", device="cpu", cache_dir=folder)
+    auto.wait_for_step(600) if hasattr(auto, "wait_for_step") else None
+    _, state = auto.forward([prompt], None)
+    auto_1 = best_rate(decode(auto, state, steps, 1), steps, reps)
+    auto_4 = best_rate(decode(auto, auto.repeat_rows(state, 4), steps, 4), 4 * steps, reps)
+    auto_name = auto.info.backend
+    del auto
     with redirect_stdout(io.StringIO()):
         from rwkv.model import RWKV
 
@@ -101,7 +115,7 @@ def bench_rwkv4(n_layer, n_embd, vocab, steps, reps, folder: Path):
             _, s = package.forward([3 + i % 50], s)
 
     pkg_1 = best_rate(package_run, steps, reps)
-    return ours_1, ours_4, pkg_1
+    return ours_1, ours_4, auto_1, auto_4, auto_name, pkg_1
 
 
 # -- AI-Writer v1 -----------------------------------------------------------------------
@@ -163,7 +177,7 @@ def main(argv=None):
         r4 = bench_rwkv4(*rwkv4_shape, steps, reps, Path(tmp))
     with torch.inference_mode():
         v1 = bench_v1(v1_shape, steps, full_steps, reps)
-    ours_1, ours_4, pkg_1 = r4
+    ours_1, ours_4, auto_1, auto_4, auto_name, pkg_1 = r4
     cached_1, cached_4, sliding_1, sliding_4, refill_1, refill_4, original_short, original_full = v1
     L, C, H, T, V, F = v1_shape
     print(f"- load average at the end: {load_average()}\n")
@@ -172,6 +186,8 @@ def main(argv=None):
     print(f"| RWKV-4 {rwkv4_shape[0]}x{rwkv4_shape[1]}, V {rwkv4_shape[2]} | `rwkv` package, one stream (baseline) | 1 | {pkg_1:.1f} | 1.00x |")
     print(f"| | ours, batched step | 1 | {ours_1:.1f} | {ours_1 / pkg_1:.2f}x |")
     print(f"| | ours, batched step | 4 | {ours_4:.1f} | {ours_4 / pkg_1:.2f}x |")
+    print(f"| | ours, `auto` ({auto_name}) | 1 | {auto_1:.1f} | {auto_1 / pkg_1:.2f}x |")
+    print(f"| | ours, `auto` ({auto_name}) | 4 | {auto_4:.1f} | {auto_4 / pkg_1:.2f}x |")
     print(f"| AI-Writer v1 {L}x{C}, T {T}, V {V} | original method: whole text from position 0 per character, text at {T // 4} (baseline) | 1 | {original_short:.1f} | 1.00x |")
     print(f"| | ours, window cache, text shorter than T | 1 | {cached_1:.1f} | {cached_1 / original_short:.2f}x |")
     print(f"| | ours, window cache, text shorter than T | 4 | {cached_4:.1f} | {cached_4 / original_short:.2f}x |")
