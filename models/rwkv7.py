@@ -116,11 +116,12 @@ class TimeMix(nn.Module):
         self.output = nn.Linear(C, C, bias=False)
         self.ln_x = nn.GroupNorm(H, C, eps=GROUP_NORM_EPS)
 
-    def forward(self, x, x_prev, kv, v_first):
+    def forward(self, x, x_prev, kv, v_first, keep: int = 0):
         """x: (B, T, C) after ln1; x_prev: (B, C); kv: (B, H, N, N); v_first: layer 0's v (B, T, C), ignored by layer 0.
 
-        T == 1 takes the single-step update, T > 1 the chunked one.
-        Returns (out (B, T, C), last x (B, C), kv, v_first).
+        T == 1 takes the single-step update, T > 1 the chunked one. keep > 0: the output of
+        only the last `keep` positions (the state still reads all of them).
+        Returns (out (B, T or keep, C), last x (B, C), kv, v_first).
         """
         B, T, C = x.shape
         H, N = self.n_head, self.head_size
@@ -133,7 +134,6 @@ class TimeMix(nn.Module):
         k = self.key(xk)
         v = self.value(xv)
         iclr = torch.sigmoid(self.a0 + (xa @ self.a1) @ self.a2)  # in-context learning rate
-        g = torch.sigmoid(xg @ self.g1) @ self.g2
 
         kk = F.normalize((k * self.k_k).view(B, T, H, N), dim=-1, p=2.0).view(B, T, C)
         k = k * (1 + (iclr - 1) * self.k_a)
@@ -148,11 +148,15 @@ class TimeMix(nn.Module):
             o = o.unsqueeze(1)
         else:
             o, kv = wkv7_chunked(kv, r_, log_w_, k_, v_, a_, b_)
+        if 0 < keep < T:
+            o, r, k, v, xg = o[:, -keep:], r[:, -keep:], k[:, -keep:], v[:, -keep:], xg[:, -keep:]
+        T = o.shape[1]
         o = o.to(x.dtype).reshape(B * T, C)
 
         o = F.group_norm(o, H, self.ln_x.weight, self.ln_x.bias, eps=self.eps).view(B, T, C)
         bonus = (r * k * self.r_k.view(C)).view(B, T, H, N).sum(dim=-1, keepdim=True) * v.view(B, T, H, N)
         o = o + bonus.view(B, T, C)
+        g = torch.sigmoid(xg @ self.g1) @ self.g2
         return self.output(o * g), x[:, -1], kv, v_first
 
 
@@ -213,8 +217,14 @@ class RWKV7(nn.Module):
         att_x, att_kv, ffn_x = [], [], []
         x = self.blocks[0].ln0(self.emb(tokens))
         v_first = x  # replaced by layer 0's v
+        final = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            out, last, kv, v_first = block.att(block.ln1(x), state.att_x_prev[i], state.att_kv[i], v_first)
+            # Without full_output only the last position's logits are wanted: past the final layer's
+            # state update, its last two positions suffice (the last one and the one its shift reads).
+            keep = 2 if i == final and not full_output and T > 2 else 0
+            out, last, kv, v_first = block.att(block.ln1(x), state.att_x_prev[i], state.att_kv[i], v_first, keep)
+            if keep:
+                x = x[:, -keep:]
             x = x + out
             att_x.append(last)
             att_kv.append(kv)
