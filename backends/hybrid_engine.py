@@ -32,17 +32,15 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from backends import state as state_ops
-from backends.engine import EngineError, EngineInfo, check_batch
-from backends.onnx_engine import state_layout
+from backends.engine import EngineInfo, check_batch
+from backends.onnx_engine import NumpyStates, state_layout
 
 BACKEND = "torch+onnx"
 
 
-class HybridEngine:
+class HybridEngine(NumpyStates):
     def __init__(self, torch_engine, tokenizer, info: EngineInfo):
         """torch_engine: a CPU, float32 TorchEngine of an RWKV-7 or RWKV-4; the step comes from set_step()."""
         self.torch_engine = torch_engine
@@ -109,27 +107,6 @@ class HybridEngine:
         torch_state = None if state is None else self._torch_state_class(*(torch.from_numpy(a) for a in state))
         logits, new_state = self.torch_engine.forward(batch, torch_state, full_output)
         return logits, self.state_class(*(t.numpy() for t in new_state))
-
-    def _checked(self, state, batch: int):
-        """The state as contiguous float32 numpy arrays of this model's shapes, or EngineError."""
-        try:
-            arrays = [np.ascontiguousarray(a.numpy() if isinstance(a, torch.Tensor) else np.asarray(a), dtype=np.float32)
-                      for a in state]
-        except (TypeError, ValueError, RuntimeError):
-            raise EngineError("the state is not a tuple of CPU float32 arrays") from None
-        wanted = [(self.info.n_layer, batch, *shape) for shape in self._shapes]
-        if len(arrays) != len(wanted) or [a.shape for a in arrays] != wanted:
-            raise EngineError(f"the state's shapes {[a.shape for a in arrays]} do not fit {batch} rows of this model ({wanted})")
-        return self.state_class(*arrays)
-
-    def zero_state(self, batch: int = 1):
-        L = self.info.n_layer
-        return self.state_class(*(np.full((L, batch, *shape), fill, np.float32)
-                                  for shape, fill in zip(self._shapes, self._fills)))
-
-    copy_state = staticmethod(state_ops.copy_state)
-    take_rows = staticmethod(state_ops.take_rows)
-    repeat_rows = staticmethod(state_ops.repeat_rows)
 
 
 def load_hybrid(path, tokenizer, choice, dtype: str | None = None, cache_dir=None, background: bool = True):

@@ -58,7 +58,36 @@ def state_layout(architecture: str, n_embd: int, size: int):
     return OnnxState, [(n_embd,), (n_embd // size, size, size), (n_embd,)], [0.0, 0.0, 0.0]
 
 
-class OnnxEngine:
+class NumpyStates:
+    """States as float32 numpy arrays in the exported step's layout (self.state_class, self._shapes,
+    self._fills, self.info): checked, made empty, copied, forked. Shared by the onnx and torch+onnx
+    engines."""
+
+    def _checked(self, state, batch: int):
+        """The state as contiguous float32 numpy arrays of this model's shapes (torch CPU tensors are
+        taken without a copy), or EngineError."""
+        try:
+            arrays = [np.ascontiguousarray(a.numpy() if hasattr(a, "numpy") and not isinstance(a, np.ndarray)
+                                           else np.asarray(a), dtype=np.float32) for a in state]
+        except (TypeError, ValueError, RuntimeError):
+            raise EngineError("the state is not a tuple of CPU float32 arrays") from None
+        wanted = [(self.info.n_layer, batch, *shape) for shape in self._shapes]
+        if len(arrays) != len(wanted) or [a.shape for a in arrays] != wanted:
+            raise EngineError(f"the state's shapes {[a.shape for a in arrays]} do not fit {batch} rows of this model ({wanted})")
+        return self.state_class(*arrays)
+
+    def zero_state(self, batch: int = 1):
+        """The empty state of `batch` rows (OnnxState for RWKV-7, OnnxState4 for RWKV-4)."""
+        L = self.info.n_layer
+        return self.state_class(*(np.full((L, batch, *shape), fill, np.float32)
+                                  for shape, fill in zip(self._shapes, self._fills)))
+
+    copy_state = staticmethod(state_ops.copy_state)
+    take_rows = staticmethod(state_ops.take_rows)
+    repeat_rows = staticmethod(state_ops.repeat_rows)
+
+
+class OnnxEngine(NumpyStates):
     def __init__(self, session, tokenizer, info: EngineInfo, head_size: int = 0, n_att: int = 0):
         """head_size for an RWKV-7 step, n_att for an RWKV-4 step (info.architecture says which)."""
         self.session = session
@@ -100,25 +129,6 @@ class OnnxEngine:
         self.tokens_processed += batch.size
         return (np.stack(every, axis=1) if full_output else logits), state
 
-    def _checked(self, state, batch: int):
-        try:
-            arrays = [np.ascontiguousarray(np.asarray(a), dtype=np.float32) for a in state]
-        except (TypeError, ValueError):
-            raise EngineError("the state is not a tuple of arrays") from None
-        wanted = [(self.info.n_layer, batch, *shape) for shape in self._shapes]
-        if len(arrays) != len(wanted) or [a.shape for a in arrays] != wanted:
-            raise EngineError(f"the state's shapes {[a.shape for a in arrays]} do not fit {batch} rows of this model ({wanted})")
-        return self.state_class(*arrays)
-
-    def zero_state(self, batch: int = 1):
-        """The empty state of `batch` rows (OnnxState for RWKV-7, OnnxState4 for RWKV-4)."""
-        L = self.info.n_layer
-        return self.state_class(*(np.full((L, batch, *shape), fill, np.float32)
-                                  for shape, fill in zip(self._shapes, self._fills)))
-
-    copy_state = staticmethod(state_ops.copy_state)
-    take_rows = staticmethod(state_ops.take_rows)
-    repeat_rows = staticmethod(state_ops.repeat_rows)
 
 
 def session_options(providers):

@@ -40,6 +40,24 @@ def write_model_with_vocab(folder: Path, stem="tiny", n_layer=2, n_embd=64, seed
     return path
 
 
+def greedy_texts(engine, chars, n=2, length=40) -> tuple:
+    """The texts of n greedy (temperature 0) candidates written from a prompt made of `chars`, through the
+    generation service: the same on two engines means they compute the same model."""
+    from backends.generation import Finished, GenerationRequest, GenerationService
+    from backends.sampling import SamplingSettings
+    from models.textprep import TextPrep
+
+    request = GenerationRequest("。".join(chars[10:60]) + "\n" + "".join(chars[60:90]), n=n, length=length,
+                                sampling=SamplingSettings(temperature=0.0, seed=0), prep=TextPrep())
+    service = GenerationService(engine)
+    try:
+        final = [e for e in service.generate(request, timeout=120) if isinstance(e, Finished)][-1]
+    finally:
+        service.close()
+    assert not final.cancelled and all(len(t) == length for t in final.texts)
+    return final.texts
+
+
 def wait_until(condition, timeout=10.0, interval=0.01) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

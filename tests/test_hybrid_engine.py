@@ -20,15 +20,12 @@ import pytest
 import torch
 
 from backends import EngineError, LoadError, load
-from backends.generation import Finished, GenerationRequest, GenerationService
 from backends.hybrid_engine import HybridEngine
 from backends.onnx_engine import OnnxState, OnnxState4
-from backends.sampling import SamplingSettings
 from backends.selection import select_backend
 from models import rwkv4
 from models.checkpoint import save_safetensors
-from models.textprep import TextPrep
-from tests.helpers import random_rwkv7_weights, write_checkpoint
+from tests.helpers import greedy_texts, random_rwkv7_weights, write_checkpoint
 
 TOLERANCE = 1e-5
 VOCAB = 300
@@ -151,18 +148,8 @@ def test_bad_requests_are_one_line_engine_errors(engines):
 
 
 def test_greedy_generation_writes_what_torch_writes(engines):
-    request = GenerationRequest("。".join(CHARS[10:60]) + "\n" + "".join(CHARS[60:90]), n=2, length=40,
-                                sampling=SamplingSettings(temperature=0.0, seed=0), prep=TextPrep())
-    texts = []
-    for engine in engines:
-        service = GenerationService(engine)
-        try:
-            final = [e for e in service.generate(request, timeout=120) if isinstance(e, Finished)][-1]
-        finally:
-            service.close()
-        assert not final.cancelled and all(len(t) == 40 for t in final.texts)
-        texts.append(final.texts)
-    assert texts[0] == texts[1]
+    first, second = engines
+    assert greedy_texts(first, CHARS) == greedy_texts(second, CHARS)
 
 
 # -- before the step is ready, and when it cannot be made ----------------------------------------------------
