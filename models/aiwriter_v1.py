@@ -161,10 +161,10 @@ class Block(nn.Module):
 class AIWriterV1(nn.Module):
     architecture = "aiwriter-v1"
 
-    def __init__(self, config: AIWriterV1Config, refill: int = 0):
+    def __init__(self, config: AIWriterV1Config):
         super().__init__()
         self.config = config
-        self.refill = refill  # 0: exact (see set_refill)
+        self.refill = 0  # exact (see set_refill)
         C, T, V = config.n_embd, config.ctx_len, config.vocab_size
         self.tok_emb = nn.Embedding(V, C)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
@@ -187,7 +187,8 @@ class AIWriterV1(nn.Module):
 
     @property
     def window(self) -> int:
-        """The model reads the last `window` characters: its state after any text is its state after those."""
+        """The model reads at most the last `window` characters: with refill 0 (exact) its state after any
+        text is its state after those, so a prompt reader may skip what lies before them."""
         return self.config.ctx_len
 
     # -- state ---------------------------------------------------------------------------
