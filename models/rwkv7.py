@@ -84,11 +84,21 @@ class RWKV7State(NamedTuple):
     ffn_x_prev: torch.Tensor  # (L, B, C) the previous token's input to channel mixing
 
 
-def _token_shift(x, x_prev):
-    """Each position's previous token input: x_prev, then x[:, :-1]. (B, T, C)"""
+def _shift_delta(x, x_prev):
+    """Each position's previous token input minus its own: (x_prev, then x[:, :-1]) - x. (B, T, C)"""
     if x.shape[1] == 1:
-        return x_prev.unsqueeze(1)
-    return torch.cat((x_prev.unsqueeze(1), x[:, :-1]), dim=1)
+        return x_prev.unsqueeze(1) - x
+    if torch.is_grad_enabled():  # training: ops autograd follows
+        return torch.cat((x_prev.unsqueeze(1), x[:, :-1]), dim=1) - x
+    delta = torch.empty_like(x)  # inference: one pass, no concatenated copy
+    torch.sub(x_prev, x[:, 0], out=delta[:, 0])
+    torch.sub(x[:, :-1], x[:, 1:], out=delta[:, 1:])
+    return delta
+
+
+def _lora(bias, h, w2):
+    """bias + h @ w2 as one product for (B, T, d) h: the bias rides in the matrix product."""
+    return torch.addmm(bias.view(-1), h.reshape(-1, h.shape[-1]), w2).view(h.shape[:-1] + (w2.shape[1],))
 
 
 class TimeMix(nn.Module):
@@ -125,22 +135,22 @@ class TimeMix(nn.Module):
         """
         B, T, C = x.shape
         H, N = self.n_head, self.head_size
-        xx = _token_shift(x, x_prev) - x
+        xx = _shift_delta(x, x_prev)
         mixes = torch.stack((self.x_r, self.x_w, self.x_k, self.x_v, self.x_a, self.x_g))  # (6, 1, 1, C)
         xr, xw, xk, xv, xa, xg = torch.addcmul(x, xx, mixes).unbind(0)  # x + xx * x_?
 
         r = self.receptance(xr)
-        log_w = -self.decay_scale * torch.sigmoid(self.w0 + torch.tanh(xw @ self.w1) @ self.w2)
+        log_w = -self.decay_scale * torch.sigmoid(_lora(self.w0, torch.tanh(xw @ self.w1), self.w2))
         k = self.key(xk)
         v = self.value(xv)
-        iclr = torch.sigmoid(self.a0 + (xa @ self.a1) @ self.a2)  # in-context learning rate
+        iclr = torch.sigmoid(_lora(self.a0, xa @ self.a1, self.a2))  # in-context learning rate
 
         kk = F.normalize((k * self.k_k).view(B, T, H, N), dim=-1, p=2.0).view(B, T, C)
-        k = k * (1 + (iclr - 1) * self.k_a)
+        k = k * torch.addcmul(1 - self.k_a, iclr, self.k_a)  # k * (1 + (iclr - 1) * k_a)
         if self.layer_id == 0:
             v_first = v
         else:
-            v = v + (v_first - v) * torch.sigmoid(self.v0 + (xv @ self.v1) @ self.v2)
+            v = torch.lerp(v, v_first, torch.sigmoid(_lora(self.v0, xv @ self.v1, self.v2)))  # v + (v_first - v) * mix
 
         r_, log_w_, k_, v_, a_, b_ = (t.view(B, T, H, N).float() for t in (r, log_w, k, v, -kk, kk * iclr))
         if T == 1:
@@ -170,8 +180,9 @@ class ChannelMix(nn.Module):
 
     def forward(self, x, x_prev):
         """x: (B, T, C) after ln2; returns (out, last x)."""
-        xx = _token_shift(x, x_prev) - x
-        k = torch.relu(self.key(x + xx * self.x_k)) ** 2
+        xx = _shift_delta(x, x_prev)
+        k = torch.relu_(self.key(torch.addcmul(x, xx, self.x_k)))  # in place: a product's own output
+        k = k ** 2 if torch.is_grad_enabled() else k.square_()
         return self.value(k), x[:, -1]
 
 
