@@ -22,7 +22,7 @@ from models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer, VocabError
 
 __all__ = ["load", "LoadError", "EngineError", "EngineInfo", "find_vocab"]
 
-BACKENDS = ("auto", "torch", "onnx", "directml")
+BACKENDS = ("auto", "torch", "onnx", "directml", "torch+onnx", "torch+native")
 
 
 class LoadError(ValueError):
@@ -71,7 +71,7 @@ def load(
         from backends.onnx_engine import load_onnx
 
         engine = load_onnx(path, tokenizer, choice, dtype, cache_dir)
-    elif choice.backend == "torch+onnx":  # CPU: torch reads prompts, ONNX Runtime decodes (backends.hybrid_engine)
+    elif choice.backend in ("torch+onnx", "torch+native"):  # CPU: torch reads prompts, a step decodes (backends.hybrid_engine)
         from backends.hybrid_engine import load_hybrid
 
         engine, choice = load_hybrid(path, tokenizer, choice, dtype, cache_dir)

@@ -1,20 +1,29 @@
-"""The torch+onnx backend for CPUs: torch reads prompts, ONNX Runtime runs the decode steps.
+"""The CPU backends torch+native and torch+onnx: torch reads prompts, a step of their own decodes.
 
 On a CPU each engine is fastest at one half of writing: torch's chunked sequence
-form reads a prompt of T tokens in a few large matrix products, while ONNX
-Runtime's exported single-token step decodes 1 to 4 rows faster than torch's
-step (its small-batch matrix products do not slow down the way MKL's do;
-bench/bench_engine.py). This engine sends forward() calls with T > 1 to torch and
-T == 1 to the ONNX step. Both compute the same equations on the same state
-layout (the axes and order of models.rwkv7.RWKV7State / models.rwkv4.RWKV4State
-are those of the exported graph's inputs), so a state passes between them as it
-is: numpy arrays shared with torch tensors through torch.from_numpy, no copy.
+form reads a prompt of T tokens in a few large matrix products, while a decode
+step (one token for each of B rows) is bound by reading the weights, where
+torch's small-batch matrix products are slow. This engine sends forward() calls
+with T > 1 to torch and T == 1 to its step:
+
+  torch+native   backends.native_step: RWKV-7's step in C, compiled for this CPU
+                 on first use (a second or two; then cached). It reads every weight
+                 once for up to 4 rows, so 4 candidates cost little more than one.
+                 What backend auto takes for an RWKV-7 where a C compiler is found.
+  torch+onnx     ONNX Runtime's exported step (backends.onnx_export): RWKV-7 and
+                 RWKV-4; auto's choice where the native step cannot be built.
+
+Both steps compute the same equations as torch on the same state layout (the axes
+and order of models.rwkv7.RWKV7State / models.rwkv4.RWKV4State are those of the
+step's inputs), so a state passes between them as it is: numpy arrays shared with
+torch tensors through torch.from_numpy, no copy.
 
 The state it hands out is the onnx backend's (OnnxState / OnnxState4: float32
 numpy arrays, batch on axis 1), so backends.state's copy / take / repeat work on
 it; a torch state of the same shapes is accepted too.
 
-The step graph is exported (or read from the cache, backends.onnx_export) on a
+The native step is built (or found in its cache) while the model loads. The ONNX
+step graph is exported (or read from the cache, backends.onnx_export) on a
 background thread, so loading costs no more than the torch model's; until the
 session is open, decode steps run on torch, with the same results to float32
 rounding. `wait_for_step()` waits for it; `step_error` says why it could not be
@@ -38,6 +47,7 @@ from backends.engine import EngineInfo, check_batch
 from backends.onnx_engine import NumpyStates, state_layout
 
 BACKEND = "torch+onnx"
+NATIVE_BACKEND = "torch+native"  # the decode step is backends.native_step
 
 
 class HybridEngine(NumpyStates):
@@ -62,7 +72,8 @@ class HybridEngine(NumpyStates):
     # -- the step session -------------------------------------------------------
 
     def set_step(self, step_engine=None, error: str | None = None) -> None:
-        """Use this OnnxEngine for single-token steps from now on (or record why there is none)."""
+        """Use this step (an OnnxEngine or a NativeStep) for single-token steps from now on (or record why
+        there is none)."""
         if step_engine is not None:
             info = step_engine.info
             mine = (self.info.architecture, self.info.n_layer, self.info.n_embd, self.info.vocab_size)
@@ -118,10 +129,26 @@ def load_hybrid(path, tokenizer, choice, dtype: str | None = None, cache_dir=Non
     torch_engine = _load_torch(path, tokenizer, "cpu", dtype)
     if dtype not in (None, "", "float32"):
         return torch_engine, Selection("torch", "cpu", f"auto: torch on the CPU, as dtype {dtype} asks "
-                                                       "(the ONNX step is float32 only)")
+                                                       "(the decode steps are float32 only)")
     info = torch_engine.info
-    engine = HybridEngine(torch_engine, tokenizer, EngineInfo(
-        info.architecture, BACKEND, "cpu", info.model_path, info.n_layer, info.n_embd, info.vocab_size))
+
+    def hybrid(backend):
+        return HybridEngine(torch_engine, tokenizer, EngineInfo(
+            info.architecture, backend, "cpu", info.model_path, info.n_layer, info.n_embd, info.vocab_size))
+
+    if choice.backend == NATIVE_BACKEND:
+        from backends import LoadError
+        from backends.native_step import NativeBuildError, NativeStep, build_library
+
+        try:
+            engine = hybrid(NATIVE_BACKEND)
+            engine.set_step(NativeStep(build_library(), torch_engine.model, tokenizer, engine.info))
+            return engine, choice
+        except NativeBuildError as exc:
+            if not choice.reason.startswith("auto"):
+                raise LoadError(f"{path}: {exc}") from None
+            choice = Selection(BACKEND, "cpu", f"{choice.reason.rsplit(':', 1)[0]}: {exc}; so ONNX Runtime decodes")
+    engine = hybrid(BACKEND)
 
     def make_step():
         from backends.onnx_engine import load_onnx

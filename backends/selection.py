@@ -43,10 +43,14 @@ PROVIDER_DEVICES = {DML: "directml", CUDA: "cuda", CPU: "cpu"}
 HYBRID = "torch+onnx"  # backends.hybrid_engine
 HYBRID_REASON = ("prompts on torch, decoding on ONNX Runtime; torch reads prompts in chunks, ONNX Runtime's "
                  "step decodes 1-4 candidates faster than torch's on a CPU")
+NATIVE = "torch+native"  # backends.hybrid_engine with backends.native_step
+NATIVE_REASON = ("prompts on torch, decoding on a step compiled for this CPU; torch reads prompts in chunks, the "
+                 "native step decodes 4 candidates in little more time than one")
+CPU_PAIRS = (HYBRID, NATIVE)  # backends that read prompts with torch and decode with a step of their own
 
 
 class Selection(NamedTuple):
-    backend: str  # "torch" | "onnx" | "torch+onnx"
+    backend: str  # "torch" | "onnx" | "torch+onnx" | "torch+native"
     device: str  # torch: "cpu" | "cuda" | "cuda:N"; onnx: "directml" | "cuda" | "cpu" (":N" for a GPU index)
     reason: str  # why, for the status line
 
@@ -166,6 +170,8 @@ def select_backend(backend: str = "auto", device: str = "auto", model_path=None,
         return select_onnx_device(device, provider_list(), asked="auto (an .onnx file)")
 
     name, _ = _split_device(device)
+    if backend in CPU_PAIRS:
+        return _cpu_pair(backend, name, device, model_path, provider_list)
     if backend == "auto" and name == "cpu":
         return _cpu_choice(model_path, provider_list(), "auto, device cpu asked for")
     if backend == "torch" or name in ("cpu", "cuda"):
@@ -180,7 +186,7 @@ def select_backend(backend: str = "auto", device: str = "auto", model_path=None,
                              "torch backend; " + ("torch sees a CUDA GPU" if cuda() else "no CUDA GPU, so the CPU"))
         return Selection("torch", device, f"{backend} backend, device {device} asked for")
     if backend != "auto":
-        raise LoadError(f"unknown backend {backend!r} (available: auto, torch, onnx, directml)")
+        raise LoadError(f"unknown backend {backend!r} (available: auto, torch, onnx, directml, {', '.join(CPU_PAIRS)})")
     if name in ("directml", "dml"):
         return select_backend("directml", device, model_path, providers, cuda_available)
     if name != "auto":
@@ -197,12 +203,36 @@ def select_backend(backend: str = "auto", device: str = "auto", model_path=None,
     return _cpu_choice(model_path, provider_list(), "auto: no CUDA GPU and no DirectML")
 
 
+def native_possible() -> bool:
+    """Whether the native step may be built here: not turned off, and a C compiler on PATH."""
+    from backends import native_step
+
+    return native_step.enabled() and native_step.find_compiler() is not None
+
+
+def _cpu_pair(backend, name, device, model_path, provider_list) -> Selection:
+    """torch+onnx or torch+native, asked for by name: on the CPU, for a model whose step they run."""
+    if name not in ("auto", "cpu"):
+        raise LoadError(f"the {backend} backend runs on the CPU, not on device {device!r} (use device \"cpu\")")
+    arch = model_architecture(model_path) if model_path is not None else None
+    runs = ("rwkv7",) if backend == NATIVE else ONNX_ARCHITECTURES
+    if model_path is not None and arch not in runs:
+        what = f"this {arch} model" if arch and arch != "unknown" else "a model of unrecognised architecture"
+        raise LoadError(f"the {backend} backend runs {' and '.join(runs)} only, not {what}")
+    if backend == HYBRID and CPU not in provider_list():
+        raise LoadError("the torch+onnx backend needs ONNX Runtime: pip install onnxruntime")
+    return Selection(backend, "cpu", f"{backend} backend asked for")
+
+
 def _cpu_choice(model_path, providers, why: str) -> Selection:
-    """torch+onnx on the CPU for a model that exports when ONNX Runtime runs on the CPU here, else torch."""
+    """On the CPU: torch+native for an RWKV-7 where a C compiler builds its step, else torch+onnx for a
+    model that exports when ONNX Runtime runs on the CPU here, else torch."""
+    arch = model_architecture(model_path) if model_path is not None else None
+    if arch == "rwkv7" and native_possible():
+        return Selection(NATIVE, "cpu", f"{why}: {NATIVE_REASON}")
     if CPU not in providers:
         return Selection("torch", "cpu", f"{why}; torch on the CPU (with onnxruntime installed, ONNX Runtime "
                                          "would run the decode steps, faster)")
-    arch = model_architecture(model_path) if model_path is not None else None
     if model_path is not None and arch not in ONNX_ARCHITECTURES:
         what = f"this {arch} model" if arch and arch != "unknown" else "a model of unrecognised architecture"
         return Selection("torch", "cpu", f"{why}; torch on the CPU: the ONNX step runs "

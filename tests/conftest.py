@@ -3,20 +3,32 @@ import pytest
 from tests.helpers import write_model_with_vocab
 
 
-@pytest.fixture(scope="session", autouse=True)
-def onnx_cache(tmp_path_factory):
-    """ONNX exports (backend auto on a CPU exports the model's step) go to a temporary folder, not the user's cache."""
+def _cache_in(tmp_path_factory, name: str, variable: str):
     import os
 
-    from backends.onnx_export import CACHE_ENV
-
-    folder = tmp_path_factory.mktemp("onnx-cache")
-    old, os.environ[CACHE_ENV] = os.environ.get(CACHE_ENV), str(folder)
+    folder = tmp_path_factory.mktemp(name)
+    old, os.environ[variable] = os.environ.get(variable), str(folder)
     yield folder
     if old is None:
-        os.environ.pop(CACHE_ENV, None)
+        os.environ.pop(variable, None)
     else:
-        os.environ[CACHE_ENV] = old
+        os.environ[variable] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """ONNX exports (the torch+onnx backend exports the model's step) go to a temporary folder, not the user's cache."""
+    from backends.onnx_export import CACHE_ENV
+
+    yield from _cache_in(tmp_path_factory, "onnx-cache", CACHE_ENV)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def native_cache(tmp_path_factory):
+    """The native step (backend auto on a CPU builds it for an RWKV-7) is compiled into a temporary folder."""
+    from backends.native_step import CACHE_ENV
+
+    yield from _cache_in(tmp_path_factory, "native-cache", CACHE_ENV)
 
 
 @pytest.fixture(scope="session")

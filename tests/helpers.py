@@ -58,6 +58,13 @@ def greedy_texts(engine, chars, n=2, length=40) -> tuple:
     return final.texts
 
 
+def cpu_auto_backend() -> str:
+    """What backend auto picks for an RWKV-7 on this CPU: the native step where a C compiler builds it."""
+    from backends.selection import native_possible
+
+    return "torch+native" if native_possible() else "torch+onnx"
+
+
 def wait_until(condition, timeout=10.0, interval=0.01) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -65,7 +65,7 @@ def engines(request, tmp_path_factory, cache):
     """(torch engine, hybrid engine with its ONNX step open) of one random model."""
     weights = random_rwkv7_weights(2, 128, VOCAB, seed=1, spread=1.6) if request.param == "rwkv7" else rwkv4_weights(2)
     path = write_model(tmp_path_factory.mktemp(request.param), weights)
-    hybrid = load(path, backend="auto", device="cpu", cache_dir=cache)
+    hybrid = load(path, backend="torch+onnx", device="cpu", cache_dir=cache)
     assert isinstance(hybrid, HybridEngine) and hybrid.wait_for_step(120), hybrid.step_error
     return load(path, backend="torch", device="cpu"), hybrid
 
@@ -182,8 +182,10 @@ def fake_providers(monkeypatch, providers):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_auto_on_a_cpu_machine_takes_torch_and_onnx_and_says_why(tmp_path, monkeypatch):
+    """Where the native step cannot be built (here: turned off), auto decodes with ONNX Runtime."""
     model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=3))
     fake_providers(monkeypatch, ["CPUExecutionProvider"])
+    monkeypatch.setenv("AI_WRITER_NATIVE", "0")
     for device in ("auto", "cpu"):
         backend, chosen, reason = select_backend("auto", device, model)
         assert (backend, chosen) == ("torch+onnx", "cpu") and reason.startswith("auto")
@@ -218,7 +220,7 @@ def test_the_export_runs_in_a_child_process_and_fills_the_cache(tmp_path):
     model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=6))
     cache = tmp_path / "cache"
     exported_here = onnx_export.exports
-    hybrid = load(model, backend="auto", device="cpu", cache_dir=cache)
+    hybrid = load(model, backend="torch+onnx", device="cpu", cache_dir=cache)
     assert hybrid.wait_for_step(120), hybrid.step_error
     assert onnx_export.cache_path(model, cache).is_file()
     assert onnx_export.exports == exported_here  # made by the child, not by this process

@@ -8,6 +8,7 @@ import pytest
 from studio.app import StudioApp
 from studio.config import load_config
 from studio.widgets.candidates import first_sentence_end
+from tests.helpers import cpu_auto_backend
 
 MANUSCRIPT = "　　第一章　天才少年\n　　他抬头望向远方，"
 
@@ -260,7 +261,7 @@ async def test_the_status_line_says_which_backend_auto_chose_and_why(make_app):
     app, _ = make_app()  # the test config leaves backend = "auto"
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)
-        assert "torch+onnx/cpu (auto: no CUDA GPU" in app.status.model  # backends.hybrid_engine on a CPU
+        assert f"{cpu_auto_backend()}/cpu (auto: no CUDA GPU" in app.status.model  # backends.hybrid_engine on a CPU
         assert "prompts on torch" in str(app.status.tooltip)
 
 

@@ -1,0 +1,160 @@
+"""The torch+native engine: RWKV-7's decode step in C (backends.native_step) against the torch engine.
+
+Random RWKV-7 models run prompt -> decode -> prompt sequences on both engines, with
+1 to 6 rows (the C step reads the weights once for up to 4 rows, so 5 and 6 take a
+second pass); one model has LoRA widths and a vocabulary that are no multiple of
+the C step's vector width, so every remainder loop runs. Logits and every state
+array agree to 1e-5 (relative to the array's largest value above 1). Also: auto
+picks it where a C compiler is found and says why; without a compiler, with a
+compiler that fails, or when turned off, auto decodes with ONNX Runtime instead and
+the reason says why; asked for by name, the same problems are one clear LoadError;
+the compiled library is cached by the hash of source, compiler and flags.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from backends import LoadError, load, native_step
+from backends.engine import EngineInfo
+from backends.hybrid_engine import HybridEngine
+from backends.native_step import NativeBuildError, NativeStep
+from backends.onnx_engine import OnnxState
+from backends.selection import native_possible, select_backend
+from models.rwkv7 import RWKV7, RWKV7Config, init_weights
+from tests.helpers import greedy_texts, random_rwkv7_weights, write_checkpoint
+
+pytestmark = pytest.mark.skipif(not native_possible(), reason="needs a C compiler (CI has gcc)")
+
+TOLERANCE = 1e-5
+VOCAB = 301  # not a multiple of 4: the head's last column runs alone
+CHARS = ["\n", "。", "，"] + [chr(0x4E00 + i) for i in range(VOCAB - 3)]
+
+
+def write_model(folder, weights, stem="m"):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_checkpoint(folder / f"{stem}.safetensors", weights)
+    path.with_suffix(".json").write_text(json.dumps(dict(enumerate(CHARS)), ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def odd_weights() -> dict:
+    """LoRA widths 40 / 24 / 20 / 36: the C step's 16-wide loops leave remainders."""
+    config = RWKV7Config(3, 128, VOCAB, d_decay=40, d_iclr=24, d_value=20, d_gate=36)
+    model = init_weights(RWKV7(config), seed=4, spread=1.6)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def max_error(found, reference) -> float:
+    found, reference = np.asarray(found, np.float64), np.asarray(reference, np.float64)
+    return float(np.abs(found - reference).max() / max(1.0, np.abs(reference).max()))
+
+
+@pytest.fixture(scope="module", params=["plain", "odd widths"])
+def engines(request, tmp_path_factory):
+    """(torch engine, torch+native engine) of one random model."""
+    weights = random_rwkv7_weights(2, 128, VOCAB, seed=1, spread=1.6) if request.param == "plain" else odd_weights()
+    path = write_model(tmp_path_factory.mktemp("native"), weights)
+    native = load(path, backend="auto", device="cpu")
+    assert native.info.backend == "torch+native", native.selection
+    assert isinstance(native.step_engine, NativeStep)
+    return load(path, backend="torch", device="cpu"), native
+
+
+@pytest.mark.parametrize("rows", [1, 2, 4, 5, 6])
+def test_prompt_decode_prompt_agrees_with_torch(engines, rows):
+    reference, native = engines
+    rng = np.random.default_rng(rows)
+    prompt = rng.integers(0, VOCAB, size=(rows, 9)).tolist()
+    ref_logits, ref_state = reference.forward(prompt)
+    logits, state = native.forward(prompt)
+    assert isinstance(state, OnnxState)
+    for _ in range(16):  # decode steps: the C step on the native engine
+        tokens = rng.integers(0, VOCAB, size=(rows, 1)).tolist()
+        ref_logits, ref_state = reference.forward(tokens, ref_state)
+        logits, state = native.forward(tokens, state)
+        assert max_error(logits, ref_logits.astype(np.float64)) <= TOLERANCE
+        assert max(max_error(f, r.numpy()) for f, r in zip(state, ref_state)) <= TOLERANCE
+    more = rng.integers(0, VOCAB, size=(rows, 5)).tolist()  # a prompt again, from the C step's state
+    ref_logits, _ = reference.forward(more, ref_state)
+    logits, _ = native.forward(more, state)
+    assert max_error(logits, ref_logits) <= TOLERANCE
+
+
+def test_the_step_runs_several_tokens_and_leaves_its_input_state_alone(engines):
+    reference, native = engines
+    _, state = native.forward([[3, 4, 5], [6, 7, 8]])
+    kept = native.copy_state(state)
+    logits, after = native.step_engine.forward([[9, 10, 11], [12, 13, 14]], state, full_output=True)
+    assert logits.shape == (2, 3, VOCAB)
+    assert all(np.array_equal(a, b) for a, b in zip(state, kept))
+    ref_logits, ref_state = reference.forward([[3, 4, 5, 9, 10, 11], [6, 7, 8, 12, 13, 14]], full_output=True)
+    assert max_error(logits, ref_logits[:, 3:]) <= TOLERANCE
+    assert max(max_error(f, r.numpy()) for f, r in zip(after, ref_state)) <= TOLERANCE
+
+
+def test_greedy_candidates_are_the_same_text_as_torch(engines):
+    reference, native = engines
+    assert greedy_texts(native, CHARS) == greedy_texts(reference, CHARS)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_auto_takes_the_native_step_on_a_cpu_and_says_why(tmp_path):
+    model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=3))
+    backend, device, reason = select_backend("auto", "auto", model)
+    assert (backend, device) == ("torch+native", "cpu")
+    assert reason.startswith("auto") and "compiled for this CPU" in reason
+    assert select_backend("torch+native", "cpu", model)[:2] == ("torch+native", "cpu")
+
+
+def test_without_a_compiler_auto_decodes_with_onnx_and_by_name_it_is_one_error(tmp_path, monkeypatch):
+    model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=3))
+    monkeypatch.setattr(native_step, "find_compiler", lambda: None)
+    assert select_backend("auto", "cpu", model)[0] == "torch+onnx"
+    with pytest.raises(LoadError) as caught:
+        load(model, backend="torch+native", device="cpu")
+    message = str(caught.value)
+    assert "\n" not in message and str(model) in message and "no C compiler" in message
+
+
+def test_a_compiler_that_fails_falls_back_to_onnx_and_says_why(tmp_path, monkeypatch):
+    model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=3))
+    monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+    monkeypatch.setenv(native_step.CACHE_ENV, str(tmp_path / "native"))
+    engine = load(model, backend="auto", device="cpu", cache_dir=tmp_path / "onnx")
+    assert engine.info.backend == "torch+onnx" and isinstance(engine, HybridEngine)
+    assert "does not compile" in engine.selection.reason and "ONNX Runtime decodes" in engine.selection.reason
+    with pytest.raises(LoadError, match="does not compile"):
+        load(model, backend="torch+native", device="cpu")
+
+
+def test_turned_off_auto_decodes_with_onnx(tmp_path, monkeypatch):
+    model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=3))
+    monkeypatch.setenv(native_step.SWITCH_ENV, "0")
+    assert select_backend("auto", "cpu", model)[0] == "torch+onnx"
+
+
+def test_by_name_it_takes_rwkv7_on_the_cpu_only(tmp_path):
+    from tests.test_hybrid_engine import rwkv4_weights
+
+    four = write_checkpoint(tmp_path / "four.safetensors", rwkv4_weights())
+    with pytest.raises(LoadError, match="rwkv7 only, not this rwkv4 model"):
+        select_backend("torch+native", "cpu", four)
+    seven = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=3))
+    with pytest.raises(LoadError, match="runs on the CPU"):
+        select_backend("torch+native", "cuda", seven)
+    with pytest.raises(NativeBuildError, match="float32"):
+        bf16 = init_weights(RWKV7(RWKV7Config(1, 64, VOCAB)), seed=1).to(torch.bfloat16)
+        NativeStep(native_step.build_library(), bf16, None, EngineInfo("rwkv7", "torch+native", "cpu", "m", 1, 64, VOCAB))
+
+
+def test_the_library_is_compiled_once_and_then_found_in_the_cache(tmp_path, monkeypatch):
+    first = native_step.build_library(tmp_path)
+    assert first.is_file() and first.parent == tmp_path
+    monkeypatch.setattr(native_step, "_compile", lambda *args: pytest.fail("compiled again"))
+    assert native_step.build_library(tmp_path) == first
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary files left
