@@ -8,10 +8,12 @@ Run from the repository root:
 
 It builds one random RWKV-7 (models.rwkv7.init_weights), writes the same weights as
 STEM.safetensors + STEM.json (the real AI-Writer vocabulary) for our engines and as
-STEM.pth for the package, and measures two of ours: "torch" (backend torch: torch
-alone) and "torch+onnx" (what backend auto picks on a CPU, backends.hybrid_engine:
-torch reads prompts, ONNX Runtime's exported step decodes; its export goes to a
-temporary cache, and the time it takes is reported):
+STEM.pth for the package, and measures three of ours: "torch" (backend torch: torch
+alone), "torch+onnx" (backends.hybrid_engine: torch reads prompts, ONNX Runtime's
+exported step decodes; its export goes to a temporary cache, and the time it takes
+is reported) and "torch+native" (what backend auto picks on a CPU where a C
+compiler is found: torch reads prompts, backends.native_step's C step decodes; it
+is compiled into a temporary cache, and the load times are reported):
 
   1. prompt: 512 tokens in one forward (tokens/s)
   2. decode, one candidate: 100 single-token steps (tokens/s)
@@ -28,7 +30,7 @@ the best of a few timed runs after warm-up runs (the fastest run is the one leas
 disturbed by other processes on a shared machine; the load average is printed at
 the start and the end to judge that); our engines and the package alternate within
 each repetition so that drift in the machine's speed hits all alike. Times to the
-first character are medians. The "Met" column judges torch+onnx, the engine auto picks.
+first character are medians. The "Met" column judges torch+native, the engine auto picks.
 """
 
 from __future__ import annotations
@@ -233,18 +235,31 @@ def bench_decode(engines, package, prime, steps, reps, rng, vocab):
 
 
 def load_hybrid_timed(path, cache_dir):
-    """(the torch+onnx engine auto picks, [(seconds in load(), seconds more until its ONNX step is open)] for
-    a cold cache (the export) and then for the cached file)."""
+    """(the torch+onnx engine, [(seconds in load(), seconds more until its ONNX step is open)] for a cold
+    cache (the export) and then for the cached file)."""
     times = []
     for _ in range(2):
         start = time.perf_counter()
-        engine = load(path, backend="auto", device="cpu", cache_dir=cache_dir)
+        engine = load(path, backend="torch+onnx", device="cpu", cache_dir=cache_dir)
         loaded = time.perf_counter()
-        if engine.info.backend != "torch+onnx":
-            raise RuntimeError(f"auto picked {engine.info.backend}: {engine.selection.reason}")
         if not engine.wait_for_step(600):
             raise RuntimeError(f"no ONNX step: {engine.step_error}")
         times.append((loaded - start, time.perf_counter() - loaded))
+    return engine, times
+
+
+def load_native_timed(path, cache_dir):
+    """(the torch+native engine auto picks, [seconds in load() with the step compiled, then from its cache])."""
+    from backends.native_step import CACHE_ENV
+
+    os.environ[CACHE_ENV] = str(cache_dir)  # a cold cache: the first load compiles
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        engine = load(path, backend="auto", device="cpu")
+        times.append(time.perf_counter() - start)
+        if engine.info.backend != "torch+native":
+            raise RuntimeError(f"auto picked {engine.info.backend}: {engine.selection.reason}")
     return engine, times
 
 
@@ -334,7 +349,8 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp, torch.inference_mode():
         path, stem, weights = write_model(Path(tmp), cfg["n_layer"], cfg["n_embd"])
         hybrid, load_times = load_hybrid_timed(path, Path(tmp) / "onnx-cache")
-        engines = {"torch": load(path, backend="torch", device="cpu"), "torch+onnx": hybrid}
+        native, native_times = load_native_timed(path, Path(tmp) / "native-cache")
+        engines = {"torch": load(path, backend="torch", device="cpu"), "torch+onnx": hybrid, "torch+native": native}
         package = load_package(stem)
 
         prompt = rng.integers(0, VOCAB_SIZE, size=cfg["prompt"]).tolist()
@@ -345,15 +361,15 @@ def main(argv=None) -> None:
         bound = copy_gbs * 1e9 / step_bytes
         ttfc = {name: bench_ttfc(engine, cfg["manuscript"], cfg["ttfc_reps"]) for name, engine in engines.items()}
         report(cfg, list(engines), prompt_ours, prompt_pkg, logit_diffs, decode_ours, d1_pkg, d4_pkg,
-               copy_gbs, read_gbs, step_bytes, bound, ttfc, load_times, load_before, started)
+               copy_gbs, read_gbs, step_bytes, bound, ttfc, load_times, native_times, load_before, started)
         if args.profile:
             profile_decode(engines["torch"], prompt[:16])
 
 
 def report(cfg, names, prompt_ours, prompt_pkg, logit_diffs, decode_ours, d1_pkg, d4_pkg,
-           copy_gbs, read_gbs, step_bytes, bound, ttfc, load_times, load_before, started) -> None:
+           copy_gbs, read_gbs, step_bytes, bound, ttfc, load_times, native_times, load_before, started) -> None:
     P, S = cfg["prompt"], cfg["steps"]
-    judged = names[-1]  # torch+onnx: what auto picks on a CPU
+    judged = names[-1]  # torch+native: what auto picks on a CPU with a C compiler
 
     def measured(label, ours, pkg, target=None, fmt="{:.1f}"):
         cells = [label] + [fmt.format(ours[n]) for n in names] + [fmt.format(pkg)]
@@ -396,6 +412,8 @@ def report(cfg, names, prompt_ours, prompt_pkg, logit_diffs, decode_ours, d1_pkg
           + ", ".join(f"{n} {logit_diffs[n]:.1e}" for n in names) + ". "
           f"torch+onnx: load() returned in {cold_load:.2f} s and its ONNX step (exported in the background) was "
           f"open {cold_step:.2f} s later; from the cache, {warm_load:.2f} s and {warm_step:.2f} s. "
+          f"torch+native: load() took {native_times[0]:.2f} s with its step compiled, {native_times[1]:.2f} s "
+          f"with it cached. "
           f"Load average before / after: {load_before} / {load_average()}. Total {time.perf_counter() - started:.0f} s.")
 
 
