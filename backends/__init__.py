@@ -119,7 +119,7 @@ def _open_tokenizer(path: Path, vocab_path: Path | None, unknown_char: str):
     raise LoadError(f"{path}: no vocabulary beside it ({path.with_suffix('.json').name} or vocab.json)")
 
 
-def _load_torch(path: Path, tokenizer, device: str, dtype: str | None):
+def _load_torch(path: Path, tokenizer, device: str, dtype: str | None, script: bool = True):
     import torch
 
     from backends.torch_engine import TorchEngine, pick_torch_device
@@ -134,7 +134,7 @@ def _load_torch(path: Path, tokenizer, device: str, dtype: str | None):
     if dtype not in dtypes:
         raise LoadError(f"unknown dtype {dtype!r} (available: {', '.join(dtypes)})")
     try:
-        model = load_model(path, dtype=dtypes[dtype], device=device)
+        model = load_model(path, dtype=dtypes[dtype], device=device, script=script)
     except ModelFileError as exc:
         raise LoadError(str(exc)) from None
     config = model.config

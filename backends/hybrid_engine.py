@@ -126,8 +126,10 @@ def load_hybrid(path, tokenizer, choice, dtype: str | None = None, cache_dir=Non
     from backends import _load_torch
     from backends.selection import Selection
 
-    torch_engine = _load_torch(path, tokenizer, "cpu", dtype)
-    if dtype not in (None, "", "float32"):
+    float32 = dtype in (None, "", "float32")
+    native = choice.backend == NATIVE_BACKEND and float32
+    torch_engine = _load_torch(path, tokenizer, "cpu", dtype, script=not native)  # eager: the C scan reads prompts
+    if not float32:
         return torch_engine, Selection("torch", "cpu", f"auto: torch on the CPU, as dtype {dtype} asks "
                                                        "(the decode steps are float32 only)")
     info = torch_engine.info
@@ -136,7 +138,7 @@ def load_hybrid(path, tokenizer, choice, dtype: str | None = None, cache_dir=Non
         return HybridEngine(torch_engine, tokenizer, EngineInfo(
             info.architecture, backend, "cpu", info.model_path, info.n_layer, info.n_embd, info.vocab_size))
 
-    if choice.backend == NATIVE_BACKEND:
+    if native:
         from backends import LoadError
         from backends.native_step import NativeBuildError, NativeStep, build_library
 

@@ -174,7 +174,8 @@ def _freeze(model):
     return model
 
 
-def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.float32, device="cpu"):
+def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.float32, device="cpu",
+                script: bool = True):
     """An eval-mode model holding these weights; ModelFileError if they don't fit one."""
     arch = detect_architecture(weights)
     if arch == "unknown":
@@ -195,7 +196,8 @@ def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.
         model.load_state_dict({k: v.to(dtype) for k, v in weights.items()}, strict=True, assign=True)
     except (KeyError, ValueError, RuntimeError, IndexError) as exc:
         raise ModelFileError(f"{path}: {name} weights with missing or misshapen tensors ({_first_line(exc)})") from None
-    return prepare(model.to(device))
+    # script=False (RWKV-7, RWKV-4): eager modules, whose hooks an engine may set (TimeMix.sequence_wkv)
+    return prepare(model.to(device)) if script else prepare(model.to(device), script=False)
 
 
 def peek_keys(path: str | Path) -> list[str] | None:
@@ -246,9 +248,9 @@ def embedding_rows(path: str | Path) -> int | None:
         return None
 
 
-def load_model(path: str | Path, dtype=torch.float32, device="cpu"):
-    """Read, check and build the model stored at `path`."""
-    return build_model(read_weights(path), path, dtype=dtype, device=device)
+def load_model(path: str | Path, dtype=torch.float32, device="cpu", script: bool = True):
+    """Read, check and build the model stored at `path` (script=False: no TorchScript, see build_model)."""
+    return build_model(read_weights(path), path, dtype=dtype, device=device, script=script)
 
 
 def save_safetensors(model_or_weights, path: str | Path, dtype=None) -> None:

@@ -103,6 +103,11 @@ def _lora(bias, h, w2):
 
 class TimeMix(nn.Module):
     __constants__ = ["decay_scale", "eps", "layer_id", "n_head", "head_size"]
+    __jit_ignored_attributes__ = ["sequence_wkv"]
+    # The state update over T > 1 tokens, (state, r, log_w, k, v, a, b) -> (o, state) as models.wkv7's
+    # wkv7_chunked. An engine may give an eager (unscripted) instance its own implementation of the
+    # same equations (backends.native_step's C scan); scripted modules always take wkv7_chunked.
+    sequence_wkv = staticmethod(wkv7_chunked)
 
     def __init__(self, config: RWKV7Config, layer_id: int):
         super().__init__()
@@ -156,8 +161,10 @@ class TimeMix(nn.Module):
         if T == 1:
             o, kv = wkv7_step(kv, r_[:, 0], torch.exp(log_w_[:, 0]), k_[:, 0], v_[:, 0], a_[:, 0], b_[:, 0])
             o = o.unsqueeze(1)
-        else:
+        elif torch.jit.is_scripting():
             o, kv = wkv7_chunked(kv, r_, log_w_, k_, v_, a_, b_)
+        else:
+            o, kv = self._sequence_wkv(kv, r_, log_w_, k_, v_, a_, b_)
         if 0 < keep < T:
             o, r, k, v, xg = o[:, -keep:], r[:, -keep:], k[:, -keep:], v[:, -keep:], xg[:, -keep:]
         T = o.shape[1]
@@ -168,6 +175,11 @@ class TimeMix(nn.Module):
         o = o + bonus.view(B, T, C)
         g = torch.sigmoid(xg @ self.g1) @ self.g2
         return self.output(o * g), x[:, -1], kv, v_first
+
+
+    @torch.jit.unused
+    def _sequence_wkv(self, kv, r, log_w, k, v, a, b) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sequence_wkv(kv, r, log_w, k, v, a, b)
 
 
 class ChannelMix(nn.Module):

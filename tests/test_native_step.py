@@ -49,20 +49,38 @@ def odd_weights() -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def odd_head_weights() -> dict:
+    """Head size 24 (no whole 16-wide vectors): the state update's row-by-row paths."""
+    model = init_weights(RWKV7(RWKV7Config(2, 48, VOCAB, head_size=24)), seed=5, spread=1.6)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+MODELS = {"plain": lambda: random_rwkv7_weights(2, 128, VOCAB, seed=1, spread=1.6), "odd widths": odd_weights,
+          "head size 24": odd_head_weights}
+
+
 def max_error(found, reference) -> float:
     found, reference = np.asarray(found, np.float64), np.asarray(reference, np.float64)
     return float(np.abs(found - reference).max() / max(1.0, np.abs(reference).max()))
 
 
-@pytest.fixture(scope="module", params=["plain", "odd widths"])
+@pytest.fixture(scope="module", params=list(MODELS))
 def engines(request, tmp_path_factory):
     """(torch engine, torch+native engine) of one random model."""
-    weights = random_rwkv7_weights(2, 128, VOCAB, seed=1, spread=1.6) if request.param == "plain" else odd_weights()
-    path = write_model(tmp_path_factory.mktemp("native"), weights)
+    path = write_model(tmp_path_factory.mktemp("native"), MODELS[request.param]())
     native = load(path, backend="auto", device="cpu")
     assert native.info.backend == "torch+native", native.selection
     assert isinstance(native.step_engine, NativeStep)
     return load(path, backend="torch", device="cpu"), native
+
+
+def test_prompts_read_through_the_c_scan(engines, monkeypatch):
+    _, native = engines
+    calls = []
+    scan = native.step_engine._scan
+    monkeypatch.setattr(native.step_engine, "_scan", lambda *args: calls.append(args[:4]) or scan(*args))
+    native.forward([[1, 2, 3, 4, 5, 6]])
+    assert len(calls) == native.info.n_layer and all(c[:2] == (1, 6) for c in calls)  # B = 1, T = 6 per layer
 
 
 @pytest.mark.parametrize("rows", [1, 2, 4, 5, 6])

@@ -36,10 +36,12 @@ enum { EMB, LN0_W, LN0_B, LN_OUT_W, LN_OUT_B, HEAD, GLOBALS };
 /* sizes[]: n_layer, n_embd, head_size, vocab, d_decay, d_iclr, d_value, d_gate, d_ffn */
 enum { S_LAYER, S_EMBD, S_HEAD, S_VOCAB, S_DECAY, S_ICLR, S_VALUE, S_GATE, S_FFN, SIZES };
 
-static inline float hsum(v16 v) {
-    float s = 0.0f;
-    for (int i = 0; i < 16; i++) s += v[i];
-    return s;
+static inline float hsum(v16 v) { /* a tree: 4 dependent adds, not 16 */
+    float t[16];
+    memcpy(t, &v, sizeof t);
+    for (int width = 8; width > 0; width /= 2)
+        for (int i = 0; i < width; i++) t[i] += t[i + width];
+    return t[0];
 }
 
 static inline v16 load16(const float *p) { return *(const v16 *)p; }
@@ -142,6 +144,90 @@ static void lora(const float *x, const float *first, const float *second, const 
             for (int i = 0; i < C; i++) out[(size_t)b * C + i] += bias[i];
 }
 
+/* One head's state update for one token: S = S diag(w) + (S a) b^T + v k^T, then o = S r.
+ * S_in and S_out (N x N, [value, key]) may be the same matrix. */
+static void head_update(const float *S_in, float *S_out, const float *r, const float *w, const float *k,
+                        const float *v, const float *a, const float *b, float *o, int N) {
+    if (N % 16 == 0) { /* whole vectors: the usual head size 64 */
+        for (int i = 0; i < N; i++) {
+            const float *si = S_in + (size_t)i * N;
+            float *so = S_out + (size_t)i * N;
+            v16 dot = (v16){0};
+            for (int j = 0; j < N; j += 16) dot += load16(si + j) * load16(a + j);
+            v16 sa = (v16){0} + hsum(dot), vi = (v16){0} + v[i], out = (v16){0};
+            for (int j = 0; j < N; j += 16) {
+                v16 s = load16(si + j) * load16(w + j) + sa * load16(b + j) + vi * load16(k + j);
+                *(v16 *)(so + j) = s;
+                out += s * load16(r + j);
+            }
+            o[i] = hsum(out);
+        }
+        return;
+    }
+    for (int i = 0; i < N; i++) {
+        const float *si = S_in + (size_t)i * N;
+        float *so = S_out + (size_t)i * N;
+        float sa = 0.0f;
+#pragma omp simd reduction(+ : sa)
+        for (int j = 0; j < N; j++) sa += si[j] * a[j];
+        float vi = v[i], out = 0.0f;
+#pragma omp simd reduction(+ : out)
+        for (int j = 0; j < N; j++) {
+            float s = si[j] * w[j] + sa * b[j] + vi * k[j];
+            so[j] = s;
+            out += s * r[j];
+        }
+        o[i] = out;
+    }
+}
+
+/* The state update over T tokens, token by token, for each of B x H heads (a prompt's, in
+ * models/rwkv7.py's sequence form): r, w, k, v, a, b and out are (B, T, H, N); state_in and
+ * state_out (B, H, N, N). Each head's state stays in the core's cache for all T tokens. */
+void wkv7_scan(int B, int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
+               const float *a, const float *b, const float *state_in, float *state_out, float *out, int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (int bh = 0; bh < B * H; bh++) {
+        const int row = bh / H, h = bh % H;
+        const float *S_in = state_in + (size_t)bh * N * N;
+        float *S_out = state_out + (size_t)bh * N * N;
+        /* St = S^T ([key j][value i]): every sum over j becomes whole vectors over i, no horizontal sums:
+         * sa = sum_j St[j] a_j;  St[j] = St[j] w_j + sa b_j + v k_j;  o = sum_j St[j] r_j */
+        float *St = N % 16 == 0 && N <= MAX_HEAD ? malloc(sizeof(float) * N * N) : NULL;
+        if (!St) { /* odd head sizes (or no memory): row by row, in place */
+            memcpy(S_out, S_in, sizeof(float) * N * N);
+            for (int t = 0; t < T; t++) {
+                const size_t at = (((size_t)row * T + t) * H + h) * N;
+                head_update(S_out, S_out, r + at, w + at, k + at, v + at, a + at, b + at, out + at, N);
+            }
+            continue;
+        }
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < N; j++) St[j * N + i] = S_in[(size_t)i * N + j];
+        const int V = N / 16;
+        for (int t = 0; t < T; t++) {
+            const size_t at = (((size_t)row * T + t) * H + h) * N;
+            const float *rt = r + at, *wt = w + at, *kt = k + at, *vt = v + at, *a_t = a + at, *bt = b + at;
+            v16 sa[MAX_HEAD / 16], vv[MAX_HEAD / 16], o[MAX_HEAD / 16];
+            for (int q = 0; q < V; q++) sa[q] = (v16){0}, o[q] = (v16){0}, vv[q] = load16(vt + 16 * q);
+            for (int j = 0; j < N; j++)
+                for (int q = 0; q < V; q++) sa[q] += load16(St + j * N + 16 * q) * a_t[j];
+            for (int j = 0; j < N; j++) {
+                float *row_j = St + j * N;
+                for (int q = 0; q < V; q++) {
+                    v16 s = load16(row_j + 16 * q) * wt[j] + sa[q] * bt[j] + vv[q] * kt[j];
+                    *(v16 *)(row_j + 16 * q) = s;
+                    o[q] += s * rt[j];
+                }
+            }
+            for (int q = 0; q < V; q++) *(v16 *)(out + at + 16 * q) = o[q];
+        }
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < N; j++) S_out[(size_t)i * N + j] = St[j * N + i];
+        free(St);
+    }
+}
+
 /* One step. Returns 0, or 1 when scratch memory cannot be had. */
 int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *const *layers, int B,
                const int64_t *tokens, const float *att_x_in, const float *kv_in, const float *ffn_x_in,
@@ -218,24 +304,9 @@ int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *c
                 bb[j] = unit * iclr[at + j];
             }
             const float *rh = r + at, *kh = k + at, *vh = v + at, *wh = w + at;
-            const float *S_in = kv_in + kv_layer + (size_t)bh * N * N;
-            float *S_out = kv_out + kv_layer + (size_t)bh * N * N;
             float *oh = o + at;
-            for (int i = 0; i < N; i++) {
-                const float *si = S_in + (size_t)i * N;
-                float *so = S_out + (size_t)i * N;
-                float sa = 0.0f;
-#pragma omp simd reduction(+ : sa)
-                for (int j = 0; j < N; j++) sa += si[j] * a[j];
-                float vi = vh[i], out = 0.0f;
-#pragma omp simd reduction(+ : out)
-                for (int j = 0; j < N; j++) {
-                    float s = si[j] * wh[j] + sa * bb[j] + vi * kh[j];
-                    so[j] = s;
-                    out += s * rh[j];
-                }
-                oh[i] = out;
-            }
+            head_update(kv_in + kv_layer + (size_t)bh * N * N, kv_out + kv_layer + (size_t)bh * N * N,
+                        rh, wh, kh, vh, a, bb, oh, N);
             /* GroupNorm over the head, then the bonus (r . (k * r_k)) v */
             float mean = 0.0f, var = 0.0f, bonus = 0.0f;
             for (int i = 0; i < N; i++) mean += oh[i];
