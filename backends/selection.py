@@ -8,14 +8,17 @@ through ONNX Runtime (DmlExecutionProvider available) for a model whose
 architecture exports to ONNX (RWKV-7 and RWKV-4, told from the key names: a
 safetensors header or a .pth's keys, no weights loaded), else torch on the CPU,
 saying why when DirectML was there but the model cannot use it. On the CPU
-(device "auto" or "cpu") it takes "torch+onnx" (backends.hybrid_engine) for a
-model that exports (RWKV-7, RWKV-4) when ONNX Runtime is installed: torch reads
+(device "auto" or "cpu") it takes "torch+native" (backends.hybrid_engine with
+backends.native_step) for an RWKV-7 where a C compiler is found: torch reads
+prompts in chunks (with their state update scanned in C) and a step compiled for
+this CPU decodes, 4 candidates in little more time than one. Else "torch+onnx" for
+a model that exports (RWKV-7, RWKV-4) when ONNX Runtime is installed: torch reads
 prompts in chunks of up to 256 tokens at once (the exported ONNX graph is the
 single-token step and would read them token by token, about 12x slower at
 12 x 768 on a 2-core machine), and ONNX Runtime's step decodes 1 to 4 candidates
 faster than torch's (bench/bench_engine.py). Otherwise torch on the CPU, saying
-why. backend "torch" is always torch alone. An exported .onnx file always runs on
-ONNX Runtime.
+why. Both pairs can be asked for by name. backend "torch" is always torch alone.
+An exported .onnx file always runs on ONNX Runtime.
 
 A choice that cannot be met (backend "directml" without DirectML, device "cuda"
 without a CUDA GPU) is a LoadError with one line saying what is available.

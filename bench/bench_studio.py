@@ -133,10 +133,10 @@ def write_manuscript(folder: Path) -> tuple[Path, str]:
     return path, text
 
 
-def write_config(folder: Path, model: Path, name: str, threads: int = 0) -> Path:
+def write_config(folder: Path, model: Path, name: str, threads: int = 0, backend: str = "auto") -> Path:
     path = folder / name
     path.write_text(
-        f'[model]\npath = "{model}"\nbackend = "torch"\ndevice = "cpu"\n'
+        f'[model]\npath = "{model}"\nbackend = "{backend}"\ndevice = "cpu"\n'
         f"[generation]\ncandidates = 4\nlength = 20000\nthreads = {threads}\n"
         f"[sampling]\nseed = 0\n"
         f'[studio]\nlanguage = "en"\n',
@@ -479,6 +479,9 @@ def main(argv=None) -> None:
     parser.add_argument("--generation-threads", default="0", metavar="N[,M...]",
                         help="the studio's [generation] threads setting (0: automatic); several values: one "
                              "keystroke session per value and model, in this run (default 0)")
+    parser.add_argument("--backend", default="auto",
+                        help="the studio's [model] backend (default auto: what the studio uses; on a CPU with a C "
+                             "compiler, torch+native)")
     parser.add_argument("--typing-redraw-interval", type=float, metavar="S",
                         help="studio.app.TYPING_REDRAW_INTERVAL for the headless app (0: candidates redrawn at max_fps "
                              "while typing, as before it existed)")
@@ -513,7 +516,8 @@ def main(argv=None) -> None:
     print(f"- Python {platform.python_version()}, textual {textual.__version__}, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads); os.cpu_count() = {os.cpu_count()}")
     print(f"- Other load at the start: {other_load()}")
-    print(f"- [generation] threads: {', '.join(threads_label(value) for value in thread_settings)}")
+    print(f"- [model] backend: {args.backend}; [generation] threads: "
+          f"{', '.join(threads_label(value) for value in thread_settings)}")
     print(f"- Candidates redrawn at most every {studio.app.TYPING_REDRAW_INTERVAL * 1000:.0f} ms while typing "
           "(headless app; the launched one as the studio)")
     if args.gc_freeze:
@@ -531,9 +535,9 @@ def main(argv=None) -> None:
             folder = tmp / label
             folder.mkdir()
             model = make_model(folder, n_layer, n_embd)
-            config_path = write_config(folder, model, "config.toml", thread_settings[0])
+            config_path = write_config(folder, model, "config.toml", thread_settings[0], args.backend)
             for setting in thread_settings:
-                session_config = write_config(folder, model, f"config-{setting}.toml", setting)
+                session_config = write_config(folder, model, f"config-{setting}.toml", setting, args.backend)
                 label = f"{n_layer}x{n_embd}" + (f" ({threads_label(setting)})" if len(thread_settings) > 1 else "")
                 session_rows(session_config, manuscript, folder / f"data-{setting}", label, cfg, args, rows, notes)
             label = f"{n_layer}x{n_embd}"

@@ -36,7 +36,7 @@ RANGES = {
     ("studio", "max_fps"): (1, 120),
 }
 CHOICES = {
-    ("model", "backend"): ("auto", "torch", "onnx", "directml"),
+    ("model", "backend"): ("auto", "torch", "onnx", "directml", "torch+native", "torch+onnx"),
     ("model", "dtype"): ("", "float32", "float16", "bfloat16"),
     ("studio", "language"): ("auto", "en", "zh"),
 }
