@@ -1,4 +1,6 @@
-/* One recurrent step of RWKV-7 for B rows, in plain C (built by backends/native_step.py).
+/* RWKV-7 in plain C for a CPU (built by backends/native_step.py): rwkv7_step, one recurrent step
+ * for B rows (decoding), and wkv7_scan, the state update over a prompt's T tokens (the rest of a
+ * prompt stays in torch's large matrix products).
  *
  * The same equations as models/rwkv7.py at T == 1 and the exported ONNX step
  * (backends/onnx_export.py), written out for a CPU: every matrix product reads its
