@@ -40,6 +40,22 @@ def write_model_with_vocab(folder: Path, stem="tiny", n_layer=2, n_embd=64, seed
     return path
 
 
+def cjk_chars(vocab_size: int) -> list[str]:
+    """A vocabulary of `vocab_size` characters: newline, two punctuation marks, then CJK ideographs."""
+    return ["\n", "。", "，"] + [chr(0x4E00 + i) for i in range(vocab_size - 3)]
+
+
+def write_model_with_chars(folder: Path, weights: dict, chars: list[str], stem="m") -> Path:
+    """STEM.safetensors holding `weights`, with a vocabulary JSON of `chars` beside it."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_checkpoint(folder / f"{stem}.safetensors", weights)
+    path.with_suffix(".json").write_text(json.dumps(dict(enumerate(chars)), ensure_ascii=False), encoding="utf-8")
+    return path
+
+
 def greedy_texts(engine, chars, n=2, length=40) -> tuple:
     """The texts of n greedy (temperature 0) candidates written from a prompt made of `chars`, through the
     generation service: the same on two engines means they compute the same model."""

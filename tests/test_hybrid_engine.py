@@ -12,7 +12,6 @@ or when it fails, and what `auto` picks on a CPU machine, with its reason.
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import onnxruntime
@@ -25,18 +24,15 @@ from backends.onnx_engine import OnnxState, OnnxState4
 from backends.selection import select_backend
 from models import rwkv4
 from models.checkpoint import save_safetensors
-from tests.helpers import greedy_texts, random_rwkv7_weights, write_checkpoint
+from tests.helpers import cjk_chars, greedy_texts, random_rwkv7_weights, write_model_with_chars
 
 TOLERANCE = 1e-5
 VOCAB = 300
-CHARS = ["\n", "。", "，"] + [chr(0x4E00 + i) for i in range(VOCAB - 3)]
+CHARS = cjk_chars(VOCAB)
 
 
 def write_model(folder, weights, stem="m"):
-    folder.mkdir(parents=True, exist_ok=True)
-    path = write_checkpoint(folder / f"{stem}.safetensors", weights)
-    path.with_suffix(".json").write_text(json.dumps(dict(enumerate(CHARS)), ensure_ascii=False), encoding="utf-8")
-    return path
+    return write_model_with_chars(folder, weights, CHARS, stem)
 
 
 def rwkv4_weights(seed=0) -> dict:

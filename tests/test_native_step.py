@@ -13,7 +13,6 @@ the compiled library is cached by the hash of source, compiler and flags.
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -26,20 +25,17 @@ from backends.native_step import NativeBuildError, NativeStep
 from backends.onnx_engine import OnnxState
 from backends.selection import native_possible, select_backend
 from models.rwkv7 import RWKV7, RWKV7Config, init_weights
-from tests.helpers import greedy_texts, random_rwkv7_weights, write_checkpoint
+from tests.helpers import cjk_chars, greedy_texts, random_rwkv7_weights, write_checkpoint, write_model_with_chars
 
 pytestmark = pytest.mark.skipif(not native_possible(), reason="needs a C compiler (CI has gcc)")
 
 TOLERANCE = 1e-5
 VOCAB = 301  # not a multiple of 4: the head's last column runs alone
-CHARS = ["\n", "。", "，"] + [chr(0x4E00 + i) for i in range(VOCAB - 3)]
+CHARS = cjk_chars(VOCAB)
 
 
 def write_model(folder, weights, stem="m"):
-    folder.mkdir(parents=True, exist_ok=True)
-    path = write_checkpoint(folder / f"{stem}.safetensors", weights)
-    path.with_suffix(".json").write_text(json.dumps(dict(enumerate(CHARS)), ensure_ascii=False), encoding="utf-8")
-    return path
+    return write_model_with_chars(folder, weights, CHARS, stem)
 
 
 def odd_weights() -> dict:
