@@ -121,8 +121,10 @@ class HybridEngine(NumpyStates):
 
 
 def load_hybrid(path, tokenizer, choice, dtype: str | None = None, cache_dir=None, background: bool = True):
-    """(engine, selection): a HybridEngine of this model file, its step exported or read from the cache
-    in the background; a plain TorchEngine (and a selection saying so) for a dtype other than float32."""
+    """(engine, selection): a HybridEngine of this model file. torch+native: the C step built (or found in its
+    cache) now; if it cannot be, under auto, torch+onnx with a reason saying why (asked for by name: LoadError).
+    torch+onnx: its step exported or read from the cache in the background. A plain TorchEngine (and a
+    selection saying so) for a dtype other than float32."""
     from backends import _load_torch
     from backends.selection import Selection
 
