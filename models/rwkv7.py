@@ -179,7 +179,8 @@ class TimeMix(nn.Module):
 
     @torch.jit.unused
     def _sequence_wkv(self, kv, r, log_w, k, v, a, b) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.sequence_wkv(kv, r, log_w, k, v, a, b)
+        with torch.autocast(r.device.type, enabled=False):  # fp32 even under mixed-precision training
+            return self.sequence_wkv(kv, r, log_w, k, v, a, b)
 
 
 class ChannelMix(nn.Module):

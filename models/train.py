@@ -100,24 +100,71 @@ def init_for_training(model: RWKV7, seed: int) -> RWKV7:
     return model
 
 
+def grown_layer_sources(old_layers: int, new_layers: int) -> list[int]:
+    """Which trained layer each layer of a deeper model starts from: the first and last stay
+    first and last, the inner ones are spread over the old inner layers, each old inner layer
+    taken by consecutive new ones ([0, 1, 1, 2, 2, 3] for 4 -> 6)."""
+    if old_layers < 2 or new_layers < old_layers:
+        raise SystemExit(f"--grow-from: cannot grow {old_layers} layers to {new_layers}")
+    inner_old, inner_new = old_layers - 2, new_layers - 2
+    inner = [1 + (j * inner_old) // inner_new for j in range(inner_new)] if inner_old else [0] * inner_new
+    return [0] + inner + [old_layers - 1]
+
+
+def grow_from(model: RWKV7, weights: dict[str, torch.Tensor]) -> list[int]:
+    """Start a deeper model from a trained one's weights so that it computes the same function:
+    each new layer copies a trained layer (grown_layer_sources), and every copy after the first
+    of a layer has its two output projections zeroed, so it adds nothing until training moves it."""
+    old_layers = 1 + max(int(name.split(".")[1]) for name in weights if name.startswith("blocks."))
+    sources = grown_layer_sources(old_layers, model.config.n_layer)
+    state = {name: value for name, value in weights.items() if not name.startswith("blocks.")}
+    for new, old in enumerate(sources):
+        prefix = f"blocks.{old}."
+        for name, value in weights.items():
+            if name.startswith(prefix) and not (new and name.endswith("ln0.weight") or new and name.endswith("ln0.bias")):
+                state[f"blocks.{new}." + name[len(prefix):]] = value.clone()
+        if new and sources[new - 1] == old:  # a repeat: silent until trained
+            state[f"blocks.{new}.att.output.weight"].zero_()
+            state[f"blocks.{new}.ffn.value.weight"].zero_()
+    model.load_state_dict(state)
+    return sources
+
+
 def nn_init_orthogonal(tensor, gain):
     torch.nn.init.orthogonal_(tensor, gain=gain)
 
 
 def sample_batch(data: torch.Tensor, batch: int, ctx: int, gen: torch.Generator):
+    """`batch` random windows of ctx + 1 tokens (the start positions drawn on the CPU by `gen`,
+    so a run draws the same windows on any device): (inputs, targets), each (batch, ctx)."""
     starts = torch.randint(0, len(data) - ctx - 1, (batch,), generator=gen)
-    rows = torch.stack([data[s : s + ctx + 1] for s in starts.tolist()])
+    rows = data[starts.to(data.device)[:, None] + torch.arange(ctx + 1, device=data.device)]
     return rows[:, :-1], rows[:, 1:]
+
+
+def mixed_precision(device: torch.device):
+    """bf16 matrix products on a GPU (the WKV state update stays fp32: TimeMix turns autocast
+    off around it); plain fp32 on the CPU."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 def bits_per_char(model: RWKV7, data: torch.Tensor, ctx: int, windows: int, gen: torch.Generator) -> float:
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), mixed_precision(data.device):
         x, y = sample_batch(data, windows, ctx, gen)
         logits, _ = model(x, full_output=True)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
     model.train()
     return loss.item() / math.log(2)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: this torch sees no CUDA device")
+    return device
 
 
 def parse_args(argv=None):
@@ -130,21 +177,30 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--lr-final", type=float, default=1e-4)
-    p.add_argument("--steps", type=int, default=20000, help="schedule length (the cosine decay's end)")
+    p.add_argument("--steps", type=int, default=20000,
+                   help="schedule length (the cosine decay's end); 0: the schedule runs over --minutes instead")
     p.add_argument("--minutes", type=float, default=0, help="stop after this long (0 = run all steps)")
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (bf16 products on a GPU)")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--grow-from", metavar="RUN", help="start from another run's checkpoint and vocabulary, "
+                   "grown to --layers (same width): the new layers are silent copies of trained ones")
     p.add_argument("--export", metavar="PATH", help="write the weights as fp16 .safetensors with the vocab beside it, then stop")
     return p.parse_args(argv)
 
 
-def learning_rate(args, step: int) -> float:
+def learning_rate(args, step: int, minutes: float = 0.0) -> float:
+    """Linear warm-up over 100 steps, then a cosine from --lr to --lr-final over the schedule:
+    steps (--steps), or, with --steps 0, this run's minutes (--minutes)."""
     warmup = 100
     if step < warmup:
         return args.lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, args.steps - warmup))
+    if args.steps:
+        progress = min(1.0, (step - warmup) / max(1, args.steps - warmup))
+    else:
+        progress = min(1.0, minutes / args.minutes)
     return args.lr_final + 0.5 * (args.lr - args.lr_final) * (1 + math.cos(math.pi * progress))
 
 
@@ -164,6 +220,10 @@ def main(argv=None) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.steps and not args.minutes:
+        raise SystemExit("--steps 0 needs --minutes (the schedule then runs over that time)")
+    device = pick_device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = True
     out.mkdir(parents=True, exist_ok=True)
     if args.resume:
         recipe = json.loads((out / "recipe.json").read_text())
@@ -179,16 +239,24 @@ def main(argv=None) -> int:
     text, sources = prepare_corpus(data_files)
     if args.resume:
         tokenizer = CharTokenizer.from_file(out / "vocab.json")
+    elif args.grow_from:
+        tokenizer = CharTokenizer.from_file(Path(args.grow_from) / "vocab.json")
+        tokenizer.save(out / "vocab.json")
     else:
         tokenizer = build_vocab(text)
         tokenizer.save(out / "vocab.json")
-    data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    data = torch.tensor(tokenizer.encode(text), dtype=torch.long, device=device)
     # a sliver of the training text, held back to watch for overfitting
     split = len(data) - max(int(len(data) * 0.002), 8 * (args.ctx + 1) + 1)
     train_data, watch_data = data[:split], data[split:]
 
     config = RWKV7Config(n_layer=args.layers, n_embd=args.embd, vocab_size=tokenizer.vocab_size)
     model = init_for_training(RWKV7(config), args.seed)
+    grown = None
+    if args.grow_from and not args.resume:
+        source = torch.load(Path(args.grow_from) / "checkpoint.pt", map_location="cpu", weights_only=True)
+        grown = {"run": args.grow_from, "step": source["step"], "layer_sources": grow_from(model, source["model"])}
+    model.to(device)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (decay if p.ndim == 2 and ("weight" in name and "ln" not in name) else no_decay).append(p)
@@ -200,7 +268,7 @@ def main(argv=None) -> int:
     step = 0
     if args.resume:
         checkpoint = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
-        model.load_state_dict(checkpoint["model"])
+        model.load_state_dict(checkpoint["model"])  # copied onto the model's device
         optimizer.load_state_dict(checkpoint["optimizer"])
         gen.set_state(checkpoint["generator"])
         step = checkpoint["step"]
@@ -214,20 +282,22 @@ def main(argv=None) -> int:
             "prepared_chars": len(text),
             "vocab_size": tokenizer.vocab_size,
             "coverage": COVERAGE,
+            "grown_from": grown,
             "parameters": sum(p.numel() for p in model.parameters()),
         }, ensure_ascii=False, indent=1))
 
     print(f"{config}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
-          f"{len(train_data) / 1e6:.2f}M training characters, vocab {tokenizer.vocab_size}", flush=True)
+          f"{len(train_data) / 1e6:.2f}M training characters, vocab {tokenizer.vocab_size}, on {device}", flush=True)
     started = time.time()
     log = (out / "log.jsonl").open("a")
     model.train()
-    while step < args.steps:
+    while step < args.steps or not args.steps:
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(args, step)
+            group["lr"] = learning_rate(args, step, (time.time() - started) / 60)
         x, y = sample_batch(train_data, args.batch, args.ctx, gen)
-        logits, _ = model(x, full_output=True)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        with mixed_precision(device):
+            logits, _ = model(x, full_output=True)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -237,7 +307,7 @@ def main(argv=None) -> int:
         if step % 20 == 0:
             elapsed = time.time() - started
             print(f"step {step} loss {loss.item():.4f} ({loss.item() / math.log(2):.3f} bits/char) "
-                  f"lr {learning_rate(args, step):.2e} {elapsed / 60:.1f} min", flush=True)
+                  f"lr {optimizer.param_groups[0]['lr']:.2e} {elapsed / 60:.1f} min", flush=True)
         if step % args.save_every == 0 or step == args.steps or out_of_time:
             watch = bits_per_char(model, watch_data, args.ctx, 8, torch.Generator().manual_seed(1))
             log.write(json.dumps({"step": step, "train_bits_per_char": loss.item() / math.log(2),
