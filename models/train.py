@@ -204,11 +204,19 @@ def learning_rate(args, step: int, minutes: float = 0.0) -> float:
     return args.lr_final + 0.5 * (args.lr - args.lr_final) * (1 + math.cos(math.pi * progress))
 
 
+def run_file(run: Path | str, name: str) -> Path:
+    """A file of a run folder, or one line saying it is not there."""
+    path = Path(run) / name
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such file ({run} is not a training run folder, or its run never saved)")
+    return path
+
+
 def export(out: Path, target: Path) -> None:
-    checkpoint = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
+    checkpoint = torch.load(run_file(out, "checkpoint.pt"), map_location="cpu", weights_only=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     save_safetensors(checkpoint["model"], target, dtype=torch.float16)
-    CharTokenizer.from_file(out / "vocab.json").save(target.with_suffix(".json"))
+    CharTokenizer.from_file(run_file(out, "vocab.json")).save(target.with_suffix(".json"))
     print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB) and {target.with_suffix('.json').name}")
 
 
@@ -226,7 +234,7 @@ def main(argv=None) -> int:
     torch.backends.cuda.matmul.allow_tf32 = True
     out.mkdir(parents=True, exist_ok=True)
     if args.resume:
-        recipe = json.loads((out / "recipe.json").read_text())
+        recipe = json.loads(run_file(out, "recipe.json").read_text())
         data_files = recipe["data_files"]
         for key in ("layers", "embd", "ctx", "batch", "lr", "lr_final", "seed"):  # the run's shape stays
             setattr(args, key, recipe["args"][key])
@@ -238,9 +246,9 @@ def main(argv=None) -> int:
             raise SystemExit("--data names no files")
     text, sources = prepare_corpus(data_files)
     if args.resume:
-        tokenizer = CharTokenizer.from_file(out / "vocab.json")
+        tokenizer = CharTokenizer.from_file(run_file(out, "vocab.json"))
     elif args.grow_from:
-        tokenizer = CharTokenizer.from_file(Path(args.grow_from) / "vocab.json")
+        tokenizer = CharTokenizer.from_file(run_file(args.grow_from, "vocab.json"))
         tokenizer.save(out / "vocab.json")
     else:
         tokenizer = build_vocab(text)
@@ -254,7 +262,7 @@ def main(argv=None) -> int:
     model = init_for_training(RWKV7(config), args.seed)
     grown = None
     if args.grow_from and not args.resume:
-        source = torch.load(Path(args.grow_from) / "checkpoint.pt", map_location="cpu", weights_only=True)
+        source = torch.load(run_file(args.grow_from, "checkpoint.pt"), map_location="cpu", weights_only=True)
         grown = {"run": args.grow_from, "step": source["step"], "layer_sources": grow_from(model, source["model"])}
     model.to(device)
     decay, no_decay = [], []
@@ -267,7 +275,7 @@ def main(argv=None) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     step = 0
     if args.resume:
-        checkpoint = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
+        checkpoint = torch.load(run_file(out, "checkpoint.pt"), map_location="cpu", weights_only=True)
         model.load_state_dict(checkpoint["model"])  # copied onto the model's device
         optimizer.load_state_dict(checkpoint["optimizer"])
         gen.set_state(checkpoint["generator"])

@@ -103,6 +103,13 @@ def test_a_run_by_minutes_ends_on_time_at_the_final_rate(tmp_path):
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == log[-1]["step"]
 
 
+def test_a_folder_that_is_not_a_run_gets_one_line(tmp_path):
+    for argv in (["--out", str(tmp_path), "--resume"], ["--out", str(tmp_path), "--export", str(tmp_path / "m.safetensors")],
+                 ["--data", __file__, "--out", str(tmp_path / "new"), "--grow-from", str(tmp_path)]):
+        with pytest.raises(SystemExit, match="no such file .* is not a training run folder"):
+            main(argv)
+
+
 @pytest.mark.parametrize("old, new, expected", [
     (4, 4, [0, 1, 2, 3]),
     (4, 6, [0, 1, 1, 2, 2, 3]),
