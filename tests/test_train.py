@@ -135,3 +135,24 @@ def test_a_grown_model_computes_what_the_trained_one_did_until_it_trains(tmp_pat
     with pytest.raises(SystemExit, match="cannot grow 3 layers to 2"):
         grow_from(RWKV7(RWKV7Config(n_layer=2, n_embd=64, vocab_size=50)), small.state_dict())
     assert math.isfinite(float(got.sum()))
+
+
+def test_under_mixed_precision_the_state_update_still_runs_in_fp32(monkeypatch):
+    from models.rwkv7 import TimeMix
+    from models.wkv7 import wkv7_chunked
+
+    seen = []
+
+    def spy(kv, r, *rest):
+        seen.append((r.dtype, torch.is_autocast_enabled("cpu")))
+        return wkv7_chunked(kv, r, *rest)
+
+    monkeypatch.setattr(TimeMix, "sequence_wkv", staticmethod(spy))
+    model = init_weights(RWKV7(RWKV7Config(n_layer=2, n_embd=64, vocab_size=50)), seed=1)
+    tokens = torch.randint(0, 50, (2, 100), generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed, _ = model(tokens, full_output=True)
+    exact, _ = model(tokens, full_output=True)
+    assert seen == [(torch.float32, False)] * 4  # 2 layers, under autocast and then without
+    assert mixed.dtype == torch.bfloat16
+    assert (mixed.float() - exact).abs().max() < 0.1 * exact.abs().max()
