@@ -4,6 +4,7 @@ Run from the repository root:
 
     .venv/bin/python bench/bench_studio.py            # random 4x256 and 12x768 RWKV-7 (about 2-3 min on 2 cores)
     .venv/bin/python bench/bench_studio.py --quick    # 4x256 only, fewer keystrokes (about 1 min)
+    .venv/bin/python bench/bench_studio.py --models 4x256,6x256   # other shapes (6 x 256: the bundled model's)
 
 Both models are random RWKV-7s (models.rwkv7.init_weights via tests.helpers) with the real
 AI-Writer vocabulary; 12 x 768 is AI-Writer's size, 4 x 256 a small one. Random weights write
@@ -485,6 +486,9 @@ def main(argv=None) -> None:
     parser.add_argument("--typing-redraw-interval", type=float, metavar="S",
                         help="studio.app.TYPING_REDRAW_INTERVAL for the headless app (0: candidates redrawn at max_fps "
                              "while typing, as before it existed)")
+    parser.add_argument("--models", metavar="LxC[,LxC...]",
+                        help="the random models' shapes, layers x width (default 4x256,12x768; --quick 4x256); "
+                             "6x256 is the bundled model's")
     parser.add_argument("--gc-freeze", action="store_true",
                         help="gc.freeze() in the headless app once the model is loaded (a candidate fix for GC pauses)")
     args = parser.parse_args(argv)
@@ -494,7 +498,14 @@ def main(argv=None) -> None:
             raise ValueError
     except ValueError:
         parser.error(f"--generation-threads: whole numbers >= 0, comma-separated, not {args.generation_threads!r}")
-    cfg = QUICK if args.quick else FULL
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.models:
+        try:
+            cfg["models"] = [tuple(int(n) for n in shape.lower().split("x")) for shape in args.models.split(",")]
+            if any(len(shape) != 2 or min(shape) < 1 for shape in cfg["models"]):
+                raise ValueError
+        except ValueError:
+            parser.error(f"--models: shapes like 4x256, comma-separated, not {args.models!r}")
     started = time.perf_counter()
 
     import textual
