@@ -121,7 +121,7 @@ def grow_from(model: RWKV7, weights: dict[str, torch.Tensor]) -> list[int]:
     for new, old in enumerate(sources):
         prefix = f"blocks.{old}."
         for name, value in weights.items():
-            if name.startswith(prefix) and not (new and name.endswith("ln0.weight") or new and name.endswith("ln0.bias")):
+            if name.startswith(prefix) and not (new and ".ln0." in name):  # only layer 0 has the input norm
                 state[f"blocks.{new}." + name[len(prefix):]] = value.clone()
         if new and sources[new - 1] == old:  # a repeat: silent until trained
             state[f"blocks.{new}.att.output.weight"].zero_()
