@@ -231,7 +231,8 @@ def main(argv=None) -> int:
     if not args.steps and not args.minutes:
         raise SystemExit("--steps 0 needs --minutes (the schedule then runs over that time)")
     device = pick_device(args.device)
-    torch.backends.cuda.matmul.allow_tf32 = True
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 products left outside autocast
     out.mkdir(parents=True, exist_ok=True)
     if args.resume:
         recipe = json.loads(run_file(out, "recipe.json").read_text())

@@ -59,7 +59,7 @@ def _tiny_run(tmp_path, *extra):
     data.write_text(TEXT, encoding="utf-8")
     out = tmp_path / "run"
     args = ["--data", str(data), "--out", str(out), "--layers", "2", "--embd", "64", "--ctx", "32",
-            "--batch", "2", "--save-every", "2", "--threads", "1", *extra]
+            "--batch", "2", "--save-every", "2", *extra]
     assert main(args) == 0
     return out
 
