@@ -12,7 +12,8 @@ from models.checkpoint import save_safetensors
 from models.rwkv7 import RWKV7, RWKV7Config, init_weights
 
 REPO = Path(__file__).resolve().parent.parent
-REAL_VOCAB = REPO.parent / "shared" / "aiwriter" / "wangwen-2022-02-15.json"
+FIXTURES = REPO / "tests" / "fixtures"
+REAL_VOCAB = FIXTURES / "wangwen-2022-02-15.json"  # AI-Writer's own vocabulary (UTF-16), see fixtures/README.md
 
 
 def random_rwkv7_weights(n_layer=2, n_embd=64, vocab_size=300, seed=0, spread=1.0) -> dict:

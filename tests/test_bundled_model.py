@@ -14,7 +14,8 @@ from studio.config import load_config
 
 BUNDLED = Path(__file__).resolve().parent.parent / "models" / "bundled"
 MODEL = BUNDLED / "zh-novel-rwkv7.safetensors"
-HELDOUT = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "heldout" / "hongloumeng.txt"
+# the first 3,000 characters of the corpus's heldout/hongloumeng.txt (tests/fixtures/README.md)
+HELDOUT = Path(__file__).resolve().parent / "fixtures" / "hongloumeng-heldout-3000.txt"
 FACTS = json.loads((BUNDLED / "eval.json").read_text(encoding="utf-8"))
 
 
@@ -34,6 +35,7 @@ def test_the_bundled_model_loads_with_a_vocabulary_that_fits():
 def test_bits_per_char_on_a_fixed_heldout_slice_stays_under_its_guard():
     engine = load(MODEL, backend="torch", device="cpu")
     text = HELDOUT.read_text(encoding="utf-8")[: FACTS["guard"]["chars"]]
+    assert len(text) == FACTS["guard"]["chars"], f"{HELDOUT} is shorter than the guard's slice"
     bits, chars = text_bits(engine, text)
     measured = bits / chars
     assert measured <= FACTS["guard"]["max_bits_per_char"], measured
