@@ -235,10 +235,16 @@ def test_convert_writes_a_plain_safetensors_that_runs_the_same(v1_file, tmp_path
     assert out.with_suffix(".json").read_text(encoding="utf-8") == path.with_suffix(".json").read_text(encoding="utf-8")
     with out.open("rb") as f:  # safetensors: an 8-byte header length, then JSON; no pickle anywhere
         assert f.read(9)[8:9] == b"{"
+    # the same tensors bit for bit (less the constant masks, rebuilt on load) ...
+    stored, source = read_weights(out), read_weights(path)
+    assert set(stored) == {k for k in source if k != "copy_mask" and not k.endswith(".attn.mask")}
+    for name, tensor in stored.items():
+        assert tensor.dtype == source[name].dtype and torch.equal(tensor, source[name]), name
+    # ... so the same logits, up to fp32 rounding (two loads need not sum in the same order on every CPU)
     old = load(path, backend="torch", device="cpu")
     new = load(out, backend="torch", device="cpu")
     row = ids_batch(1, CTX + 3, seed=8)
-    assert np.abs(old.forward(row, None)[0] - new.forward(row, None)[0]).max() == 0
+    assert np.abs(old.forward(row, None)[0] - new.forward(row, None)[0]).max() < 1e-5
 
 
 def test_convert_v2_folder_round_trips(v2_folder, tmp_path):
