@@ -19,7 +19,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from studio.config import ConfigError, load_config, user_config_path
+from studio.config import RANGES, ConfigError, load_config, user_config_path
 from studio.data.manuscript_file import ManuscriptError, read_manuscript
 
 
@@ -49,6 +49,9 @@ def command_continue(args) -> int:
     from backends.generation import Failed, Finished, GenerationRequest, GenerationService
     from models.textprep import format_continuation, paragraph_indent
 
+    longest = RANGES[("generation", "length")][1]
+    if args.length is not None and args.length > longest:
+        raise UserError(f"--length {args.length} is more than {longest}, the longest candidate allowed")
     config = load_config(args.config)
     text = read_manuscript(args.file)
     engine = open_engine(config, args.model, args.device)
@@ -95,8 +98,11 @@ def command_eval(args) -> int:
 
     config = load_config(args.config)
     texts = {name: read_manuscript(name) for name in args.files}
-    engine = open_engine(config, args.model, args.device)
     prep = replace(config.text_prep, leading_newline=True)
+    for name, text in texts.items():
+        if len(prep.prepare(text)) < 2:  # the leading newline alone: no character to predict
+            raise UserError(f"{name}: nothing to evaluate, the file holds no text")
+    engine = open_engine(config, args.model, args.device)
     per_file, total_bits, total_chars = {}, 0.0, 0
     for name, text in texts.items():
         bits, chars = text_bits(engine, text, prep)

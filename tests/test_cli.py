@@ -194,6 +194,36 @@ def test_bad_length_is_refused(capsys, manuscript, tiny_model, length):
     assert "--length" in capsys.readouterr().err
 
 
+def test_length_above_the_configs_cap_is_one_line(capsys, manuscript, tiny_model):
+    code, out, err = run(capsys, "continue", manuscript, "--model", tiny_model, "--length", 20001)
+    assert code == 2 and out == ""
+    line = one_error_line(err)
+    assert "--length 20001" in line and "20000" in line
+
+
+# -- eval ------------------------------------------------------------------------------
+
+
+def test_eval_reports_bits_per_char(capsys, tmp_path, newline_model):
+    path = tmp_path / "text.txt"
+    path.write_text("好好好\n好好\n", encoding="utf-8")
+    code, out, err = run(capsys, "eval", path, "--model", newline_model, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    # this model gives '\n' and '好' half each: one bit for each of the 7 characters after the leading newline
+    assert result["chars"] == result["files"][str(path)]["chars"] == 7
+    assert abs(result["bits_per_char"] - 1.0) < 1e-3
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "　　\n"])
+def test_eval_of_an_empty_file_is_one_line_naming_it(capsys, tmp_path, manuscript, tiny_model, content):
+    empty = tmp_path / "empty.txt"
+    empty.write_text(content, encoding="utf-8")
+    code, out, err = run(capsys, "eval", manuscript, empty, "--model", tiny_model)
+    assert code == 2 and out == ""
+    assert str(empty) in one_error_line(err)
+
+
 def test_config_path_command(capsys, tmp_path):
     code, out, _ = run(capsys, "config-path")
     assert code == 0
