@@ -484,7 +484,7 @@ def main(argv=None) -> None:
                         help="the studio's [model] backend (default auto: what the studio uses; on a CPU with a C "
                              "compiler, torch+native)")
     parser.add_argument("--typing-redraw-interval", type=float, metavar="S",
-                        help="studio.app.TYPING_REDRAW_INTERVAL for the headless app (0: candidates redrawn at max_fps "
+                        help="studio.screens.main_screen.TYPING_REDRAW_INTERVAL for the headless app (0: candidates redrawn at max_fps "
                              "while typing, as before it existed)")
     parser.add_argument("--models", metavar="LxC[,LxC...]",
                         help="the random models' shapes, layers x width (default 4x256,12x768; --quick 4x256); "
@@ -511,11 +511,11 @@ def main(argv=None) -> None:
     import textual
     import torch
 
-    import studio.app
-    from studio.app import generation_threads
+    import studio.screens.main_screen
+    from studio.screens.main_screen import generation_threads
 
     if args.typing_redraw_interval is not None:
-        studio.app.TYPING_REDRAW_INTERVAL = args.typing_redraw_interval
+        studio.screens.main_screen.TYPING_REDRAW_INTERVAL = args.typing_redraw_interval
 
     def threads_label(setting: int) -> str:
         return f"threads {setting}" if setting else f"threads auto = {generation_threads(0)}"
@@ -529,7 +529,7 @@ def main(argv=None) -> None:
     print(f"- Other load at the start: {other_load()}")
     print(f"- [model] backend: {args.backend}; [generation] threads: "
           f"{', '.join(threads_label(value) for value in thread_settings)}")
-    print(f"- Candidates redrawn at most every {studio.app.TYPING_REDRAW_INTERVAL * 1000:.0f} ms while typing "
+    print(f"- Candidates redrawn at most every {studio.screens.main_screen.TYPING_REDRAW_INTERVAL * 1000:.0f} ms while typing "
           "(headless app; the launched one as the studio)")
     if args.gc_freeze:
         print("- Variant: gc.freeze() after the model loaded (headless app only)")

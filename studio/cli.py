@@ -184,10 +184,12 @@ def command_studio(args) -> int:
     from studio.app import StudioApp
 
     app = StudioApp(config, args.file)
-    app.run()
-    if app.service is not None:  # the screen is back to normal; let a model call in flight finish
+    code = app.run()
+    for line in app.exit_lines:  # the terminal is back to normal: where the text is
+        print(line)
+    if app.service is not None:  # let a model call in flight finish
         app.service.close(wait=True)
-    return 0
+    return code or 0
 
 
 def _positive_int(text: str) -> int:

@@ -19,6 +19,7 @@ else:  # pragma: no cover
 
 from backends.sampling import SamplingSettings
 from models.textprep import TextPrep
+from studio.i18n import tr
 
 APP_NAME = "ai-writer-studio"
 DEFAULTS_PATH = Path(__file__).resolve().parent.parent / "config.toml"
@@ -90,31 +91,46 @@ def read_toml(path: Path) -> tuple[dict, str]:
         raise ConfigError(f"{path}: TOML syntax error: {exc}{shown}") from None
 
 
-def _check_value(section: str, key: str, value, default):
-    """The value if it has the default's type and is in range, else a reason."""
+def _check_value(section: str, key: str, value, default) -> tuple[object, Problem | None]:
+    """The value if it has the default's type and is in range, else (None, problem)."""
     expected = type(default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if type(value) is not expected:
-        names = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
-        return None, f"must be {names.get(expected, expected.__name__)}, not {value!r}"
+        if expected in _TYPE_PROBLEMS:
+            return None, (_TYPE_PROBLEMS[expected], {"value": repr(value)})
+        return None, ("problem_must_be_type", {"type": expected.__name__, "value": repr(value)})
     if (section, key) in RANGES:
         low, high = RANGES[(section, key)]
         if not low <= value <= high:
-            return None, f"{value} is outside {low}..{high}"
+            return None, ("problem_outside", {"value": value, "low": low, "high": high})
     if (section, key) in CHOICES and value not in CHOICES[(section, key)]:
-        return None, f"{value!r} is not one of {', '.join(repr(c) for c in CHOICES[(section, key)])}"
+        choices = ", ".join(repr(c) for c in CHOICES[(section, key)])
+        return None, ("problem_not_choice", {"value": repr(value), "choices": choices})
     return value, None
 
 
-def parse_setting(config: "Config", section: str, key: str, raw: str):
-    """A value typed into the settings panel -> (value, None) or (None, problem)."""
+def _sampling_problem(config: "Config", key: str, value) -> Problem | None:
+    """What the sampler says about `key` = value beside the other sampling settings, if anything."""
+    trial = dict(config.values["sampling"], **{key: value})
+    for found in SamplingSettings(**_sampling_args(trial)).problems():
+        if not found.startswith(key + " "):
+            continue
+        outside = _SAMPLING_OUTSIDE.match(found)
+        if outside:
+            return "problem_outside", {name: outside.group(name) for name in ("value", "low", "high")}
+        return "problem_other", {"text": found[len(key) + 1:]}  # a new kind of line: shown as it is
+    return None
+
+
+def parse_setting(config: "Config", section: str, key: str, raw: str) -> tuple[object, str | None]:
+    """A value typed into the settings panel -> (value, None) or (None, problem text in the interface language)."""
     default = config.values[section][key]
     raw = raw.strip()
     try:
         if isinstance(default, bool):
             if raw.lower() not in ("true", "false"):
-                return None, "must be true or false"
+                return None, tr("problem_true_false")
             value = raw.lower() == "true"
         elif isinstance(default, int):
             value = int(raw)
@@ -123,16 +139,11 @@ def parse_setting(config: "Config", section: str, key: str, raw: str):
         else:
             value = raw
     except ValueError:
-        return None, f"{raw!r} is not {'a whole number' if isinstance(default, int) else 'a number'}"
+        return None, tr("problem_not_int" if isinstance(default, int) else "problem_not_float", raw=repr(raw))
     value, problem = _check_value(section, key, value, default)
-    if problem:
-        return None, problem
-    if section == "sampling":
-        trial = dict(config.values["sampling"], **{key: value})
-        for found in SamplingSettings(**_sampling_args(trial)).problems():
-            if found.startswith(key + " "):
-                return None, found[len(key) + 1 :]
-    return value, None
+    if problem is None and section == "sampling":
+        problem = _sampling_problem(config, key, value)
+    return (None, problem_text(problem)) if problem else (value, None)
 
 
 def merge(settings: dict, path: Path, table: dict, text: str, defaults: dict) -> None:
@@ -148,7 +159,7 @@ def merge(settings: dict, path: Path, table: dict, text: str, defaults: dict) ->
                 raise ConfigError(f"{where}: unknown key [{section}] {key}")
             checked, problem = _check_value(section, key, value, defaults[section][key])
             if problem:
-                raise ConfigError(f"{where}: [{section}] {key} {problem}")
+                raise ConfigError(f"{where}: [{section}] {key} {problem_text(problem)}")
             if (section, key) in PATH_KEYS and checked:
                 checked = str((path.parent / Path(checked).expanduser()).resolve())
             settings[section][key] = checked

@@ -50,6 +50,7 @@ from textual import events
 from textual.keys import _character_to_key
 
 from studio.app import StudioApp
+from studio.screens.main_screen import MainScreen
 from studio.config import load_config
 from studio.data.manuscript_file import load_manuscript
 
@@ -69,22 +70,25 @@ class SideLog:
             (Path(self.file.name).parent / "phase").touch()
 
 
-class LoggedStudio(StudioApp):
-    """The studio, logging each save before it starts and after it has finished."""
+class LoggedMainScreen(MainScreen):
+    """The main screen, logging each save before it starts and after it has finished."""
 
-    side_log: SideLog
-
-    def save_now(self) -> None:
+    def save_now(self):
         if self.path is not None and self.editor.text != self.saved_text:
-            self.side_log.write("pending", self.editor.text)  # exactly what save_now will pass on
-        super().save_now()
+            self.app.side_log.write("pending", self.editor.text)  # exactly what save_now will pass on
+        return super().save_now()
 
-    def saved(self, text: str | None, error: str) -> None:
-        super().saved(text, error)
-        if text is not None:
-            self.side_log.write("done", text)
+    def on_save_finished(self, message) -> None:
+        super().on_save_finished(message)
+        if message.error:
+            self.app.side_log.write("error", message.error)
         else:
-            self.side_log.write("error", error)
+            self.app.side_log.write("done", message.text)
+
+
+class LoggedStudio(StudioApp):
+    MAIN_SCREEN = LoggedMainScreen
+    side_log: SideLog
 
 
 async def wait_until(pilot, condition, timeout=20.0) -> None:

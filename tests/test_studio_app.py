@@ -92,7 +92,7 @@ async def test_typing_then_generating_uses_the_text_before_the_cursor(make_app):
         assert app.editor.text == MANUSCRIPT + "abc"
         app.editor.move_cursor((1, 4))
         texts = await generate(pilot, app)
-        assert app.request.text == "　　第一章　天才少年\n　　他抬"
+        assert app.main.generation.request.text == "　　第一章　天才少年\n　　他抬"
         await pilot.press("alt+1")
         assert app.editor.text == "　　第一章　天才少年\n　　他抬" + texts[0] + "头望向远方，abc"
         assert await wait_until(pilot, lambda: path.read_text(encoding="utf-8") == app.editor.text)
@@ -267,7 +267,7 @@ async def test_the_status_line_says_which_backend_auto_chose_and_why(make_app):
 def test_generation_threads_leave_a_core_to_the_ui_unless_set():
     import os
 
-    from studio.app import generation_threads
+    from studio.screens.main_screen import generation_threads
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert generation_threads(0) == max(1, cpus - 1)
@@ -300,7 +300,7 @@ def test_a_bad_threads_setting_is_one_line(tmp_path, tiny_model):
 async def test_streaming_candidates_wait_while_the_author_types(make_app, monkeypatch):
     import types
 
-    import studio.app
+    import studio.screens.main_screen as main_screen
     from backends.generation import Chunk
 
     app, _ = make_app()
@@ -308,15 +308,15 @@ async def test_streaming_candidates_wait_while_the_author_types(make_app, monkey
         await ready(pilot, app)
         await generate(pilot, app)
         clock = [1000.0]
-        monkeypatch.setattr(studio.app, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+        monkeypatch.setattr(main_screen, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
         panel = app.candidates
-        app._last_edit, app._last_drain = 999.9, 999.99  # a key 0.1 s ago, candidates drawn 0.01 s ago
+        app.main._last_edit, app.main._last_drain = 999.9, 999.99  # a key 0.1 s ago, candidates drawn 0.01 s ago
         app.buffer.push(Chunk(app.job.id, 0, "X"))
         for _ in range(5):
             await pilot.pause(0.05)
         assert not panel.candidates[0].text.endswith("X")  # held back while typing
-        clock[0] += studio.app.TYPING_REDRAW_INTERVAL
+        clock[0] += main_screen.TYPING_REDRAW_INTERVAL
         assert await wait_until(pilot, lambda: panel.candidates[0].text.endswith("X"))  # at the slower pace
-        app._last_edit, app._last_drain = clock[0] - 5, clock[0]  # not typing: every tick drains
+        app.main._last_edit, app.main._last_drain = clock[0] - 5, clock[0]  # not typing: every tick drains
         app.buffer.push(Chunk(app.job.id, 0, "Y"))
         assert await wait_until(pilot, lambda: panel.candidates[0].text.endswith("XY"))

@@ -288,6 +288,6 @@ async def test_an_older_save_finishing_last_does_not_undo_a_newer_one(tmp_path, 
         await pilot.pause(0.3)
         assert app.editor.text == "　　开头。ab"
         assert manuscript.read_text(encoding="utf-8") == app.editor.text, "an older save overwrote a newer one"
-        assert app.saved_text == app.editor.text
+        assert app.main.saved_text == app.editor.text
         if app.service is not None:
             app.service.close()

@@ -1,0 +1,457 @@
+"""The main screen: it owns the writing flow.
+
+Data path: key press -> an action here -> GenerationService (its own thread) -> engine
+-> token ids -> text pushed into a StreamBuffer -> drained by a timer on the UI thread
+(at most max_fps times a second) -> candidates panel and ghost text. The UI thread never
+runs model code: the model loads in a thread worker, generation runs on the service's thread,
+saves on the saver's thread.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from textual import work
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from backends.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService, Started
+from models.textprep import format_continuation, paragraph_indent
+from studio.data.history import HistoryLog, history_path_for, new_request_id
+from studio.data.manuscript_file import ManuscriptError, load_manuscript, new_manuscript_path
+from studio.dialogs.history_view import HistoryView
+from studio.dialogs.open_file import OpenFileDialog
+from studio.generation_run import GenerationRun
+from studio.i18n import tr
+from studio.keys import make_bindings
+from studio.saver import ManuscriptSaver, SaveFinished
+from studio.stream_buffer import StreamBuffer
+from studio.textual_compat import set_bindings
+from studio.widgets.candidates import CandidatesPanel
+from studio.widgets.editor import ManuscriptEditor
+from studio.widgets.settings_panel import SettingsPanel
+from studio.widgets.status_line import StatusLine
+
+MIN_WIDTH, MIN_HEIGHT = 60, 16
+# While the author types (an edit in the last TYPING_QUIET s), streaming candidates are drawn
+# at most once every TYPING_REDRAW_INTERVAL s: each such frame costs the UI thread several ms
+# that a keystroke's frame would otherwise wait behind.
+TYPING_QUIET = 0.5
+TYPING_REDRAW_INTERVAL = 0.15
+
+
+def generation_threads(setting: int) -> int:
+    """Threads for the model: the setting, or (0) one fewer than the CPUs this process may use, at least 1.
+
+    With every core computing, the UI thread waits for a core on each keystroke while
+    candidates stream (and torch's OpenMP threads spin between steps)."""
+    if setting > 0:
+        return setting
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, cpus - 1)
+
+
+def set_model_threads(count: int) -> None:
+    """Give torch (if the engine loaded it) `count` intra-op threads, before the generation thread starts."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(count)
+
+
+class MainScreen(Screen):
+    CSS = """
+    #main { height: 1fr; }
+    #too-small { display: none; padding: 1 2; }
+    MainScreen.-too-small #too-small { display: block; height: 1fr; }
+    MainScreen.-too-small #main, MainScreen.-too-small SettingsPanel { display: none; }
+    """
+
+    def __init__(self, config, manuscript: Path | None, data_dir: Path | None):
+        super().__init__(id="main-screen")
+        set_bindings(self, make_bindings(config.section("keys")))  # descriptions in the chosen language
+        self.config = config
+        self.requested_path = manuscript
+        self.data_dir = data_dir
+        self.path: Path | None = None
+        self.newline = "\n"
+        self.bom = False
+        self.engine = None
+        self.service: GenerationService | None = None
+        self.buffer = StreamBuffer()
+        self.generation: GenerationRun | None = None
+        self.regenerations = 0
+        self.history: HistoryLog | None = None
+        self.saver = ManuscriptSaver(self.post_message, data_dir)
+        self.saved_text: str | None = None
+        self.recovery_path: Path | None = None  # where the text went when the file could not be saved
+        self._autosave_timer = None
+        self._last_edit = self._last_drain = float("-inf")
+
+    # -- layout ------------------------------------------------------------
+
+    def compose(self):
+        with Vertical(id="main"):
+            yield ManuscriptEditor(id="editor")
+            yield CandidatesPanel(id="candidates")
+        yield SettingsPanel(self.config, id="settings")
+        yield Static("", id="too-small")
+        yield StatusLine(id="status")
+        yield Footer()
+
+    @property
+    def editor(self) -> ManuscriptEditor:
+        return self.query_one("#editor", ManuscriptEditor)
+
+    @property
+    def candidates(self) -> CandidatesPanel:
+        return self.query_one("#candidates", CandidatesPanel)
+
+    @property
+    def status(self) -> StatusLine:
+        return self.query_one("#status", StatusLine)
+
+    @property
+    def job(self):
+        return self.generation.job if self.generation is not None else None
+
+    def on_mount(self) -> None:
+        self.query_one("#settings").display = False
+        self.editor.ambiguous_width = self.config.section("studio")["ambiguous_width"]
+        self.candidates.show_placeholder(self.config.section("keys")["generate"])
+        self.open_manuscript(self.requested_path)
+        self.set_interval(1.0 / self.config.section("studio")["max_fps"], self.drain_events)
+        self.load_engine()
+        self.editor.focus()
+        self.check_size()
+
+    def on_resize(self) -> None:
+        self.check_size()
+
+    def check_size(self) -> None:
+        width, height = self.app.size
+        small = width < MIN_WIDTH or height < MIN_HEIGHT
+        was_small = self.has_class("-too-small")
+        self.set_class(small, "-too-small")
+        if small:
+            self.query_one("#too-small", Static).update(
+                tr("too_small", width=width, height=height, min_width=MIN_WIDTH, min_height=MIN_HEIGHT))
+        elif was_small or self.focused is None:
+            self.editor.focus()  # the hidden widgets lost focus; typing must land in the manuscript
+
+    # -- the manuscript on disk --------------------------------------------
+
+    def open_manuscript(self, path: Path | None) -> None:
+        if path is None:
+            path = new_manuscript_path(self.data_dir, create=True)
+            text, newline, self.bom = "", "\n", False
+            self.status.message = tr("new_manuscript", path=path)
+        elif not path.exists():
+            text, newline, self.bom = "", "\n", False
+            self.status.message = tr("new_manuscript", path=path)
+        else:
+            try:
+                loaded = load_manuscript(path)
+            except ManuscriptError as exc:
+                self.status.message = str(exc)
+                return
+            text, newline, self.bom = loaded.text, loaded.newline, loaded.bom
+            self.status.message = tr("opened", path=path)
+        self.path, self.newline = path, newline
+        self.editor.load_text(text.replace("\r\n", "\n"))
+        self.editor.move_cursor(self.editor.document.end)
+        self.saved_text = text.replace("\r\n", "\n") if path.exists() else None
+        self.status.saved_at = time.monotonic() if path.exists() else None
+        self.status.dirty = False
+        self.history = HistoryLog(history_path_for(path))
+        self.clear_candidates()
+        if self.service is not None:
+            self.service.warm(self.context_text(), self.config.text_prep)
+
+    def on_text_area_changed(self, event) -> None:
+        self._last_edit = time.monotonic()
+        if self.saved_text is not None and self.editor.text == self.saved_text:
+            return
+        self.status.dirty = True
+        self.update_ghost()
+        # Saved at most autosave_seconds after the first unsaved change, even while the author keeps typing.
+        if self._autosave_timer is None:
+            self._autosave_timer = self.set_timer(self.config.section("studio")["autosave_seconds"], self.autosave)
+
+    def on_text_area_selection_changed(self, event) -> None:
+        self.update_ghost()
+
+    def autosave(self) -> None:
+        self._autosave_timer = None
+        self.save_now()
+
+    def save_now(self):
+        """Save the current text atomically on the saver thread; returns its Future (None if nothing to save).
+
+        One thread saves, in order: an older text can never land on disk after a newer one."""
+        if self._autosave_timer is not None:
+            self._autosave_timer.stop()
+            self._autosave_timer = None
+        if self.path is None:
+            return None
+        text = self.editor.text
+        if text == self.saved_text:
+            return None
+        self.status.saving = True
+        return self.saver.save(self.path, text, self.newline, self.bom)
+
+    def on_save_finished(self, message: SaveFinished) -> None:
+        self.saver.finished_one()
+        self.status.saving = self.saver.pending > 0
+        self.status.save_error = message.error
+        if not message.error and message.path == self.path:
+            self.saved_text = message.text
+            self.status.saved_at = time.monotonic()
+            self.status.dirty = self.editor.text != message.text
+
+    def save_before_exit(self) -> str:
+        """Save synchronously (for quit and signals): '' when the text is safe on disk, else why not."""
+        pending = self.save_now()
+        self.saver.close()  # every save queued so far, this one last
+        return pending.result() if pending is not None else ""
+
+    # -- the model ---------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="model")
+    def load_engine(self) -> None:
+        from backends import LoadError, load
+
+        m = self.config.section("model")
+        self.app.call_from_thread(setattr, self.status, "model", tr("loading_model", model=Path(m["path"]).name))
+        try:
+            engine = load(m["path"], backend=m["backend"], device=m["device"], vocab=m["vocab"] or None,
+                          dtype=m["dtype"] or None, unknown_char=m["unknown_char"],
+                          window_refill=m["window_refill"])
+        except LoadError as exc:
+            self.app.call_from_thread(self.engine_failed, str(exc))
+            return
+        set_model_threads(generation_threads(self.config.section("generation")["threads"]))
+        self.app.call_from_thread(self.engine_ready, engine)
+
+    def engine_ready(self, engine) -> None:
+        self.engine = engine
+        if self.service is None:
+            self.service = GenerationService(engine, context_chars=self.config.section("generation")["context_chars"])
+        else:
+            self.service.set_engine(engine)
+        info = engine.info
+        self.status.model = f"{Path(info.model_path).name} · {info.architecture} · {info.backend}/{info.device}"
+        selection = getattr(engine, "selection", None)
+        if selection is not None and selection.reason:  # why this backend: "auto: no CUDA GPU ..."
+            if selection.reason.startswith("auto"):  # which backend, and in short why
+                self.status.model += f" ({selection.reason.split(';')[0]})"
+            self.status.tooltip = selection.reason
+        self.service.warm(self.context_text(), self.config.text_prep)
+        # The ~300k long-lived objects of torch, Textual and the document never need collecting;
+        # without this each full collection stops typing for 150-250 ms while candidates stream.
+        gc.collect()
+        gc.freeze()
+
+    def engine_failed(self, error: str) -> None:
+        self.status.model = tr("no_model")
+        self.status.message = tr("model_failed", error=error)
+
+    # -- generating --------------------------------------------------------
+
+    def context_text(self) -> str:
+        return self.editor.document.get_text_range((0, 0), self.editor.cursor_location)
+
+    def action_generate(self, regenerate: bool = False) -> None:
+        if self.service is None:
+            self.status.message = tr("model_failed", error=tr("no_model"))
+            return
+        g = self.config.section("generation")
+        sampling = self.config.sampling
+        self.regenerations = self.regenerations + 1 if regenerate else 0
+        if sampling.seed is not None and self.regenerations:  # a set seed still gives new candidates
+            sampling = replace(sampling, seed=sampling.seed + self.regenerations)
+        request = GenerationRequest(
+            text=self.context_text(), n=g["candidates"], length=g["length"], sampling=sampling,
+            prep=self.config.text_prep, banned_chars=g["banned_chars"], penalty_exempt_chars=g["penalty_exempt_chars"],
+        )
+        self.buffer.drain()
+        self.candidates.reset(request.n)
+        anchor = (self.editor.cursor_location, self.editor.text)
+        self.status.activity = tr("reading_prompt")
+        self.generation = GenerationRun(request, self.service.submit(request, self.buffer.push), anchor, new_request_id())
+
+    def action_stop(self) -> None:
+        if self.generation is not None:
+            self.generation.stop()
+
+    def drain_events(self) -> None:
+        if not self.is_running:  # shutting down: the widgets go before this timer does
+            return
+        now = time.monotonic()
+        if now - self._last_edit < TYPING_QUIET and now - self._last_drain < TYPING_REDRAW_INTERVAL:
+            return  # typing comes first
+        self._last_drain = now
+        events = self.buffer.drain()
+        if not events or self.generation is None:
+            return
+        run = self.generation
+        changed = False
+        for event in events:
+            if getattr(event, "request_id", None) != run.job.id:
+                continue
+            if isinstance(event, Started):
+                run.started = time.monotonic()
+                self.status.activity = tr("generating")
+            elif isinstance(event, Chunk):
+                self.candidates.append(event.index, event.text)
+                run.generated_chars += len(event.text)
+                changed = True
+            elif isinstance(event, Finished):
+                self.candidates.finish()
+                self.status.activity = tr("stopped") if event.cancelled else tr("chars_per_second", rate=event.tokens_per_second)
+                if self.history is not None and event.texts:
+                    self.history.record_request(run.history_id, self.request_settings(), run.request.text,
+                                                list(event.texts), self.status.model)
+            elif isinstance(event, Failed):
+                self.candidates.finish()
+                self.status.activity = ""
+                self.status.message = tr("generation_failed", error=event.message)
+        if changed:
+            rate = run.rate()
+            if rate is not None and run.running:
+                self.status.activity = f"{tr('generating')} · {tr('chars_per_second', rate=rate)}"
+            self.candidates.refresh_views()
+            self.update_ghost()
+
+    def request_settings(self) -> dict:
+        g = self.config.section("generation")
+        return {"candidates": g["candidates"], "length": g["length"], **self.config.section("sampling")}
+
+    def update_ghost(self) -> None:
+        """The highlighted candidate as ghost text, while the cursor is where it was asked for."""
+        editor = self.editor
+        ghost = ""
+        anchor = self.generation.anchor if self.generation is not None else None
+        if anchor is not None and anchor == (editor.cursor_location, editor.text):
+            ghost = format_continuation(self.candidates.highlighted_text(), paragraph_indent(anchor[1]))
+        if editor.suggestion != ghost:
+            editor.suggestion = ghost
+
+    def on_candidates_panel_highlighted(self, event) -> None:
+        self.update_ghost()
+
+    def clear_candidates(self) -> None:
+        self.action_stop()
+        self.generation = None
+        self.candidates.reset(0)
+        self.update_ghost()
+
+    # -- accepting ---------------------------------------------------------
+
+    def action_accept(self, number: int) -> None:
+        self.accept(number - 1, None)
+
+    def on_candidates_panel_accept(self, event: CandidatesPanel.Accept) -> None:
+        self.accept(event.index, event.length)
+
+    def on_manuscript_editor_accept_ghost(self, event) -> None:
+        self.accept(self.candidates.selected, self.candidates.cut)
+
+    def accept(self, index: int, length: int | None) -> None:
+        panel = self.candidates
+        if not (0 <= index < len(panel.candidates)) or panel.candidates[index].rejected:
+            self.status.message = tr("nothing_to_accept", number=index + 1)
+            return
+        text = panel.candidates[index].text
+        taken = text if length is None else text[:length]
+        self.insert_text(taken)
+        if self.history is not None and self.generation is not None:
+            action = "accepted" if length is None or length >= len(text) else "accepted-partial"
+            self.history.record_outcome(self.generation.history_id, index, action, taken if action != "accepted" else None)
+        self.status.message = tr("accepted", number=index + 1)
+        self.clear_candidates()
+        self.editor.focus()
+
+    def insert_text(self, text: str) -> None:
+        """Insert model text at the cursor as one undo step, and save right away."""
+        editor = self.editor
+        indent = paragraph_indent(editor.text)
+        editor.suggestion = ""
+        editor.history.checkpoint()
+        editor.insert(format_continuation(text, indent))
+        editor.history.checkpoint()
+        self.save_now()
+
+    def on_candidates_panel_reject(self, event: CandidatesPanel.Reject) -> None:
+        if self.history is not None and self.generation is not None:
+            self.history.record_outcome(self.generation.history_id, event.index, "rejected")
+
+    def on_candidates_panel_regenerate(self, event) -> None:
+        if self.generation is not None:  # from where the candidates were asked for
+            self.editor.move_cursor(self.generation.anchor[0])
+        self.action_generate(regenerate=True)
+
+    # -- other actions -----------------------------------------------------
+
+    def action_save(self) -> None:
+        self.save_now()
+
+    def action_undo(self) -> None:
+        self.editor.undo()
+
+    def action_redo(self) -> None:
+        self.editor.redo()
+
+    def action_toggle_settings(self) -> None:
+        panel = self.query_one("#settings", SettingsPanel)
+        panel.display = not panel.display
+        if panel.display:
+            panel.query("Input").first().focus()
+        else:
+            self.editor.focus()
+
+    def on_settings_panel_setting_changed(self, event: SettingsPanel.SettingChanged) -> None:
+        value = event.value
+        if event.section == "model" and event.key in ("path", "vocab") and value:
+            value = str(Path(value).expanduser().resolve())
+        self.config = self.config.with_value(event.section, event.key, value)
+        saved_to = self.save_setting(event.section, event.key, value)
+        self.status.message = tr("setting_saved", key=f"{event.section}.{event.key}", value=value, path=saved_to)
+        if event.section == "model":
+            self.load_engine()
+
+    def save_setting(self, section: str, key: str, value) -> str:
+        from studio.config import user_config_path
+        from studio.data.config_writer import update_config_file
+
+        path = self.config.sources[-1] if len(self.config.sources) > 1 else user_config_path()
+        try:
+            update_config_file(Path(path), {section: {key: value}})
+        except (OSError, ValueError) as exc:
+            return f"not saved: {exc}"
+        return str(path)
+
+    def action_open(self) -> None:
+        def opened(choice: str | None) -> None:
+            if choice:
+                self.save_now()
+                self.open_manuscript(Path(choice).expanduser())
+
+        self.app.push_screen(OpenFileDialog(str(self.path.parent) + "/" if self.path else ""), opened)
+
+    def action_history(self) -> None:
+        entries = self.history.entries() if self.history is not None else []
+
+        def chosen(text: str | None) -> None:
+            if text:
+                self.insert_text(text)
+
+        self.app.push_screen(HistoryView(entries), chosen)
