@@ -1,14 +1,21 @@
-"""The settings panel: model and sampling settings, edited live and validated.
+"""The settings panel: model and sampling settings, validated as typed, applied when complete.
 
-A valid value is posted as SettingChanged (the app applies it to the next request
-and saves it to the user's config file); an invalid one is marked and explained
-under its field, and nothing is applied.
+While the author types, a field is only marked when its text is not a valid value.
+On Enter, or when the field loses focus, a valid value is posted as SettingChanged
+(the app applies it to the next request and saves it to the user's config file);
+an invalid one is explained under its field and nothing is applied. So typing
+`1000` never applies `1` on the way.
+
+Each field has a readable name in the interface language; its config.toml key is
+shown small beside the name (and in the field's tooltip) so authors can find it.
 """
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.message import Message
+from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Static
 
 from studio.config import Config, parse_setting
@@ -36,13 +43,31 @@ def field_id(section: str, key: str) -> str:
     return f"setting-{section}-{key}"
 
 
+def field_label(section: str, key: str) -> str:
+    """The field's readable name in the interface language, e.g. "Candidates" / "候选数"."""
+    return tr(f"setting_{section}_{key}")
+
+
+class SettingValidator(Validator):
+    """Checks a field's text with parse_setting against the panel's current settings."""
+
+    def __init__(self, panel: "SettingsPanel", section: str, key: str):
+        super().__init__()
+        self.panel, self.section, self.key = panel, section, key
+
+    def validate(self, value: str) -> ValidationResult:
+        _, problem = parse_setting(self.panel.config, self.section, self.key, value)
+        return self.success() if problem is None else self.failure(problem)
+
+
 class SettingsPanel(VerticalScroll):
     DEFAULT_CSS = """
     SettingsPanel { dock: right; width: 44; border-left: solid $accent; padding: 0 1; background: $surface; }
-    SettingsPanel Label { margin-top: 1; color: $text-muted; }
+    SettingsPanel .hint { color: $text-muted; }
+    SettingsPanel .section { margin-top: 1; text-style: bold; color: $accent; }
+    SettingsPanel Label { margin-top: 1; color: $text; }
     SettingsPanel Input { height: 3; }
-    SettingsPanel Input.-invalid { border: tall $error; }
-    SettingsPanel .problem { color: $error; height: auto; }
+    SettingsPanel .problem { color: $error; height: auto; display: none; }
     """
 
     class SettingChanged(Message):
@@ -56,33 +81,55 @@ class SettingsPanel(VerticalScroll):
 
     def compose(self):
         yield Static(f"[b]{tr('settings')}[/b]")
+        yield Static(tr("settings_hint"), classes="hint")
+        section_shown = None
         for section, key in FIELDS:
-            yield Label(f"{section}.{key}")
-            yield Input(str(self.config.values[section][key]), id=field_id(section, key))
-            yield Static("", classes="problem", id=field_id(section, key) + "-problem")
+            if section != section_shown:
+                section_shown = section
+                yield Static(tr(f"setting_section_{section}"), classes="section")
+            yield Label(Text.assemble(field_label(section, key), ("  " + key, "dim")))
+            field = Input(str(self.config.values[section][key]), id=field_id(section, key),
+                          validators=[SettingValidator(self, section, key)])
+            field.tooltip = tr("setting_key_tooltip", section=section, key=key)
+            yield field
+            yield Static("", classes="problem", id=field_id(section, key) + "-problem", markup=False)
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self._edited(event, submitted=False)
+        """While typing: the Input marks itself invalid; a valid text clears the old explanation."""
+        if self._field_of(event.input)[0] is None:
+            return
+        event.stop()
+        if event.validation_result is None or event.validation_result.is_valid:
+            self._explain(event.input, "")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self._edited(event, submitted=True)
+        self._commit(event)
 
-    def _edited(self, event, submitted: bool) -> None:
-        """Validate a field; apply it when valid (model settings only on enter)."""
+    def on_input_blurred(self, event: Input.Blurred) -> None:
+        self._commit(event)
+
+    def _commit(self, event: Input.Submitted | Input.Blurred) -> None:
+        """Enter or leaving the field: explain an invalid value, apply a valid one."""
         section, key = self._field_of(event.input)
         if section is None:
             return
         event.stop()
         value, problem = parse_setting(self.config, section, key, event.value)
         event.input.set_class(problem is not None, "-invalid")
-        self.query_one(f"#{event.input.id}-problem", Static).update(problem or "")
-        if problem is None and (submitted or section != "model"):
+        self._explain(event.input, problem or "")
+        if problem is None:
             self._apply(section, key, value)
 
     def _apply(self, section: str, key: str, value) -> None:
         if value != self.config.values[section][key]:
             self.config = self.config.with_value(section, key, value)
             self.post_message(self.SettingChanged(section, key, value))
+
+    def _explain(self, field: Input, problem: str) -> None:
+        """The problem under the field ('' hides the line)."""
+        view = self.query_one(f"#{field.id}-problem", Static)
+        view.update(problem)
+        view.display = bool(problem)
 
     def _field_of(self, widget):
         for section, key in FIELDS:
