@@ -84,7 +84,48 @@ def _module_tensors(module, prefix: str = "", found: dict | None = None) -> dict
     return found
 
 
+# torch.save stores a .pth zip's members uncompressed, so they hold about as much as the file. A zip
+# that unpacks to far more (a zip bomb: a few MB of deflated zeros claiming GiB) is refused unread:
+# torch.load would allocate and inflate every member in full first.
+ZIP_MAGIC = b"PK\x03\x04"
+MAX_UNPACKED_RATIO = 8  # unpacked bytes per byte on disk, beyond the slack
+UNPACKED_SLACK = 16 * 2**20
+MAX_MODEL_BYTES = 64 * 2**30  # above the largest model this program could run (14B parameters in fp32: 56 GB)
+
+
+def _check_zip_sizes(path: Path) -> None:
+    """Refuse a zip .pth whose members claim more than the file could hold, from its central directory."""
+    import zipfile
+
+    try:
+        with path.open("rb") as f:
+            if f.read(4) != ZIP_MAGIC:
+                return  # the legacy (pre-zip) format, or not a .pth at all: torch.load says which
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read it ({exc.strerror or _first_line(exc)})") from None
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise ModelFileError(f"{path}: not a readable .pth file, truncated or corrupt ({_first_line(exc)})") from None
+    on_disk = path.stat().st_size
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > min(MAX_MODEL_BYTES, on_disk * MAX_UNPACKED_RATIO + UNPACKED_SLACK):
+        largest = max(members, key=lambda member: member.file_size)
+        raise ModelFileError(
+            f"{path}: refused: its zip unpacks to {_size(unpacked)} from {_size(on_disk)} on disk "
+            f"({largest.filename}: {_size(largest.file_size)}), a zip bomb or a damaged file; nothing was unpacked"
+        )
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
 def _read_pickled(path: Path) -> dict[str, torch.Tensor]:
+    _check_zip_sizes(path)
     try:
         with torch.serialization.safe_globals([(InertModule, name) for name in WHOLE_MODULE_CLASSES]):
             loaded = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -216,6 +257,7 @@ def peek_keys(path: str | Path) -> list[str] | None:
                 if not 2 <= size <= 100_000_000:
                     return None
                 return [k for k in json.loads(f.read(size)) if k != "__metadata__"]
+        _check_zip_sizes(path)  # even memory-mapped, torch.load inflates data.pkl in full
         with torch.serialization.safe_globals([(InertModule, name) for name in WHOLE_MODULE_CLASSES]):
             try:
                 loaded = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
@@ -239,6 +281,7 @@ def embedding_rows(path: str | Path) -> int | None:
 
             with safe_open(str(path), framework="pt") as f:
                 return int(f.get_slice("emb.weight").get_shape()[0]) if "emb.weight" in f.keys() else None
+        _check_zip_sizes(path)
         loaded = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
         if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
             loaded = loaded["state_dict"]

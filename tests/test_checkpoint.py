@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from backends import LoadError, find_vocab, load
-from models.checkpoint import ModelFileError, detect_architecture, load_model, read_weights
+from models.checkpoint import ModelFileError, detect_architecture, embedding_rows, load_model, peek_keys, read_weights
 from tests.helpers import REAL_VOCAB, random_rwkv7_weights, write_checkpoint
 
 VOCAB = 50
@@ -147,6 +147,64 @@ def test_empty_file(tmp_path, suffix):
     path = tmp_path / f"empty{suffix}"
     path.write_bytes(b"")
     refused(path)
+
+
+def zip_bomb(path, weights, unpacked: int, claimed: int | None = None):
+    """A real .pth of `weights` whose first tensor record is replaced by `unpacked` zero bytes, deflated
+    (a few KB per MiB). With `claimed`, the zip's headers then say that record holds `claimed` bytes."""
+    import struct
+    import zipfile
+
+    source = write_checkpoint(path.with_name("source.pth"), weights)
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(path, "w") as new:
+        for info in old.infolist():
+            if info.filename.endswith("/data/0"):
+                big = zipfile.ZipInfo(info.filename)
+                big.compress_type = zipfile.ZIP_DEFLATED
+                with new.open(big, "w") as f:
+                    for _ in range(unpacked >> 20):
+                        f.write(bytes(2**20))
+            else:
+                new.writestr(info, old.read(info))
+    if claimed is not None:  # the uncompressed size in the local header (offset 22) and central directory (24)
+        data = bytearray(path.read_bytes())
+        # (signature, where the size is, where the name's length is, where the name starts)
+        for signature, size_at, length_at, name_at in ((b"PK\x03\x04", 22, 26, 30), (b"PK\x01\x02", 24, 28, 46)):
+            start = 0
+            while (start := data.find(signature, start)) >= 0:
+                (length,) = struct.unpack_from("<H", data, start + length_at)
+                if data[start + name_at : start + name_at + length].endswith(b"/data/0"):
+                    struct.pack_into("<I", data, start + size_at, claimed)
+                start += 4
+        path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(tmp_path, weights, monkeypatch):
+    path = zip_bomb(tmp_path / "bomb.pth", weights, unpacked=64 * 2**20)
+    assert path.stat().st_size < 2**20  # 64 MiB of zeros in well under 1 MiB
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load ran on a zip bomb"))
+    message = refused(path)
+    assert "zip bomb" in message and "64.0 MiB" in message and "nothing was unpacked" in message
+
+
+def test_a_zip_claiming_4_gib_is_refused_from_its_directory(tmp_path, weights, monkeypatch):
+    import zipfile
+
+    path = zip_bomb(tmp_path / "claims.pth", weights, unpacked=2**20, claimed=2**32 - 2**16)
+    assert max(m.file_size for m in zipfile.ZipFile(path).infolist()) == 2**32 - 2**16
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load ran on a zip bomb"))
+    assert "4.0 GiB" in refused(path)
+    assert peek_keys(path) is None and embedding_rows(path) is None  # the peeks before loading refuse it too
+
+
+def test_an_ordinary_pth_passes_the_size_check_and_the_cap_applies(tmp_path, weights, monkeypatch):
+    import models.checkpoint as checkpoint
+
+    path = write_checkpoint(tmp_path / "plain.pth", weights)
+    assert read_weights(path).keys() == weights.keys()
+    monkeypatch.setattr(checkpoint, "MAX_MODEL_BYTES", path.stat().st_size // 2)
+    assert "zip bomb" in refused(path)
 
 
 def test_wrong_suffix(tmp_path, weights):
