@@ -173,6 +173,24 @@ class _Units(NamedTuple):
     lasts: Sequence[str]  # last codepoint of each unit
 
 
+class _Table(dict):
+    """Character -> value, computed on first use (a dict lookup per character after that)."""
+
+    def __init__(self, compute):
+        super().__init__()
+        self._compute = compute
+
+    def __missing__(self, character: str):
+        value = self[character] = self._compute(character)
+        return value
+
+
+# Cells per character, for ambiguous width 1 and 2; line-breaking roles before / after a boundary.
+_WIDTHS = {cells: _Table(lambda character, cells=cells: _char_width(character, cells)) for cells in (1, 2)}
+_BEFORE = _Table(lambda character: _roles(character)[0])
+_AFTER = _Table(lambda character: _roles(character)[1])
+
+
 def _units(text: str, tab_size: int, ambiguous_width: int) -> _Units:
     """Split a line into grapheme clusters and tabs with their cell widths.
 
@@ -181,7 +199,7 @@ def _units(text: str, tab_size: int, ambiguous_width: int) -> _Units:
     """
     if "\t" not in text and _ZWJ not in text and _VS16 not in text:
         # Fast path: one unit per codepoint unless something has zero width.
-        widths = [_char_width(character, ambiguous_width) for character in text]
+        widths = list(map(_WIDTHS[ambiguous_width].__getitem__, text))
         if 0 not in widths:
             return _Units(range(len(text)), widths, text, text)
     starts: list[int] = []
@@ -237,33 +255,31 @@ def cjk_wrap_offsets(
     """
     if width <= 0 or not text:
         return []
+    if len(text) * 2 <= width and "\t" not in text:
+        return []  # no character is wider than 2 cells: it fits
     starts, widths, firsts, lasts = _units(text, max(1, tab_size), ambiguous_width)
     count = len(widths)
     cumulative = list(accumulate(widths, initial=0))  # cells before unit k
     if cumulative[-1] <= width:
         return []
 
-    # levels[k]: most preferred fold level at which a break before unit k
-    # (boundary k) is allowed.  Boundary 0 is never used.
-    roles = _roles
-    after_roles = [roles(character)[1] for character in firsts]
-    levels = [_ANY]
-    levels += [
-        _LEVEL_TABLE[roles(before)[0]][after]
-        for before, after in zip(lasts, after_roles[1:])
-    ]
-    # Paragraph indent: leading whitespace plus the first unit after it stay
-    # together (no break at boundaries 1..indent_units) unless nothing else fits.
+    # The fold level of boundary k (a break before unit k) is looked up only for
+    # the boundaries a row's end is searched among: _LEVEL_TABLE[role of the
+    # unit before it][role of the unit after it], raised to _INDENT inside the
+    # paragraph indent (leading whitespace plus the first unit after it stay
+    # together unless nothing else fits).
+    before_role = _BEFORE.__getitem__
+    after_role = _AFTER.__getitem__
+    table = _LEVEL_TABLE
     indent_units = 0
-    while indent_units < count and after_roles[indent_units] == _A_SPACE:
+    while indent_units < count and after_role(firsts[indent_units]) == _A_SPACE:
         indent_units += 1
-    for k in range(1, min(indent_units, count - 1) + 1):
-        if levels[k] < _INDENT:
-            levels[k] = _INDENT
+    indent_end = min(indent_units, count - 1)  # boundaries 1..indent_end are in the indent
 
     offsets: list[int] = []
     start = 0
-    while cumulative[count] - cumulative[start] > width:
+    total = cumulative[count]
+    while total - cumulative[start] > width:
         # Units start..end-1 fit; at least one unit per piece.
         end = bisect_right(cumulative, cumulative[start] + width) - 1
         if end <= start:  # unit `start` alone is wider than the line
@@ -275,7 +291,9 @@ def cjk_wrap_offsets(
         best_level = _LEVELS
         brk = end
         for boundary in range(end, start, -1):
-            level = levels[boundary]
+            level = table[before_role(lasts[boundary - 1])][after_role(firsts[boundary])]
+            if boundary <= indent_end and level < _INDENT:
+                level = _INDENT
             if level < best_level:
                 best_level = level
                 brk = boundary
