@@ -22,7 +22,19 @@ from models.textprep import TextPrep
 from studio.i18n import tr
 
 APP_NAME = "ai-writer-studio"
-DEFAULTS_PATH = Path(__file__).resolve().parent.parent / "config.toml"
+# The folder that holds studio/, backends/ and models/: the repository, or site-packages once installed.
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+# The documented defaults are the repository's top-level config.toml. A wheel carries that same file
+# as studio/defaults.toml (setup.py copies it at build time), since site-packages has no place for it.
+PACKAGED_DEFAULTS = Path(__file__).resolve().parent / "defaults.toml"
+
+
+def find_defaults() -> Path:
+    """The defaults file: the copy inside the installed package, else the repository's config.toml."""
+    return PACKAGED_DEFAULTS if PACKAGED_DEFAULTS.is_file() else PACKAGE_ROOT / "config.toml"
+
+
+DEFAULTS_PATH = find_defaults()
 
 # Allowed ranges beyond the type (inclusive); sampling ranges live with the sampler.
 RANGES = {
@@ -202,10 +214,12 @@ def load_config(explicit: str | Path | None = None, defaults_path: Path = DEFAUL
     """Defaults, then the user's file (if any), then an explicitly named file."""
     defaults, text = read_toml(defaults_path)
     settings = {section: dict(values) for section, values in defaults.items()}
+    # the packaged copy stands for the top-level file: its paths are relative to where that one lives
+    base = PACKAGE_ROOT if defaults_path == PACKAGED_DEFAULTS else defaults_path.parent
     for key in PATH_KEYS:
         section, name = key
         if settings[section][name]:
-            settings[section][name] = str((defaults_path.parent / settings[section][name]).resolve())
+            settings[section][name] = str((base / settings[section][name]).resolve())
     sources = [defaults_path]
     user_path = user_config_path() if user_path is None else user_path
     layers = [user_path] if user_path.is_file() else []
