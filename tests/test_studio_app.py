@@ -149,14 +149,18 @@ async def test_settings_change_applies_to_the_next_request_and_is_saved(make_app
         await ready(pilot, app)
         await pilot.press("f2")
         field = app.query_one("#setting-generation-candidates")
+        field.focus()
         field.value = "2"
+        await pilot.press("enter")  # applied on enter (or leaving the field), never while typing
         await pilot.pause(0.1)
         assert len(await generate(pilot, app)) == 2
         saved = (tmp_path / "config.toml").read_text()
         assert "candidates = 2" in saved and 'language = "en"' in saved  # the rest kept
         field.value = "12"  # out of range: marked, not applied
+        await pilot.press("enter")
         await pilot.pause(0.1)
         assert field.has_class("-invalid") and app.config.section("generation")["candidates"] == 2
+        assert "12 is outside 1..9" in str(app.query_one("#setting-generation-candidates-problem").render())
 
 
 async def test_reopening_finds_the_saved_text(make_app):

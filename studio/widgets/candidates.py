@@ -1,29 +1,41 @@
 """The candidates panel: N continuations streaming in, one highlighted.
 
-Side by side when the panel is wide, stacked when narrow. With the panel focused:
-up/down (or left/right between columns) choose, enter accepts the highlighted one
-up to the cut (the whole text unless the cut was moved), shift+left/right move
-the cut, p accepts up to the end of its first sentence, x rejects it, r asks for
-new candidates.
+Side by side when the panel is wide (each candidate scrolls in its own column),
+stacked when narrow (the panel scrolls). Each candidate is shown from its start,
+wrapped like the manuscript (studio/widgets/cjk_wrap.py: no line starts with 。，
+and the like). While a candidate streams its column follows the newest text; when
+it finishes (unless the author scrolled it meanwhile) it goes back to its start.
+
+With the panel focused: up/down (or left/right between columns) choose, enter
+accepts the highlighted one up to the cut (the whole text unless the cut was
+moved), digits 1-9 accept candidate N whole, shift+left/right move the cut, p
+accepts up to the end of its first sentence, x rejects it, r asks for new
+candidates, pageup/pagedown/home/end scroll the highlighted one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rich.text import Text
-from textual.binding import Binding
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding, BindingsMap
 from textual.containers import Container
+from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 from textual.widgets import Static
 
 from studio.i18n import tr
+from studio.widgets.cjk_wrap import cjk_wrap_offsets
 
 SENTENCE_ENDS = "。！？!?…；;"
 CLOSERS = "”’」』）)》"
 WIDE_ENOUGH = 100  # columns for candidates side by side
 MAX_CANDIDATES = 9
+CUT_STYLE = Style(dim=True, strike=True)  # the part after the cut, which accepting leaves out
 
 
 def first_sentence_end(text: str) -> int:
@@ -44,8 +56,47 @@ class Candidate:
     rejected: bool = False
 
 
-class CandidateView(Static):
-    """One candidate: its number and length on the border, its text, the cut shown dimmed."""
+class CandidateRows:
+    """A text's display rows at one width: (start, end) character offsets, one pair a row.
+
+    Text only grows while a candidate streams, so the rows of its finished lines
+    (up to the last newline) are kept and only the last line is wrapped again."""
+
+    def __init__(self):
+        self.text = ""
+        self.width = 0
+        self.ambiguous_width = 1
+        self.rows: list[tuple[int, int]] = []
+        self._done_chars = 0  # text[:_done_chars] ends in a newline and has its final rows...
+        self._done_rows = 0  # ...which are rows[:_done_rows]
+
+    def update(self, text: str, width: int, ambiguous_width: int = 1) -> list[tuple[int, int]]:
+        same_width = (width, ambiguous_width) == (self.width, self.ambiguous_width)
+        if same_width and text is self.text:  # the common case: drawn again, nothing new
+            return self.rows
+        if not same_width or not text.startswith(self.text[: self._done_chars]):
+            self._done_chars = self._done_rows = 0
+        elif text == self.text:
+            return self.rows
+        self.text, self.width, self.ambiguous_width = text, width, ambiguous_width
+        rows = self.rows[: self._done_rows]
+        position = self._done_chars
+        while True:
+            newline = text.find("\n", position)
+            line = text[position:] if newline < 0 else text[position:newline]
+            # tab_size 1: a tab is drawn as one space (candidates rarely hold one)
+            offsets = cjk_wrap_offsets(line, width, 1, ambiguous_width=ambiguous_width)
+            rows.extend((position + start, position + end) for start, end in zip([0, *offsets], [*offsets, len(line)]))
+            if newline < 0:
+                break
+            position = newline + 1
+            self._done_chars, self._done_rows = position, len(rows)
+        self.rows = rows
+        return rows
+
+
+class CandidateView(ScrollView, can_focus=False):
+    """One candidate: its number and length on the border, its text from the start, the cut shown dimmed."""
 
     DEFAULT_CSS = """
     CandidateView {
@@ -53,29 +104,129 @@ class CandidateView(Static):
         padding: 0 1;
         height: auto;
         min-height: 3;
+        overflow-x: hidden;
+        overflow-y: hidden;
+        scrollbar-size-vertical: 1;
     }
     CandidateView.-selected { border: round $accent; }
     CandidateView.-rejected { color: $text-muted; }
     """
 
-    def show(self, number: int, candidate: Candidate, cut: int | None, fixed_size: bool = False) -> None:
-        """Draw the candidate. With fixed_size (side by side) only the tail that fits is drawn,
-        so the newest text stays in sight and long candidates cost no more to draw."""
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.candidate = Candidate(streaming=False)
+        self.cut: int | None = None
+        self.ambiguous_width = 1
+        self.following = True  # keep the newest text in sight while streaming (until the author scrolls)
+        self._was_streaming = False
+        self._shown: tuple | None = None  # what show() drew last
+        self._rows = CandidateRows()
+
+    def show(self, number: int, candidate: Candidate, cut: int | None) -> None:
+        """Draw the candidate (its text may have grown since the last call); nothing to do if nothing changed."""
+        state = (number, id(candidate), len(candidate.text), candidate.streaming, candidate.rejected, cut)
+        if state == self._shown:
+            return
+        self._shown = state
         if candidate.rejected:
             self.border_title = tr("candidate_rejected", number=number)
         else:
             key = "candidate_streaming" if candidate.streaming else "candidate_title"
             self.border_title = tr(key, number=number, length=len(candidate.text))
-        full = candidate.text
-        start = 0
-        if fixed_size and self.size.area:
-            room = max(1, (self.size.width - 2) * self.size.height // 2 - 2)  # CJK: 2 cells a character
-            start = max(0, len(full) - room)
-        text = Text(("…" if start else "") + full[start:])
-        if cut is not None and cut < len(full):
-            text.stylize("dim strike", max(0, cut - start) + (1 if start else 0))
-        self.update(text, layout=not fixed_size)
+        if candidate is not self.candidate:  # a new request
+            self.scroll_to(y=0, animate=False)
+            self.following = True
+        finished = self.candidate is candidate and self._was_streaming and not candidate.streaming
+        self.candidate, self.cut = candidate, cut
+        self._was_streaming = candidate.streaming
         self.set_class(candidate.rejected, "-rejected")
+        self._rewrap()
+        if candidate.streaming and self.following:
+            self.scroll_to(y=self.max_scroll_y, animate=False)
+        elif finished and self.following:  # done: back to where it starts
+            self.following = False
+            self.scroll_to(y=0, animate=False)
+        self.refresh()
+
+    def set_ambiguous_width(self, value: int) -> None:
+        """Cells for ambiguous-width punctuation; the next show() wraps again."""
+        self.ambiguous_width = value
+        self._shown = None
+
+    # -- rows --------------------------------------------------------------
+
+    def wrap_width(self) -> int:
+        return self.scrollable_content_region.width
+
+    def _rewrap(self) -> None:
+        width = self.wrap_width()
+        if width <= 0:
+            return
+        before = len(self._rows.rows)
+        rows = self._rows.update(self.candidate.text, width, self.ambiguous_width)
+        self.virtual_size = Size(width, len(rows))
+        if len(rows) != before and self.styles.height is not None and self.styles.height.is_auto:
+            self.refresh(layout=True)  # stacked: the view grows with its text
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self._rows.update(self.candidate.text, max(1, width), self.ambiguous_width))
+
+    def on_resize(self) -> None:
+        self._rewrap()
+        if self.candidate.streaming and self.following:
+            self.scroll_to(y=self.max_scroll_y, animate=False)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if new < old and new < self.max_scroll_y:  # scrolled back (wheel, scrollbar, keys): stop following
+            self.following = False
+
+    def displayed_rows(self) -> list[str]:
+        """The text of every display row (what scrolling can bring into sight)."""
+        text = self.candidate.text
+        return [text[start:end] for start, end in self._rows.rows]
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        index = y + self.scroll_offset.y
+        rows = self._rows.update(self.candidate.text, width, self.ambiguous_width) if width > 0 else []
+        if index >= len(rows):
+            return Strip.blank(width, base)
+        start, end = rows[index]
+        text = self.candidate.text
+        cut = len(text) if self.cut is None else max(0, self.cut)
+        segments = []
+        if start < min(end, cut):
+            segments.append(Segment(text[start:min(end, cut)].replace("\t", " "), base))
+        if max(start, cut) < end:
+            segments.append(Segment(text[max(start, cut):end].replace("\t", " "), base + CUT_STYLE))
+        return Strip(segments).adjust_cell_length(width, base)
+
+
+def panel_bindings() -> list[Binding]:
+    """The panel's keys, described in the interface language (built when the panel is made)."""
+    return [
+        Binding("up", "move(-1)", tr("key_previous"), show=False, id="candidates.previous"),
+        Binding("down", "move(1)", tr("key_next"), show=False, id="candidates.next"),
+        Binding("left", "move(-1)", tr("key_previous"), show=False, id="candidates.left"),
+        Binding("right", "move(1)", tr("key_next"), show=False, id="candidates.right"),
+        Binding("shift+left", "move_cut(-1)", tr("key_cut_earlier"), show=False, id="candidates.cut_earlier"),
+        Binding("shift+right", "move_cut(1)", tr("key_cut_later"), show=False, id="candidates.cut_later"),
+        Binding("enter", "accept", tr("key_accept"), id="candidates.accept"),
+        # Alt-free: works in any terminal. One footer entry stands for all nine.
+        *[Binding(str(n), f"accept_number({n})", tr("key_accept_digit") if n == 1 else tr("cmd_accept", number=n),
+                  show=n == 1, key_display="1-9" if n == 1 else None, id=f"candidates.accept_{n}")
+          for n in range(1, MAX_CANDIDATES + 1)],
+        Binding("p", "accept_sentence", tr("key_first_sentence"), id="candidates.partial"),
+        Binding("x", "reject", tr("key_reject"), id="candidates.reject"),
+        Binding("r", "regenerate", tr("key_regenerate"), id="candidates.regenerate"),
+        Binding("pageup", "scroll_candidate('page_up')", tr("key_scroll_up"), show=False, id="candidates.scroll_up"),
+        Binding("pagedown", "scroll_candidate('page_down')", tr("key_scroll_down"), show=False,
+                id="candidates.scroll_down"),
+        Binding("home", "scroll_candidate('start')", tr("key_scroll_start"), show=False, id="candidates.scroll_start"),
+        Binding("end", "scroll_candidate('end')", tr("key_scroll_end"), show=False, id="candidates.scroll_end"),
+    ]
 
 
 class CandidatesPanel(Container, can_focus=True):
@@ -83,23 +234,12 @@ class CandidatesPanel(Container, can_focus=True):
     CandidatesPanel { height: 40%; min-height: 6; border-top: solid $panel-lighten-1; overflow-y: auto; }
     CandidatesPanel:focus-within, CandidatesPanel:focus { border-top: solid $accent; }
     CandidatesPanel.-wide { layout: horizontal; }
-    CandidatesPanel.-wide CandidateView { width: 1fr; height: 1fr; }
+    CandidatesPanel.-wide CandidateView { width: 1fr; height: 1fr; overflow-y: auto; }
     CandidatesPanel.-narrow { layout: vertical; }
     CandidatesPanel #placeholder { color: $text-muted; padding: 1 2; }
     """
 
-    BINDINGS = [
-        Binding("up", "move(-1)", "Previous", show=False, id="candidates.previous"),
-        Binding("down", "move(1)", "Next", show=False, id="candidates.next"),
-        Binding("left", "move(-1)", "Previous", show=False, id="candidates.left"),
-        Binding("right", "move(1)", "Next", show=False, id="candidates.right"),
-        Binding("shift+left", "move_cut(-1)", "Cut earlier", show=False, id="candidates.cut_earlier"),
-        Binding("shift+right", "move_cut(1)", "Cut later", show=False, id="candidates.cut_later"),
-        Binding("enter", "accept", "Accept", id="candidates.accept"),
-        Binding("p", "accept_sentence", "First sentence", id="candidates.partial"),
-        Binding("x", "reject", "Reject", id="candidates.reject"),
-        Binding("r", "regenerate", "Regenerate", id="candidates.regenerate"),
-    ]
+    BINDINGS = panel_bindings()  # English; each panel builds its own in the chosen language
 
     selected: reactive[int] = reactive(0)
 
@@ -121,8 +261,23 @@ class CandidatesPanel(Container, can_focus=True):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self._bindings = BindingsMap(panel_bindings())
         self.candidates: list[Candidate] = []
         self.cut: int | None = None
+        self._ambiguous_width = 1
+
+    @property
+    def ambiguous_width(self) -> int:
+        """Cells for ambiguous-width punctuation, as the editor counts them ([studio] ambiguous_width)."""
+        return self._ambiguous_width
+
+    @ambiguous_width.setter
+    def ambiguous_width(self, value: int) -> None:
+        self._ambiguous_width = value
+        for view in self.query(CandidateView):
+            view.set_ambiguous_width(value)
+        if self.candidates:
+            self.refresh_views()
 
     def compose(self):
         yield Static("", id="placeholder")
@@ -133,14 +288,22 @@ class CandidatesPanel(Container, can_focus=True):
         self.show_placeholder()
         for view in self.query(CandidateView):
             view.display = False
+            view.set_ambiguous_width(self._ambiguous_width)
 
     def show_placeholder(self, key: str = "ctrl+g") -> None:
         self.query_one("#placeholder", Static).update(tr("no_candidates", key=key))
+
+    @property
+    def wide(self) -> bool:
+        return self.has_class("-wide")
 
     def on_resize(self) -> None:
         wide = self.size.width >= WIDE_ENOUGH and len(self.candidates) > 1
         self.set_class(wide, "-wide")
         self.set_class(not wide, "-narrow")
+
+    def view(self, index: int) -> CandidateView:
+        return self.query_one(f"#candidate-{index}", CandidateView)
 
     # -- content -----------------------------------------------------------
 
@@ -154,6 +317,7 @@ class CandidatesPanel(Container, can_focus=True):
         self.selected = 0
         self.on_resize()
         self.refresh_views()
+        self.scroll_home(animate=False)
 
     def append(self, index: int, text: str) -> None:
         if 0 <= index < len(self.candidates):
@@ -166,8 +330,8 @@ class CandidatesPanel(Container, can_focus=True):
 
     def refresh_views(self) -> None:
         for i, candidate in enumerate(self.candidates):
-            view = self.query_one(f"#candidate-{i}", CandidateView)
-            view.show(i + 1, candidate, self.cut if i == self.selected else None, fixed_size=self.has_class("-wide"))
+            view = self.view(i)
+            view.show(i + 1, candidate, self.cut if i == self.selected else None)
             view.set_class(i == self.selected, "-selected")
 
     def highlighted_text(self) -> str:
@@ -180,8 +344,8 @@ class CandidatesPanel(Container, can_focus=True):
     def watch_selected(self) -> None:
         self.cut = None
         self.refresh_views()
-        if self.candidates:
-            self.scroll_to_widget(self.query_one(f"#candidate-{self.selected}"), animate=False)
+        if self.candidates and not self.wide:  # stacked: bring the highlighted one's start into sight
+            self.scroll_to_widget(self.view(self.selected), animate=False, top=True)
         self.post_message(self.Highlighted())
 
     # -- actions -----------------------------------------------------------
@@ -203,6 +367,10 @@ class CandidatesPanel(Container, can_focus=True):
         if self.candidates:
             self.post_message(self.Accept(self.selected, self.cut))
 
+    def action_accept_number(self, number: int) -> None:
+        """Candidate `number` (1-based) whole; the app says so when there is no such candidate."""
+        self.post_message(self.Accept(number - 1, None))
+
     def action_accept_sentence(self) -> None:
         if self.candidates:
             self.post_message(self.Accept(self.selected, first_sentence_end(self.candidates[self.selected].text)))
@@ -216,3 +384,21 @@ class CandidatesPanel(Container, can_focus=True):
 
     def action_regenerate(self) -> None:
         self.post_message(self.Regenerate())
+
+    def action_scroll_candidate(self, where: str) -> None:
+        """Scroll the highlighted candidate: its own column when side by side, the panel when stacked."""
+        if not self.candidates:
+            return
+        view = self.view(self.selected)
+        view.following = False
+        if self.wide:
+            target = view
+            region_top, region_bottom = 0, view.max_scroll_y
+        else:
+            target = self
+            region_top = view.virtual_region.y
+            region_bottom = max(region_top, view.virtual_region.bottom - self.scrollable_content_region.height)
+        page = max(1, target.scrollable_content_region.height - 1)
+        y = {"start": region_top, "end": region_bottom,
+             "page_up": target.scroll_y - page, "page_down": target.scroll_y + page}[where]
+        target.scroll_to(y=y, animate=False)
