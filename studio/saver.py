@@ -1,39 +1,107 @@
 """Saving manuscripts off the UI thread, one save at a time, in order.
 
 An older text can never land on disk after a newer one: every save goes through
-one thread. Each result comes back to the app as a SaveFinished message (posting
-never blocks, so the UI may wait for the saver, e.g. on quit, without deadlock).
+one thread. The UI thread only hands the text over; encoding, hashing and writing
+(25 MB included) happen on the saver thread. Each result comes back to the app as a
+SaveFinished message (posting never blocks, so the UI may wait for the saver, e.g.
+on quit, without deadlock), with a typed `outcome` to branch on and, whenever the
+manuscript could not be written, the text kept in a recovery copy.
 """
 
 from __future__ import annotations
 
+import enum
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from textual.message import Message
 
-from studio.data.manuscript_file import ManuscriptError, save_atomic, save_recovery_copy
+from studio.data.manuscript_file import (
+    DiskFingerprint,
+    ManuscriptConflict,
+    ManuscriptEncodingError,
+    ManuscriptError,
+    convert_to_utf8_keeping_backup,
+    discard_recovery_copy,
+    save_atomic,
+    save_recovery_copy,
+)
 from studio.i18n import tr
 
 
-class SaveFinished(Message):
-    """Posted by the saver thread: `text` is on disk at `path`, or `error` says why not."""
+class SaveOutcome(enum.Enum):
+    SAVED = "saved"
+    CONFLICT = "conflict"  # the file changed on disk or was deleted since it was read: nothing written
+    ENCODING = "encoding"  # a character the file's encoding cannot hold: nothing written
+    RECOVERY = "recovery"  # could not save (full disk, read-only, ...): the text is in the recovery copy
+    FAILED = "failed"  # could not save, and the recovery copy could not be written either
 
-    def __init__(self, path: Path, text: str, error: str):
+
+class SaveFinished(Message):
+    """Posted by the saver thread: `text` is on disk at `path`, or `error` says why not.
+
+    outcome: a SaveOutcome. fingerprint: the file as now on disk (SAVED), for the next save's
+    `expected`. recovery: where the text was kept when it was not saved (also for CONFLICT and
+    ENCODING, when that copy could be written). exception: the ManuscriptError with its details
+    (ManuscriptConflict.deleted, ManuscriptEncodingError.char/.line). encoding: what the file
+    is now in ("UTF-8" after a conversion); backup: the original bytes' copy after a conversion.
+    """
+
+    def __init__(self, path: Path, text: str, error: str, *, outcome: SaveOutcome = SaveOutcome.SAVED,
+                 fingerprint: DiskFingerprint | None = None, recovery: Path | None = None,
+                 exception: ManuscriptError | None = None, encoding: str = "UTF-8", backup: Path | None = None):
         super().__init__()
         self.path, self.text, self.error = path, text, error
+        self.outcome = outcome
+        self.fingerprint = fingerprint
+        self.recovery = recovery
+        self.exception = exception
+        self.encoding = encoding
+        self.backup = backup
+
+    @property
+    def saved(self) -> bool:
+        return self.outcome is SaveOutcome.SAVED
+
+
+def _failure_outcome(exc: ManuscriptError) -> SaveOutcome:
+    if isinstance(exc, ManuscriptConflict):
+        return SaveOutcome.CONFLICT
+    if isinstance(exc, ManuscriptEncodingError):
+        return SaveOutcome.ENCODING
+    return SaveOutcome.RECOVERY
+
+
+def perform_save(path: Path, text: str, newline: str = "\n", bom: bool = False, data_dir=None, *,
+                 encoding: str = "UTF-8", expected: DiskFingerprint | None = None,
+                 convert_to_utf8: bool = False) -> SaveFinished:
+    """Save (or convert to UTF-8, keeping the original bytes beside); on failure keep a recovery copy."""
+    try:
+        if convert_to_utf8:
+            conversion = convert_to_utf8_keeping_backup(path, text, newline=newline, expected=expected)
+            return SaveFinished(path, text, "", fingerprint=conversion.fingerprint, backup=conversion.backup)
+        extra = {}  # only what differs from the defaults: callers and tests may wrap save_atomic
+        if encoding != "UTF-8":
+            extra["encoding"] = encoding
+        if expected is not None:
+            extra["expected"] = expected
+        fingerprint = save_atomic(path, text, newline, bom=bom, **extra)
+        return SaveFinished(path, text, "", fingerprint=fingerprint, encoding=encoding)
+    except ManuscriptError as exc:
+        outcome = _failure_outcome(exc)
+        try:
+            recovery = save_recovery_copy(path, text, base_dir=data_dir)
+        except ManuscriptError as exc2:
+            error = tr("save_failed", error=f"{exc}; {exc2}")
+            return SaveFinished(path, text, error, outcome=SaveOutcome.FAILED if outcome is SaveOutcome.RECOVERY
+                                else outcome, exception=exc, encoding=encoding)
+        return SaveFinished(path, text, tr("recovery_written", error=exc, path=recovery), outcome=outcome,
+                            recovery=recovery, exception=exc, encoding=encoding)
 
 
 def write_manuscript(path: Path, text: str, newline: str, bom: bool, data_dir) -> str:
     """Save atomically; on failure keep the text in a recovery copy. Returns '' or the error line."""
-    try:
-        save_atomic(path, text, newline, bom=bom)
-        return ""
-    except ManuscriptError as exc:
-        try:
-            return tr("recovery_written", error=exc, path=save_recovery_copy(path, text, base_dir=data_dir))
-        except ManuscriptError as exc2:
-            return tr("save_failed", error=f"{exc}; {exc2}")
+    return perform_save(path, text, newline, bom, data_dir).error
 
 
 class ManuscriptSaver:
@@ -42,16 +110,31 @@ class ManuscriptSaver:
         self.data_dir = data_dir
         self.pending = 0  # saves queued or running (read on the UI thread)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="save")
+        self._recovered: set[Path] = set()  # paths whose recovery copy this saver wrote (saver thread only)
 
-    def save(self, path: Path, text: str, newline: str = "\n", bom: bool = False) -> Future:
-        """Queue a save; the Future's result is '' or the error line."""
+    def save(self, path: Path, text: str, newline: str = "\n", bom: bool = False, *, encoding: str = "UTF-8",
+             expected: DiskFingerprint | None = None, convert_to_utf8: bool = False) -> Future:
+        """Queue a save; the Future's result is '' or the error line (the SaveFinished posted has all).
+
+        encoding/bom/newline: as loaded (Manuscript.encoding, .bom, .newline). expected: the
+        fingerprint of the last load or save (ManuscriptConflict if the file changed since).
+        convert_to_utf8: keep the file's bytes as NAME.orig-ENC.txt, then save as UTF-8.
+        """
         self.pending += 1
-        return self._thread.submit(self._save_and_report, path, text, newline, bom)
+        return self._thread.submit(self._save_and_report, path, text, newline, bom, encoding, expected,
+                                   convert_to_utf8)
 
-    def _save_and_report(self, path: Path, text: str, newline: str, bom: bool) -> str:
-        error = write_manuscript(path, text, newline, bom, self.data_dir)
-        self.post_message(SaveFinished(path, text, error))
-        return error
+    def _save_and_report(self, path, text, newline, bom, encoding, expected, convert_to_utf8) -> str:
+        finished = perform_save(path, text, newline, bom, self.data_dir, encoding=encoding, expected=expected,
+                                convert_to_utf8=convert_to_utf8)
+        if finished.recovery is not None:
+            self._recovered.add(Path(path))
+        elif finished.saved and Path(path) in self._recovered:
+            # The copy this saver kept holds an older text than the file now does.
+            self._recovered.discard(Path(path))
+            discard_recovery_copy(path, base_dir=self.data_dir)
+        self.post_message(finished)
+        return finished.error
 
     def finished_one(self) -> None:
         self.pending -= 1

@@ -104,9 +104,10 @@ def test_utf8_bom_manuscript_is_read(capsys, tmp_path, tiny_model, manuscript):
 # -- one line for every failure the user can cause -----------------------------------
 
 
-def test_non_utf8_manuscript(capsys, tmp_path, tiny_model):
-    path = tmp_path / "gbk.txt"
-    path.write_bytes("Chapter 1\n".encode("ascii") + "第一章 他走进了房间。\n".encode("gbk"))
+def test_undecodable_manuscript(capsys, tmp_path, tiny_model):
+    # GBK, Big5 and UTF-16 are read now (tests/test_data_encodings.py); 0xFF starts no character in any of them.
+    path = tmp_path / "latin.txt"
+    path.write_bytes(b"Chapter 1\nThe caf\xff was closed.\n")
     code, out, err = run(capsys, "continue", path, "--model", tiny_model)
     assert code == 2
     assert out == ""
@@ -254,8 +255,8 @@ def test_subprocess_continue_json_matches_in_process(capsys, tmp_path, manuscrip
 
 
 def test_subprocess_error_is_one_line_without_traceback(tmp_path, tiny_model):
-    path = tmp_path / "gbk.txt"
-    path.write_bytes("第一章\n".encode("gbk"))
+    path = tmp_path / "latin.txt"
+    path.write_bytes(b"caf\xff\n")  # no UTF-8, UTF-16, GB18030 or Big5 text
     done = _subprocess(tmp_path, "continue", path, "--model", tiny_model)
     assert done.returncode == 2
     assert done.stdout == b""

@@ -88,13 +88,14 @@ def test_binary_file_is_refused_by_name(tmp_path):
         read_manuscript(path)
 
 
-def test_gbk_file_names_file_and_line(tmp_path):
-    path = tmp_path / "gbk.txt"
-    path.write_bytes(b"chapter one\nsecond line\n" + "第三行是中文".encode("gbk") + b"\n")
+def test_undecodable_file_names_file_and_line(tmp_path):
+    # 0xFF starts no character in UTF-8, GB18030 or Big5.
+    path = tmp_path / "latin.txt"
+    path.write_bytes(b"chapter one\nsecond line\nthird \xff line\n")
     with pytest.raises(ManuscriptError) as caught:
         read_manuscript(path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: line 3: not UTF-8 text")
+    assert message.startswith(f"{path}: line 3: not text in UTF-8, UTF-16, GBK/GB18030 or Big5 (byte 30)")
     assert "\n" not in message
 
 
@@ -110,10 +111,10 @@ def test_permission_denied_is_one_clear_line(tmp_path, monkeypatch):
     path = tmp_path / "locked.txt"
     path.write_text("x", encoding="utf-8")
 
-    def denied(self):
-        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+    def denied(file, *args, **kwargs):  # as root a chmod would not stop the read
+        raise PermissionError(errno.EACCES, "Permission denied", str(file))
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr("studio.data.fingerprint.open", denied, raising=False)
     with pytest.raises(ManuscriptError, match=r"locked\.txt: cannot read it \(permission denied\)$"):
         read_manuscript(path)
 
@@ -246,10 +247,15 @@ def test_missing_folder_error_and_recovery(tmp_path, monkeypatch):
     assert copy.read_text(encoding="utf-8") == TEXT
 
 
-def test_recovery_copies_never_overwrite_each_other(tmp_path):
+def test_one_recovery_copy_per_manuscript_replaced_each_time(tmp_path):
     copies = [save_recovery_copy("story.txt", f"version {n}", base_dir=tmp_path) for n in range(3)]
-    assert len(set(copies)) == 3
-    assert [c.read_text(encoding="utf-8") for c in copies] == ["version 0", "version 1", "version 2"]
+    assert len(set(copies)) == 1
+    assert copies[0].read_text(encoding="utf-8") == "version 2"
+    assert leftovers(copies[0].parent, copies[0].name) == []
+    # Another folder's story.txt keeps its own copy.
+    other = save_recovery_copy(tmp_path / "elsewhere" / "story.txt", "other", base_dir=tmp_path)
+    assert other != copies[0] and other.name.startswith("story-")
+    assert copies[0].read_text(encoding="utf-8") == "version 2"
 
 
 def test_recovery_copy_failure_is_one_line(tmp_path):

@@ -1,96 +1,123 @@
-"""Reading and saving manuscripts without ever losing the author's text.
+"""Reading and saving manuscripts without ever losing the author's text (the public face of studio.data's files).
 
-Reading: UTF-8 (a BOM is tolerated); binary or non-UTF-8 files are refused with
-one line naming the file (and, for bad UTF-8, the line).
+Reading (`load_manuscript`): UTF-8, UTF-16, GBK/GB18030 or Big5, detected as
+studio/data/encodings.py says; binary files and other encodings are refused with one line
+naming the file (and the line). With for_editing=True a file the editor could not give back
+byte for byte (stray line breaks, mixed CRLF/LF, bytes that would encode differently) is
+refused too, naming the line. The Manuscript carries its encoding, newline style, BOM and a
+DiskFingerprint, so a save can write the same bytes back and notice changes by others.
 
-Saving: `save_atomic` writes a temporary file beside the target, fsyncs it,
-renames it over the target and fsyncs the folder, so after a crash or power
-cut the file holds either the old or the new text in full, never a mix. When
-saving fails (full disk, read-only file or folder, missing folder) the old file
-is untouched and `ManuscriptError` says why in one line; the UI can then keep
-the text open and offer `save_recovery_copy`, which writes it to the user's
-data folder.
+Saving (`save_atomic`, studio/data/atomic_save.py): encoded first (a character the encoding
+cannot hold raises ManuscriptEncodingError before anything is touched); with
+expected=fingerprint a file changed or deleted since it was read raises ManuscriptConflict,
+nothing written; then replaced all at once. On failure the old file is untouched and
+ManuscriptError says why in one line; the UI keeps the text open and can save a recovery
+copy (studio/data/recovery.py). `save_beside` and `convert_to_utf8_keeping_backup` keep both
+versions when the author's text cannot simply replace the file.
 """
 
 from __future__ import annotations
 
-import errno
-import glob
+import itertools
 import os
 import re
-import secrets
-import stat
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-APP_NAME = "ai-writer-studio"
-# Overrides the per-user data folder (recovery copies, new manuscripts); used by tests.
-DATA_DIR_ENV = "AI_WRITER_STUDIO_DATA_DIR"
-BINARY_PROBE = 8192
+from studio.data.atomic_save import (
+    reason_of,
+    remove_stale_temporaries,
+    save_atomic,
+    conflict_error,
+    save_failed,
+    write_bytes_atomic,
+)
+from studio.data.data_folder import APP_NAME, DATA_DIR_ENV, user_data_path
+from studio.data.encodings import decode_manuscript, encode_manuscript
+from studio.data.fingerprint import NO_FILE, DiskFingerprint, changed_on_disk, fingerprint_of, read_with_fingerprint
+from studio.data.line_breaks import check_editable, newline_style
+from studio.data.manuscript_errors import (
+    ManuscriptConflict,
+    ManuscriptEncodingError,
+    ManuscriptError,
+    ManuscriptLocked,
+    ManuscriptNotEditable,
+)
+from studio.data.recovery import discard_recovery_copy, newer_recovery_copy, recovery_path_for, save_recovery_copy
+from studio.i18n import tr
 
-
-class ManuscriptError(Exception):
-    """One line for the user: the file, and what went wrong."""
-
-    def __init__(self, message: str, reason: str | None = None):
-        super().__init__(message)
-        self.reason = reason  # for a failed save: why, without the file name
+__all__ = [
+    "APP_NAME", "DATA_DIR_ENV", "NO_FILE", "Conversion", "DiskFingerprint", "Manuscript", "ManuscriptConflict",
+    "ManuscriptEncodingError", "ManuscriptError", "ManuscriptLocked", "ManuscriptNotEditable", "changed_on_disk",
+    "convert_to_utf8_keeping_backup", "discard_recovery_copy", "fingerprint_of", "load_manuscript",
+    "new_manuscript_path", "newer_recovery_copy", "read_manuscript", "recovery_path_for", "remove_stale_temporaries",
+    "save_atomic", "save_beside", "save_recovery_copy", "user_data_path", "write_bytes_atomic",
+]
 
 
 @dataclass(frozen=True)
 class Manuscript:
-    """A manuscript as read: the text exactly as in the file (CRLF kept), and its style."""
+    """A manuscript as read: the text exactly as in the file (CRLF kept, BOM left out), and its style."""
 
     text: str
     newline: str = "\n"  # "\r\n" when the file mostly used CRLF line endings
-    bom: bool = False  # the file started with a UTF-8 byte order mark
+    bom: bool = False  # the file started with its encoding's byte order mark (UTF-8 or UTF-16)
+    encoding: str = "UTF-8"  # for the status line and for saving back: "UTF-8", "GBK", "Big5", "UTF-16LE", ...
+    fingerprint: DiskFingerprint | None = None  # what was on disk (None for standard input)
 
 
 def _display(path) -> str:
     return str(path)
 
 
-def _read_bytes(path) -> tuple[bytes, str]:
+def _read_bytes(path) -> tuple[bytes, str, DiskFingerprint | None]:
     if str(path) == "-":
-        return sys.stdin.buffer.read(), "standard input"
+        return sys.stdin.buffer.read(), tr("mf_stdin"), None
     name = _display(path)
     try:
-        return Path(path).read_bytes(), name
+        data, fingerprint = read_with_fingerprint(path)
+        return data, name, fingerprint
     except FileNotFoundError:
-        raise ManuscriptError(f"{name}: no such file") from None
+        raise ManuscriptError(tr("mf_no_such_file", name=name)) from None
     except IsADirectoryError:
-        raise ManuscriptError(f"{name}: is a folder, not a manuscript") from None
+        raise ManuscriptError(tr("mf_is_folder", name=name)) from None
     except PermissionError:
         if Path(path).is_dir():  # Windows says "permission denied" for folders
-            raise ManuscriptError(f"{name}: is a folder, not a manuscript") from None
-        raise ManuscriptError(f"{name}: cannot read it (permission denied)") from None
+            raise ManuscriptError(tr("mf_is_folder", name=name)) from None
+        raise ManuscriptError(tr("mf_cannot_read", name=name, reason=tr("mf_reason_permission"))) from None
     except OSError as exc:
-        raise ManuscriptError(f"{name}: cannot read it ({exc.strerror or exc})") from None
+        raise ManuscriptError(tr("mf_cannot_read", name=name, reason=exc.strerror or exc)) from None
 
 
-def _decode(data: bytes, name: str) -> str:
-    if b"\x00" in data[:BINARY_PROBE]:
-        raise ManuscriptError(f"{name}: looks like a binary file, not a UTF-8 manuscript")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ManuscriptError(f"{name}: line {line}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+def _first_difference(a: bytes, b: bytes) -> int:
+    """The offset of the first byte where a and b differ (only called when they do)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:  # bisect on equal prefixes: each comparison runs in C
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
-def _newline_of(data: bytes) -> str:
-    crlf = data.count(b"\r\n")
-    bare = data.count(b"\n") - crlf
-    return "\r\n" if crlf and crlf >= bare else "\n"
+def load_manuscript(path, *, for_editing: bool = False) -> Manuscript:
+    """Read a manuscript ("-" reads standard input); ManuscriptError says what is wrong.
 
-
-def load_manuscript(path) -> Manuscript:
-    """Read a manuscript ("-" reads standard input); ManuscriptError says what is wrong."""
-    data, name = _read_bytes(path)
-    text = _decode(data, name)
-    return Manuscript(text, _newline_of(data), data.startswith(b"\xef\xbb\xbf"))
+    for_editing=True also refuses (ManuscriptNotEditable, one line naming the line) a file
+    that the editor could not save back byte for byte: see studio/data/line_breaks.py.
+    """
+    data, name, fingerprint = _read_bytes(path)
+    decoded = decode_manuscript(data, name)
+    if for_editing:
+        if not decoded.exact:
+            again = encode_manuscript(decoded.text, decoded.encoding, bom=decoded.bom, newline="\n", name=name)
+            line = data.count(b"\n", 0, _first_difference(data, again)) + 1
+            raise ManuscriptNotEditable(tr("mf_not_exact", name=name, line=line, encoding=decoded.encoding), line=line)
+        check_editable(decoded.text, name)
+    return Manuscript(decoded.text, newline_style(decoded.text), decoded.bom, decoded.encoding, fingerprint)
 
 
 def read_manuscript(path) -> str:
@@ -98,194 +125,80 @@ def read_manuscript(path) -> str:
     return load_manuscript(path).text
 
 
-# --- saving -----------------------------------------------------------------
-
-_REASONS = {
-    errno.ENOSPC: "no space left on device",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-    errno.EROFS: "the disk is read-only",
-    errno.EISDIR: "it is a folder",
-    errno.ENAMETOOLONG: "the file name is too long",
-}
-if hasattr(errno, "EDQUOT"):
-    _REASONS[errno.EDQUOT] = "disk quota exceeded"
+# --- keeping both versions ----------------------------------------------------
 
 
-def _reason(exc: OSError, target: Path) -> str:
-    if exc.errno == errno.ENOENT or isinstance(exc, FileNotFoundError):
-        return f"the folder {target.parent} does not exist"
-    if exc.errno in _REASONS:
-        return _REASONS[exc.errno]
-    return (exc.strerror or str(exc) or type(exc).__name__).rstrip(".").lower()
+def _free_name(folder: Path, stem: str, suffix: str) -> Path:
+    candidate, number = folder / f"{stem}{suffix}", 2
+    while os.path.lexists(candidate):
+        candidate = folder / f"{stem}-{number}{suffix}"
+        number += 1
+    return candidate
 
 
-def _fail(name: str, reason: str) -> ManuscriptError:
-    return ManuscriptError(f"{name}: cannot save: {reason}; your text is still open", reason)
+def save_beside(path, text: str, newline: str = "\n", *, bom: bool = False, encoding: str = "UTF-8",
+                now: datetime | None = None) -> Path:
+    """Save the author's text next to the manuscript as NAME.mine-YYYYmmdd-HHMMSS.SUFFIX (atomically,
+    never over an existing file) and return that path: for a conflict, to keep both versions."""
+    target = Path(path)
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    suffix = target.suffix or ".txt"
+    beside = _free_name(target.parent, f"{target.stem}.mine-{stamp}", suffix)
+    save_atomic(beside, text, newline, bom=bom, encoding=encoding, expected=NO_FILE)
+    return beside
 
 
-def _encode(text: str, newline: str, bom: bool, name: str) -> bytes:
-    if newline not in ("\n", "\r\n"):
-        raise ValueError(f"newline must be '\\n' or '\\r\\n', not {newline!r}")
-    if newline == "\r\n":
-        text = re.sub(r"\r?\n", "\r\n", text)
+def _holds(path: Path, data: bytes) -> bool:
     try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise _fail(name, f"character {exc.start} cannot be stored as UTF-8") from None
-    return (b"\xef\xbb\xbf" + data) if bom and not data.startswith(b"\xef\xbb\xbf") else data
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    if os.name == "nt":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        return path.read_bytes() == data
     except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists (POSIX)
-    except ProcessLookupError:
         return False
-    except OSError:  # e.g. owned by someone else: it exists
-        return True
-    return True
 
 
-def remove_stale_temporaries(target: Path) -> list[Path]:
-    """Delete the temporary files (.NAME.tmp-PID-XXXX) that a save killed mid-write left beside
-    `target`: those whose process is gone. Returns what was removed. POSIX only (elsewhere a
-    process cannot be asked about safely, so nothing is removed)."""
-    if os.name != "posix":
-        return []
-    removed = []
-    for temp in target.parent.glob(f".{glob.escape(target.name)}.tmp-*"):
-        pid = temp.name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
-            try:
-                temp.unlink()
-                removed.append(temp)
-            except OSError:
-                pass
-    return removed
+@dataclass(frozen=True)
+class Conversion:
+    backup: Path  # the original bytes, as NAME.orig-ENCODING.SUFFIX beside the manuscript
+    fingerprint: DiskFingerprint  # the manuscript, now in UTF-8
 
 
-def save_atomic(path, text: str, newline: str = "\n", *, bom: bool = False) -> None:
-    """Replace the file at `path` with `text` (UTF-8), all at once.
+def convert_to_utf8_keeping_backup(path, text: str | None = None, *, newline: str | None = None,
+                                   expected: DiskFingerprint | None = None) -> Conversion:
+    """Keep the file's bytes as NAME.orig-ENC.SUFFIX, then save it as UTF-8 (no BOM).
 
-    newline "\\r\\n" writes every line ending as CRLF; "\\n" writes the text as it is.
-    The file's permission bits are kept; a symbolic link is followed (the file it
-    points to is replaced, the link stays). On failure the old file is left as it
-    was, no temporary file remains, and ManuscriptError says why in one line.
+    text: what to save (default: the file's own text, so only the encoding changes);
+    newline: default the file's own style. expected: ManuscriptConflict (nothing written) if
+    the file changed since it was read. An existing backup with the same bytes is reused;
+    one with other bytes is never overwritten (-2, -3, ... is added to the name).
     """
     name = _display(path)
-    data = _encode(text, newline, bom, name)
-    target = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
-    folder = target.parent
+    target = Path(path)
     try:
-        old = os.stat(target)
+        data, disk = read_with_fingerprint(target)
     except FileNotFoundError:
-        old = None
+        if expected is not None and expected.size >= 0:
+            raise conflict_error(name, target) from None
+        raise ManuscriptError(tr("mf_no_such_file", name=name)) from None
     except OSError as exc:
-        raise _fail(name, _reason(exc, target)) from None
-    if old is not None:
-        if stat.S_ISDIR(old.st_mode):
-            raise _fail(name, "it is a folder, not a file")
-        # Refuse a read-only file as editors do (root could write it anyway).
-        if not old.st_mode & 0o222 or not os.access(target, os.W_OK):
-            raise _fail(name, "the file is read-only")
-    mode = stat.S_IMODE(old.st_mode) if old is not None else 0o666
-    remove_stale_temporaries(target)
-    temp = folder / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    fd = None
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode & 0o777 or 0o600)
-        _write_all(fd, data)
-        os.fsync(fd)
-        if old is not None:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)
-            if hasattr(os, "fchown") and (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
-                try:  # only root can give the file back to its owner; others keep theirs
-                    os.fchown(fd, old.st_uid, old.st_gid)
-                except OSError:
-                    pass
-        os.close(fd)
-        fd = None
-        if old is not None and not hasattr(os, "fchmod"):
-            os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException as exc:
-        if fd is not None:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise _fail(name, _reason(exc, target)) from None
-        raise
-    _fsync_folder(folder)
-
-
-# --- the user's data folder ---------------------------------------------------
-
-
-def user_data_path(base_dir=None) -> Path:
-    """The studio's per-user data folder: base_dir, else $AI_WRITER_STUDIO_DATA_DIR, else platformdirs'."""
-    if base_dir is not None:
-        return Path(base_dir).expanduser()
-    if os.environ.get(DATA_DIR_ENV):
-        return Path(os.environ[DATA_DIR_ENV]).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir(APP_NAME))
-
-
-def save_recovery_copy(path, text: str, base_dir=None) -> Path:
-    """Save `text` as DATA/recovery/NAME-YYYYmmdd-HHMMSS.txt and return that path.
-
-    For when the manuscript itself cannot be saved; raises ManuscriptError only
-    if the recovery copy cannot be written either.
-    """
-    folder = user_data_path(base_dir) / "recovery"
-    stem = Path(path).stem if path is not None and str(path) not in ("", "-") else "untitled"
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = _reason(exc, folder / "x")
-        raise ManuscriptError(f"{folder}: cannot write a recovery copy either: {reason}", reason) from None
-    candidate = folder / f"{stem}-{stamp}.txt"
-    number = 2
-    while candidate.exists():
-        candidate = folder / f"{stem}-{stamp}-{number}.txt"
-        number += 1
-    try:
-        save_atomic(candidate, text)
-    except ManuscriptError as exc:
-        raise ManuscriptError(f"{candidate}: cannot write a recovery copy either: {exc.reason}", exc.reason) from None
-    return candidate
+        raise save_failed(name, reason_of(exc, target)) from None
+    if expected is not None and (expected.size < 0 or disk.digest != expected.digest):
+        raise conflict_error(name, target)
+    decoded = decode_manuscript(data, name)
+    if text is None:
+        text = decoded.text
+    if newline is None:
+        newline = newline_style(decoded.text)
+    # Encode before anything is written: a surrogate would fail here, with no backup left behind.
+    utf8 = encode_manuscript(text, "UTF-8", bom=False, newline=newline, name=name)
+    suffix = target.suffix or ".txt"
+    stem = f"{target.stem}.orig-{decoded.encoding}"
+    for number in itertools.count(1):
+        backup = target.parent / (f"{stem}{suffix}" if number == 1 else f"{stem}-{number}{suffix}")
+        if not os.path.lexists(backup):
+            write_bytes_atomic(backup, data, expected=NO_FILE)
+            break
+        if _holds(backup, data):  # a conversion that failed after its backup: keep that one
+            break
+    return Conversion(backup, write_bytes_atomic(target, utf8, expected=disk, name=name))
 
 
 def new_manuscript_path(base_dir=None, *, today: date | None = None, create: bool = False) -> Path:
@@ -299,7 +212,7 @@ def new_manuscript_path(base_dir=None, *, today: date | None = None, create: boo
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ManuscriptError(f"{folder}: cannot create the manuscripts folder: {_reason(exc, folder)}") from None
+        raise ManuscriptError(tr("mf_cannot_create_folder", folder=folder, reason=reason_of(exc, folder))) from None
     day = (today or date.today()).isoformat()
     pattern = re.compile(rf"^{re.escape(day)}-(\d+)(\.|$)")
     used = [int(m.group(1)) for entry in os.listdir(folder) if (m := pattern.match(entry))]
@@ -314,4 +227,4 @@ def new_manuscript_path(base_dir=None, *, today: date | None = None, create: boo
         except FileExistsError:
             number += 1
         except OSError as exc:
-            raise ManuscriptError(f"{candidate}: cannot create it: {_reason(exc, candidate)}") from None
+            raise ManuscriptError(tr("mf_cannot_create", name=candidate, reason=reason_of(exc, candidate))) from None
