@@ -103,6 +103,20 @@ def read_toml(path: Path) -> tuple[dict, str]:
         raise ConfigError(f"{path}: TOML syntax error: {exc}{shown}") from None
 
 
+# A problem found in a value: an i18n key and its parameters, turned into text by tr()
+# where it is shown (so the settings panel can speak the author's language).
+Problem = tuple[str, dict]
+_TYPE_PROBLEMS = {bool: "problem_must_be_bool", int: "problem_must_be_int", float: "problem_must_be_float",
+                  str: "problem_must_be_str"}
+# SamplingSettings.problems() lines (backends cannot use studio's i18n): "top_p = 1.5 is outside 0.0..1.0"
+_SAMPLING_OUTSIDE = re.compile(r"^(?P<key>\w+) = (?P<value>\S+) is outside (?P<low>\S+)\.\.(?P<high>\S+)$")
+
+
+def problem_text(problem: Problem) -> str:
+    key, values = problem
+    return tr(key, **values)
+
+
 def _check_value(section: str, key: str, value, default) -> tuple[object, Problem | None]:
     """The value if it has the default's type and is in range, else (None, problem)."""
     expected = type(default)
