@@ -8,6 +8,7 @@ from pathlib import Path
 from textual.app import App, SystemCommand
 
 from studio.config import Config
+from studio.data.manuscript_file import NO_FILE, ManuscriptError, save_atomic
 from studio.i18n import choose_language, set_language, tr
 from studio.keys import ACTIONS, describe, keymap
 from studio.screens.main_screen import TYPING_REDRAW_INTERVAL, MainScreen  # noqa: F401 (tests tune it)
@@ -80,16 +81,44 @@ class StudioApp(App):
         if self._quitting:
             return
         self._quitting = True
-        error = self.main.save_before_exit()
-        self.finish(error, return_code=0 if not error else 1)
+        self.main.action_stop()
+        finished = self.main.save_before_exit()
+        if finished is not None and not finished.saved and finished.recovery is None:
+            kept = last_resort_copy(self.main.editor.text, self.main.path)  # nobody is there to ask
+            self.finish(tr("kept_in_last_resort", path=kept) if kept else finished.error, return_code=1)
+            return
+        self.finish(finished.error if finished is not None else "", return_code=0)
 
     async def action_quit(self) -> None:
         if self._quitting:
             return
-        self._quitting = True
         self.main.action_stop()
-        error = self.main.save_before_exit()
-        self.finish(error)
+        finished = self.main.save_before_exit()
+        if finished is not None and not finished.saved and finished.recovery is None:
+            self.ask_where_to_save(finished.error)  # saved nowhere: never quit and lose it
+            return
+        self._quitting = True
+        self.finish(finished.error if finished is not None else "")
+
+    def ask_where_to_save(self, error: str) -> None:
+        from studio.dialogs.open_file import OpenFileDialog
+
+        main = self.main
+        main.status.save_error = tr("quit_refused", error=error)
+
+        def chosen(where: str | None) -> None:
+            if not where:
+                return
+            target = Path(where).expanduser()
+            try:
+                save_atomic(target, main.editor.text, expected=NO_FILE)
+            except ManuscriptError as exc:
+                main.status.save_error = tr("quit_refused", error=exc)
+                return
+            self._quitting = True
+            self.finish(tr("saved_elsewhere", path=target))
+
+        self.push_screen(OpenFileDialog(str(Path.home()) + "/", tr("save_where_prompt"), tr("save")), chosen)
 
     def finish(self, error: str, return_code: int = 0) -> None:
         main = self.main
@@ -97,6 +126,24 @@ class StudioApp(App):
             main.service.close(wait=False)  # never block the screen on a model call in flight
         if main.path is not None:
             self.exit_lines.append(tr("exit_manuscript", path=main.path))
+            if main.file.save_to is not None:
+                self.exit_lines.append(tr("exit_beside", path=main.file.save_to))
+            main.file.close()
         if error:
             self.exit_lines.append(error)
         self.exit(return_code=return_code)
+
+
+def last_resort_copy(text: str, path: Path | None) -> Path | None:
+    """After the file and the recovery copy failed: the text in the home folder or the temp folder."""
+    import os
+    import tempfile
+
+    name = f"{path.stem if path else 'untitled'}-unsaved-{os.getpid()}.txt"
+    for folder in (Path.home(), Path(tempfile.gettempdir())):
+        try:
+            save_atomic(folder / name, text, expected=NO_FILE)
+            return folder / name
+        except (ManuscriptError, OSError):
+            continue
+    return None

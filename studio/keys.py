@@ -18,6 +18,7 @@ ACTIONS = [
     ("history", "history", "cmd_history", False),
     ("undo", "undo", "cmd_undo", False),
     ("redo", "redo", "cmd_redo", False),
+    ("reload", "reload", "cmd_reload", False),
 ]
 # Work from any panel of the main screen (never inside a dialog: those have their own keys).
 PRIORITY = {"generate", "stop", "save", "quit", "settings", "history", "open"}

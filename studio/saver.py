@@ -111,6 +111,11 @@ class ManuscriptSaver:
         self.pending = 0  # saves queued or running (read on the UI thread)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="save")
         self._recovered: set[Path] = set()  # paths whose recovery copy this saver wrote (saver thread only)
+        self._thread.submit(int)  # start the thread now, not while the first save is being handed over
+        self.last_finished: SaveFinished | None = None  # the latest save's outcome (set on the saver thread)
+        # What this saver's own saves turned each expected fingerprint into (saver thread only): a save
+        # queued before the previous one finished expects the file as the UI last knew it.
+        self._successor: dict[tuple[Path, DiskFingerprint], DiskFingerprint] = {}
 
     def save(self, path: Path, text: str, newline: str = "\n", bom: bool = False, *, encoding: str = "UTF-8",
              expected: DiskFingerprint | None = None, convert_to_utf8: bool = False) -> Future:
@@ -125,6 +130,10 @@ class ManuscriptSaver:
                                    convert_to_utf8)
 
     def _save_and_report(self, path, text, newline, bom, encoding, expected, convert_to_utf8) -> str:
+        start, seen = expected, set()
+        while (Path(path), expected) in self._successor and expected not in seen:
+            seen.add(expected)
+            expected = self._successor[(Path(path), expected)]
         finished = perform_save(path, text, newline, bom, self.data_dir, encoding=encoding, expected=expected,
                                 convert_to_utf8=convert_to_utf8)
         if finished.recovery is not None:
@@ -133,8 +142,15 @@ class ManuscriptSaver:
             # The copy this saver kept holds an older text than the file now does.
             self._recovered.discard(Path(path))
             discard_recovery_copy(path, base_dir=self.data_dir)
+        if finished.saved and start is not None and finished.fingerprint is not None:
+            self._successor[(Path(path), start)] = self._successor[(Path(path), expected)] = finished.fingerprint
+        self.last_finished = finished
         self.post_message(finished)
         return finished.error
+
+    def wait(self) -> None:
+        """Block until every save queued so far has finished."""
+        self._thread.submit(lambda: None).result()
 
     def finished_one(self) -> None:
         self.pending -= 1

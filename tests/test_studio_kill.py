@@ -252,15 +252,16 @@ async def test_an_older_save_finishing_last_does_not_undo_a_newer_one(tmp_path, 
     first_started, release, first_done = threading.Event(), threading.Event(), threading.Event()
     calls = []
 
-    def slow_first_save(path, text, newline="\n", *, bom=False):
+    def slow_first_save(path, text, newline="\n", **options):
         calls.append(text)
         first = len(calls) == 1
         if first:
             first_started.set()
             release.wait(10)
-        real_save(path, text, newline, bom=bom)
+        fingerprint = real_save(path, text, newline, **options)
         if first:
             first_done.set()
+        return fingerprint
 
     monkeypatch.setattr(saver_module, "save_atomic", slow_first_save)
     manuscript = tmp_path / NAME

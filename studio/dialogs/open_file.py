@@ -1,4 +1,4 @@
-"""Ask for a manuscript path to open."""
+"""Ask for a file path: a manuscript to open, or where to save one."""
 
 from __future__ import annotations
 
@@ -17,16 +17,17 @@ class OpenFileDialog(ModalScreen[str | None]):
     """
     BINDINGS = [("escape", "cancel", "Cancel")]
 
-    def __init__(self, start: str = ""):
+    def __init__(self, start: str = "", prompt: str | None = None, button: str | None = None):
         super().__init__()
         self.start = start
+        self.prompt, self.button = prompt or tr("open_prompt"), button or tr("open")
 
     def compose(self):
         with Vertical():
-            yield Label(tr("open_prompt"))
+            yield Label(self.prompt)
             yield Input(self.start, id="path")
             with Horizontal():
-                yield Button(tr("open"), variant="primary", id="open")
+                yield Button(self.button, variant="primary", id="open")
                 yield Button(tr("cancel"), id="cancel")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -24,13 +24,15 @@ from textual.widgets import Footer, Static
 from backends.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService, Started
 from models.textprep import format_continuation, paragraph_indent
 from studio.data.history import HistoryLog, history_path_for, new_request_id
-from studio.data.manuscript_file import ManuscriptError, load_manuscript, new_manuscript_path
+from studio.data.manuscript_file import NO_FILE, ManuscriptError, fingerprint_of, load_manuscript, new_manuscript_path, save_beside
+from studio.dialogs.confirm import ConfirmDialog
 from studio.dialogs.history_view import HistoryView
 from studio.dialogs.open_file import OpenFileDialog
 from studio.generation_run import GenerationRun
 from studio.i18n import tr
 from studio.keys import make_bindings
-from studio.saver import ManuscriptSaver, SaveFinished
+from studio.open_manuscript import OpenManuscript
+from studio.saver import ManuscriptSaver, SaveFinished, SaveOutcome
 from studio.stream_buffer import StreamBuffer
 from studio.textual_compat import set_bindings
 from studio.widgets.candidates import CandidatesPanel
@@ -81,9 +83,8 @@ class MainScreen(Screen):
         self.config = config
         self.requested_path = manuscript
         self.data_dir = data_dir
-        self.path: Path | None = None
-        self.newline = "\n"
-        self.bom = False
+        self.file: OpenManuscript | None = None
+        self._declined_utf8 = False  # the author kept the file's encoding: do not ask again
         self.engine = None
         self.service: GenerationService | None = None
         self.buffer = StreamBuffer()
@@ -92,7 +93,6 @@ class MainScreen(Screen):
         self.history: HistoryLog | None = None
         self.saver = ManuscriptSaver(self.post_message, data_dir)
         self.saved_text: str | None = None
-        self.recovery_path: Path | None = None  # where the text went when the file could not be saved
         self._autosave_timer = None
         self._last_edit = self._last_drain = float("-inf")
 
@@ -150,35 +150,56 @@ class MainScreen(Screen):
     # -- the manuscript on disk --------------------------------------------
 
     def open_manuscript(self, path: Path | None) -> None:
-        if path is None:
-            path = new_manuscript_path(self.data_dir, create=True)
-            text, newline, self.bom = "", "\n", False
-            self.status.message = tr("new_manuscript", path=path)
-        elif not path.exists():
-            text, newline, self.bom = "", "\n", False
-            self.status.message = tr("new_manuscript", path=path)
-        else:
-            try:
-                loaded = load_manuscript(path)
-            except ManuscriptError as exc:
-                self.status.message = str(exc)
-                return
-            text, newline, self.bom = loaded.text, loaded.newline, loaded.bom
-            self.status.message = tr("opened", path=path)
-        self.path, self.newline = path, newline
-        self.editor.load_text(text.replace("\r\n", "\n"))
+        is_new = path is None or not path.exists()
+        try:
+            if path is None:
+                path = new_manuscript_path(self.data_dir, create=True)
+            opened = OpenManuscript.open(path, self.data_dir)
+        except ManuscriptError as exc:
+            self.status.message = str(exc)  # the current manuscript stays open
+            return
+        if self.file is not None:
+            self.file.close()
+        self.file = opened
+        self.editor.load_text(opened.text)
+        self.editor.read_only = opened.read_only
         self.editor.move_cursor(self.editor.document.end)
-        self.saved_text = text.replace("\r\n", "\n") if path.exists() else None
-        self.status.saved_at = time.monotonic() if path.exists() else None
+        self.saved_text = opened.text if opened.fingerprint is not None else None
+        self.status.saved_at = time.monotonic() if opened.fingerprint is not None else None
         self.status.dirty = False
+        self.status.save_error = ""
+        self.status.encoding = opened.encoding
+        self.status.manuscript = str(path)
+        self.status.message = " · ".join([tr("new_manuscript" if is_new else "opened", path=path), *opened.notes])
         self.history = HistoryLog(history_path_for(path))
         self.clear_candidates()
         if self.service is not None:
             self.service.warm(self.context_text(), self.config.text_prep)
+        recovery = opened.newer_recovery(self.data_dir)
+        if recovery is not None:
+            self.offer_recovery(opened, recovery)
+
+    def offer_recovery(self, opened: OpenManuscript, recovery: Path) -> None:
+        def answered(restore: bool | None) -> None:
+            if restore and self.file is opened:
+                try:
+                    text = load_manuscript(recovery).text
+                except ManuscriptError as exc:
+                    self.status.message = str(exc)
+                    return
+                self.editor.replace(text, (0, 0), self.editor.document.end)  # one undo step back to the file
+                self.status.message = tr("recovery_restored", path=recovery)
+
+        self.app.push_screen(ConfirmDialog(tr("recovery_offer", path=recovery, name=opened.path.name)), answered)
+
+    @property
+    def path(self) -> Path | None:
+        return self.file.path if self.file is not None else None
 
     def on_text_area_changed(self, event) -> None:
         self._last_edit = time.monotonic()
         if self.saved_text is not None and self.editor.text == self.saved_text:
+            self.status.dirty = False
             return
         self.status.dirty = True
         self.update_ghost()
@@ -193,35 +214,94 @@ class MainScreen(Screen):
         self._autosave_timer = None
         self.save_now()
 
-    def save_now(self):
+    def save_now(self, convert_to_utf8: bool = False):
         """Save the current text atomically on the saver thread; returns its Future (None if nothing to save).
 
         One thread saves, in order: an older text can never land on disk after a newer one."""
         if self._autosave_timer is not None:
             self._autosave_timer.stop()
             self._autosave_timer = None
-        if self.path is None:
+        file = self.file
+        if file is None or file.read_only:
             return None
         text = self.editor.text
-        if text == self.saved_text:
+        if text == self.saved_text and not convert_to_utf8:
             return None
         self.status.saving = True
-        return self.saver.save(self.path, text, self.newline, self.bom)
+        return self.saver.save(file.target, text, file.newline, file.bom, encoding=file.encoding,
+                               expected=file.fingerprint or NO_FILE,  # a file that was not there must still not be
+                               convert_to_utf8=convert_to_utf8)
 
     def on_save_finished(self, message: SaveFinished) -> None:
         self.saver.finished_one()
         self.status.saving = self.saver.pending > 0
-        self.status.save_error = message.error
-        if not message.error and message.path == self.path:
+        file = self.file
+        if file is None or message.path != file.target:
+            return  # a save of a manuscript closed since
+        if message.saved:
+            file.fingerprint, file.encoding, file.recovery = message.fingerprint, message.encoding, None
             self.saved_text = message.text
             self.status.saved_at = time.monotonic()
             self.status.dirty = self.editor.text != message.text
+            self.status.save_error = ""
+            self.status.encoding = file.encoding
+            if message.backup is not None:
+                self.status.message = tr("converted_to_utf8", backup=message.backup)
+            return
+        file.recovery = message.recovery or file.recovery
+        self.status.save_error = message.error
+        if message.outcome is SaveOutcome.CONFLICT:
+            self.keep_both_versions(message.text)
+        elif message.outcome is SaveOutcome.ENCODING and not self._declined_utf8:
+            self.offer_utf8(message)
 
-    def save_before_exit(self) -> str:
-        """Save synchronously (for quit and signals): '' when the text is safe on disk, else why not."""
-        pending = self.save_now()
-        self.saver.close()  # every save queued so far, this one last
-        return pending.result() if pending is not None else ""
+    def keep_both_versions(self, text: str) -> None:
+        """The file changed on disk: the author's version goes beside it; f5 reloads the disk's."""
+        file = self.file
+        try:
+            beside = save_beside(file.path, text, file.newline, bom=file.bom, encoding=file.encoding)
+        except ManuscriptError as exc:
+            self.status.save_error = str(exc)  # the text is still open, and in the recovery copy
+            return
+        file.save_to, file.fingerprint = beside, fingerprint_of(beside)
+        self.saved_text = text
+        self.status.save_error = ""
+        self.status.saved_at = time.monotonic()
+        self.status.dirty = self.editor.text != text
+        self.status.manuscript = str(beside)
+        self.status.message = tr("kept_both", name=file.path.name, beside=beside,
+                                 key=self.config.section("keys")["reload"])
+
+    def offer_utf8(self, message: SaveFinished) -> None:
+        exc = message.exception
+
+        def answered(convert: bool | None) -> None:
+            if convert:
+                self.save_now(convert_to_utf8=True)
+            else:
+                self._declined_utf8 = True
+
+        question = tr("offer_utf8", name=self.file.path.name, encoding=self.file.encoding,
+                      char=getattr(exc, "char", "?"), line=getattr(exc, "line", "?"))
+        self.app.push_screen(ConfirmDialog(question), answered)
+
+    def action_reload(self) -> None:
+        """Read the file from disk again (after another program changed it); the author's last text is kept beside it."""
+        file = self.file
+        if file is None or not file.path.exists():
+            return
+        if file.save_to is None and self.editor.text != self.saved_text:
+            self.save_now()  # the author's text first; a conflict keeps it beside the file
+            self.saver.wait()
+        self.open_manuscript(file.path)
+
+    def save_before_exit(self) -> SaveFinished | None:
+        """Save synchronously (quit, signals); the last save's outcome, None when nothing needed saving."""
+        self.save_now()
+        self.saver.wait()
+        if self.file is not None and self.editor.text == self.saved_text:
+            return None
+        return self.saver.last_finished
 
     # -- the model ---------------------------------------------------------
 
