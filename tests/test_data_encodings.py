@@ -247,3 +247,26 @@ def test_loading_30_mb_takes_well_under_a_second(tmp_path):
     print(f"load 30 MB for editing: {best * 1000:.0f} ms")
     assert manuscript.encoding == "UTF-8" and manuscript.fingerprint.size == path.stat().st_size
     assert best < 0.8
+
+
+@pytest.mark.parametrize("name", ["UTF-8", "GBK", "GB18030", "Big5", "UTF-16LE", "UTF-16BE"])
+def test_chunked_encoding_matches_encoding_at_once(monkeypatch, name):
+    from studio.data import encodings
+
+    text = "　　第一行\n第二行\n\n三" * 5
+    codec = encodings.CODECS[name]
+    for chunk in (1, 2, 3, 7, 1 << 20):  # every boundary, "\n" first or last in a chunk included
+        monkeypatch.setattr(encodings, "CHUNK", chunk)
+        for newline in ("\n", "\r\n"):
+            expected = text.replace("\n", newline).encode(codec)
+            assert encodings.encode_manuscript(text, name, bom=False, newline=newline, name="x") == expected
+
+
+def test_unencodable_character_far_into_a_long_text_is_placed_right(tmp_path):
+    path = tmp_path / "long.txt"
+    line = "　　夜色如墨，他推开了门。\n"
+    lines = 3 * (1 << 20) // len(line)  # past the first chunks
+    with pytest.raises(ManuscriptEncodingError) as caught:
+        save_atomic(path, line * lines + "　　她笑了😀\n", "\r\n", encoding="GB2312")
+    assert (caught.value.line, caught.value.column, caught.value.encoding) == (lines + 1, 6, "GB2312")
+    assert not path.exists()

@@ -115,7 +115,7 @@ def canonical_encoding(name: str) -> str:
         codec = codecs.lookup(name).name
     except LookupError:
         raise ValueError(f"unknown encoding {name!r}") from None
-    return _BY_CODEC.get(codec, codec)
+    return _BY_CODEC.get(codec, codec.upper())
 
 
 def codec_of(encoding: str) -> str:
@@ -232,33 +232,48 @@ def decode_manuscript(data: bytes, name: str) -> Decoded:
     raise ManuscriptError(tr("mf_not_text", name=name, line=_line_of(data, start), byte=start))
 
 
-def with_newlines(text: str, newline: str) -> str:
-    """Text with every line ending as `newline` ("\\n" leaves the text as it is)."""
-    if newline == "\n":
-        return text
-    if newline != "\r\n":
-        raise ValueError(f"newline must be '\\n' or '\\r\\n', not {newline!r}")
-    return text.replace("\r\n", "\n").replace("\n", "\r\n")
-
-
 def describe_char(char: str) -> str:
     """'U+2028' or '“😀” (U+1F600)': how a message names one character."""
     code = f"U+{ord(char):04X}"
     return code if not char.isprintable() or char.isspace() else f"“{char}” ({code})"
 
 
+CHUNK = 1 << 18  # characters encoded at a time, so a 25 MB save never holds the GIL for long
+
+
 def encode_manuscript(text: str, encoding: str, *, bom: bool, newline: str, name: str) -> bytes:
-    """The bytes to write; ManuscriptEncodingError names the first character `encoding` cannot hold."""
+    """The bytes to write; ManuscriptEncodingError names the first character `encoding` cannot hold.
+
+    Encoded a chunk at a time: the saver thread lets the UI thread run between chunks.
+    """
     encoding = canonical_encoding(encoding)
-    text = with_newlines(text, newline)
-    try:
-        data = text.encode(codec_of(encoding))
-    except UnicodeEncodeError as exc:
-        start = exc.start
-        line = text.count("\n", 0, start) + 1
-        column = start - (text.rfind("\n", 0, start) + 1) + 1
-        char = text[start]
-        reason = tr("mf_cannot_encode_reason", line=line, char=describe_char(char), encoding=encoding)
-        raise ManuscriptEncodingError(tr("mf_cannot_encode", name=name, reason=reason), reason,
-                                      encoding=encoding, char=char, line=line, column=column) from None
-    return BOMS[encoding] + data if bom and encoding in BOMS else data
+    codec = codec_of(encoding)
+    if newline not in ("\n", "\r\n"):
+        raise ValueError(f"newline must be '\\n' or '\\r\\n', not {newline!r}")
+    crlf = newline == "\r\n"
+    if crlf and "\r\n" in text:
+        text = text.replace("\r\n", "\n")  # then every "\n" becomes "\r\n", chunk by chunk
+    parts = [BOMS[encoding]] if bom and encoding in BOMS else []
+    for start in range(0, len(text), CHUNK):
+        chunk = text[start:start + CHUNK]
+        try:
+            parts.append(chunk.encode(codec))
+        except UnicodeEncodeError as exc:
+            raise _cannot_encode(text, start + exc.start, encoding, name) from None
+        if crlf:
+            parts[-1] = parts[-1].replace(b"\n", b"\r\n") if codec in _ASCII_NEWLINE else \
+                chunk.replace("\n", "\r\n").encode(codec)
+    return b"".join(parts)
+
+
+# Codecs in which "\n" is the single byte 0x0A and 0x0A is never part of another character.
+_ASCII_NEWLINE = {"utf-8", "gbk", "gb18030", "big5", "cp950", "big5hkscs"}
+
+
+def _cannot_encode(text: str, position: int, encoding: str, name: str) -> ManuscriptEncodingError:
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    char = text[position]
+    reason = tr("mf_cannot_encode_reason", line=line, char=describe_char(char), encoding=encoding)
+    return ManuscriptEncodingError(tr("mf_cannot_encode", name=name, reason=reason), reason,
+                                   encoding=encoding, char=char, line=line, column=column)

@@ -3,7 +3,8 @@
 `changed_on_disk` is cheap: it compares the file's stat (size, mtime, ctime, inode) first
 and reads and hashes the file only when the stat differs, so a program that touched the
 file or saved the same text (a new inode, a new mtime) does not count as a change, while
-an in-place rewrite with the mtime set back still does (its ctime moved).
+an in-place rewrite with the mtime set back still does (its ctime moved; a rewrite within
+the file system's timestamp granularity that keeps the size would go unseen).
 """
 
 from __future__ import annotations
