@@ -104,7 +104,7 @@ class StudioApp(App):
         from studio.dialogs.open_file import OpenFileDialog
 
         main = self.main
-        main.status.save_error = tr("quit_refused", error=error)
+        main.status.message = tr("quit_refused", error=error)
 
         def chosen(where: str | None) -> None:
             if not where:
@@ -113,7 +113,7 @@ class StudioApp(App):
             try:
                 save_atomic(target, main.editor.text, expected=NO_FILE)
             except ManuscriptError as exc:
-                main.status.save_error = tr("quit_refused", error=exc)
+                main.status.message = tr("quit_refused", error=exc)
                 return
             self._quitting = True
             self.finish(tr("saved_elsewhere", path=target))

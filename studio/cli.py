@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from studio.config import RANGES, ConfigError, load_config, user_config_path
-from studio.data.manuscript_file import ManuscriptError, read_manuscript
+from studio.data.manuscript_file import ManuscriptError, load_manuscript, read_manuscript
 
 
 class UserError(Exception):
@@ -178,7 +178,7 @@ def command_studio(args) -> int:
         if path.is_dir():
             raise UserError(f"{path}: is a folder, not a manuscript")
         if path.exists():
-            read_manuscript(str(path))  # refuse binary or non-UTF-8 files before the screen opens
+            load_manuscript(path, for_editing=True)  # refuse what the editor cannot keep, before the screen opens
         elif not path.parent.exists():
             raise UserError(f"{path}: the folder {path.parent} does not exist")
     from studio.app import StudioApp
