@@ -14,8 +14,11 @@ from studio.widgets.manuscript_area import ManuscriptArea
 
 
 class ManuscriptEditor(ManuscriptArea):
+    # TextArea's `&:focus { border: tall $border; }` is more specific than a plain
+    # `ManuscriptEditor { border: none; }`: focus would add a border, 2 cells narrower
+    # rows, and the last character of a row hidden until the next rewrap. Same rule both ways.
     DEFAULT_CSS = """
-    ManuscriptEditor { height: 1fr; border: none; padding: 0 1; }
+    ManuscriptEditor, ManuscriptEditor:focus { height: 1fr; border: none; padding: 0 1; }
     ManuscriptEditor .text-area--suggestion { color: $text-muted; text-style: italic; }
     """
 

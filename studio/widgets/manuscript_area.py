@@ -1,136 +1,95 @@
-"""A TextArea whose soft wrap follows Chinese line-breaking rules.
+"""A TextArea for Chinese prose: CJK soft wrap, wrapped ghost text, and big manuscripts.
 
-Textual's ``TextArea`` soft-wraps through ``WrappedDocument``, whose ``wrap``
-and ``wrap_range`` call ``textual._wrap.compute_wrap_offsets`` -- a word
-wrapper that treats a paragraph of Chinese as one long word.
-``ManuscriptArea`` swaps in :class:`CJKWrappedDocument`, which computes the
-offsets with :func:`studio.widgets.cjk_wrap.cjk_wrap_offsets` instead.  Nothing
-in Textual is patched; both classes are plain subclasses.
+Textual's ``TextArea`` soft-wraps through ``WrappedDocument``, a word wrapper
+that treats a paragraph of Chinese as one long word and wraps the whole
+document up front.  ``ManuscriptArea`` uses
+:class:`studio.widgets.cjk_document.CJKWrappedDocument` instead (CJK line
+breaking; big documents wrapped lazily: the rows on screen at once, the rest
+a slice at a time while the editor is idle, the view kept still meanwhile).
+Nothing in Textual is patched.
 
-Textual internals this relies on (checked against Textual 8.2):
+Besides that the area:
 
-* ``TextArea.__init__`` and ``TextArea._set_document`` (used by ``load_text``
-  and the ``text`` setter) install the wrapped view with
-  ``self.wrapped_document = WrappedDocument(...)`` and then build
-  ``DocumentNavigator(self.wrapped_document)``.  ``ManuscriptArea`` makes
-  ``wrapped_document`` a property whose setter converts such a document into a
-  ``CJKWrappedDocument``, so every path (construction, ``load_text``, ``text =
-  ...``) ends up with the CJK one, and the navigator is built on it.
+* inserts every character an input method types, also those ``str.isprintable``
+  refuses (U+3000 ideographic space and the other Unicode spaces, joiners);
+* never crashes on undo/redo (TextArea refreshes its size while the selection
+  still points into the text just removed; here that waits until it is restored);
+* counts edits (:attr:`ManuscriptArea.edit_version`) so that "is this the saved
+  text?" needs no join of the whole document;
+* binds ctrl+home / ctrl+end (with shift: select) to the document's start / end,
+  with binding ids ``editor.document_start`` etc. for keymaps.
+
+How Textual's internals are used (checked against Textual 8.2.8; private calls
+are in :mod:`studio.widgets._textarea_compat`):
+
+* ``TextArea.__init__`` and ``_set_document`` assign ``self.wrapped_document``;
+  it is a property here whose setter turns a plain ``WrappedDocument`` into a
+  ``CJKWrappedDocument``; ``_set_document`` for plain text builds ours directly.
 * Resizes, ``soft_wrap`` changes and edits call ``wrapped_document.wrap`` /
-  ``wrap_range``, which the subclass overrides.  A change of
-  ``ambiguous_width`` rewraps through the private
-  ``TextArea._rewrap_and_refresh_virtual_size`` (what resizes use).
+  ``wrap_range``; a change of ``ambiguous_width`` rewraps as a resize does.
 * ``TextArea.render_line(y)`` draws row ``scroll_y + y`` of the wrapped
   document, ``_refresh_size`` sets the virtual size, ``_render_line``'s styling
   (theme base / cursor line / cursor styles, ``text-area--suggestion``) is what
-  the ghost rows copy, and ``get_target_document_location`` maps mouse hits.
-* ``WrappedDocument`` treats width ``0`` as "no wrapping" and keeps its state in
-  ``_width``, ``_tab_width``, ``_wrap_offsets`` (line -> break offsets),
-  ``_line_index_to_offsets`` (line -> rows) and ``_offset_to_line_info``
-  (row -> (line, section)).  The subclass lets the base class do its
-  bookkeeping at width 0 (cheap: no wrap computed), then fills in its own
-  offsets and rebuilds the two row maps from the first changed line down.
+  the ghost rows and the fast row path copy, and ``get_target_document_location``
+  maps mouse hits.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from bisect import bisect_right
+from contextlib import contextmanager
+from itertools import islice
+from time import monotonic
 from typing import NamedTuple
 
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import events
+from textual.binding import Binding
 from textual.cache import LRUCache
-from textual.document._document import DocumentBase, Location
+from textual.document._document import Location
 from textual.document._wrapped_document import WrappedDocument
 from textual.events import MouseEvent
-from textual.geometry import Offset, Size, clamp
+from textual.geometry import Offset, Size
 from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widgets import TextArea
 
+from studio.i18n import tr
+from studio.widgets import _textarea_compat as compat
+from studio.widgets.cjk_document import CJKWrappedDocument
 from studio.widgets.cjk_wrap import cjk_wrap_offsets
 
-__all__ = ["CJKWrappedDocument", "GhostLayout", "ManuscriptArea", "layout_ghost"]
+__all__ = ["CJKWrappedDocument", "GhostLayout", "ManuscriptArea", "is_typed_text", "layout_ghost"]
+
+# Characters str.isprintable() refuses that are still text a person types: spaces other
+# than U+0020 (Zs: U+3000 ideographic space, no-break spaces), format characters (Cf:
+# zero-width joiners), private use (Co) and characters newer than Python's Unicode
+# tables (Cn). Not controls (Cc) nor line/paragraph separators (Zl, Zp: the document
+# would split the line there), nor U+E000-U+F8FF, where the kitty keyboard protocol
+# puts keys such as media keys that Textual has no name for.
+_TYPED_CATEGORIES = frozenset({"Zs", "Cf", "Co", "Cn"})
+_KITTY_KEYS = range(0xE000, 0xF900)
+_OPENING = {"{": "}", "[": "]", "(": ")"}  # TextArea's bracket pairs
+_CLOSING = {closing: opening for opening, closing in _OPENING.items()}
+
+
+def is_typed_text(character: str | None) -> bool:
+    """True when a key's `character` is text to insert that TextArea would drop (not str.isprintable)."""
+    if not character or character.isprintable():
+        return False
+    return all(
+        c.isprintable() or (unicodedata.category(c) in _TYPED_CATEGORIES and ord(c) not in _KITTY_KEYS)
+        for c in character
+    )
+
 
 # A run of one row: its text and the document location of its first character
 # (None: ghost text, not in the document).
 Run = tuple[str, "Location | None"]
-
-
-class CJKWrappedDocument(WrappedDocument):
-    """A ``WrappedDocument`` that breaks lines with :func:`cjk_wrap_offsets`."""
-
-    def __init__(
-        self,
-        document: DocumentBase,
-        width: int = 0,
-        tab_width: int = 4,
-        *,
-        ambiguous_width: int = 1,
-    ) -> None:
-        self.ambiguous_width = ambiguous_width
-        """Cells counted for East Asian ambiguous characters (“ ” … —): 1 or 2."""
-        super().__init__(document, width, tab_width)  # calls self.wrap
-
-    def wrap(self, width: int, tab_width: int | None = None) -> None:
-        """Wrap every line of the document at `width` (0: no wrapping)."""
-        super().wrap(0, tab_width)  # tab cache and row maps, no Textual wrapping
-        self._width = width
-        if width:
-            self._rewrap_lines(0, len(self._wrap_offsets))
-
-    def wrap_range(
-        self, start: Location, old_end: Location, new_end: Location
-    ) -> None:
-        """Rewrap the lines touched by an edit (called after the edit is applied)."""
-        width = self._width
-        self._width = 0  # base class updates its bookkeeping without wrapping
-        try:
-            super().wrap_range(start, old_end, new_end)
-        finally:
-            self._width = width
-        if width:
-            last_line = len(self._wrap_offsets) - 1
-            top = clamp(min(start[0], old_end[0]), 0, last_line)
-            bottom = clamp(max(start[0], new_end[0]), top, last_line)
-            self._rewrap_lines(top, bottom + 1)
-
-    def _rewrap_lines(self, first: int, stop: int) -> None:
-        """Recompute break offsets for lines first..stop-1 and fix the row maps."""
-        document = self.document
-        width = self._width
-        tab_width = self._tab_width
-        ambiguous_width = self.ambiguous_width
-        wrap_offsets = self._wrap_offsets
-        changed_from: int | None = None
-        for line_index in range(first, stop):
-            offsets = cjk_wrap_offsets(
-                document[line_index],
-                width,
-                tab_width,
-                ambiguous_width=ambiguous_width,
-            )
-            if offsets != wrap_offsets[line_index]:
-                wrap_offsets[line_index] = offsets
-                if changed_from is None:
-                    changed_from = line_index
-        if changed_from is not None:
-            self._rebuild_row_maps(changed_from)
-
-    def _rebuild_row_maps(self, first: int) -> None:
-        """Rebuild row <-> (line, section) maps for line `first` and below."""
-        line_rows = self._line_index_to_offsets
-        row_info = self._offset_to_line_info
-        row = line_rows[first][0]
-        del line_rows[first:]
-        del row_info[row:]
-        for line_index in range(first, len(self._wrap_offsets)):
-            sections = len(self._wrap_offsets[line_index]) + 1
-            line_rows.append(list(range(row, row + sections)))
-            row_info.extend((line_index, section) for section in range(sections))
-            row += sections
 
 
 class GhostLayout(NamedTuple):
@@ -233,6 +192,31 @@ class ManuscriptArea(TextArea):
     characters (“ ” ‘ ’ … —) two cells wide.
     """
 
+    BINDINGS = [
+        Binding("ctrl+home", "cursor_document_start", "Document start", show=False, id="editor.document_start"),
+        Binding("ctrl+end", "cursor_document_end", "Document end", show=False, id="editor.document_end"),
+        Binding("ctrl+shift+home", "cursor_document_start(True)", "Select to document start", show=False,
+                id="editor.select_to_document_start"),
+        Binding("ctrl+shift+end", "cursor_document_end(True)", "Select to document end", show=False,
+                id="editor.select_to_document_end"),
+    ]
+    # binding id -> i18n key of its description
+    BINDING_TITLES = {
+        "editor.document_start": "cmd_document_start",
+        "editor.document_end": "cmd_document_end",
+        "editor.select_to_document_start": "cmd_select_to_start",
+        "editor.select_to_document_end": "cmd_select_to_end",
+    }
+
+    REFINE_SLICE = 0.008
+    """Seconds of wrapping per idle step while a big document is not wrapped in full yet."""
+    REFINE_PAUSE = 0.02
+    """Seconds between those steps (keys and frames go first)."""
+    REFINE_QUIET = 0.3
+    """No wrapping step until this many seconds after the last key."""
+    BRACKET_SEARCH_LIMIT = 20_000
+    """Characters searched for the bracket matching the one at the cursor (Textual searches the whole document)."""
+
     ambiguous_width: reactive[int] = reactive(1, init=False)
     """Cells counted for East Asian ambiguous-width characters: 1 (as Rich) or 2.
     Changing it rewraps the document."""
@@ -248,8 +232,16 @@ class ManuscriptArea(TextArea):
         # Plain attribute: TextArea.__init__ assigns wrapped_document (and so
         # reads this) before a reactive could be set.
         self._ambiguous_cells = self.validate_ambiguous_width(ambiguous_width)
+        self._versions = 0  # the last edit_version handed out
+        self._edit_version = 0
+        self._defer_size = False  # inside an undo/redo batch: refresh the size after it
+        self._size_deferred = False
+        self._refine_timer = None
+        self._ensuring = False
+        self._last_key = float("-inf")
         super().__init__(text, soft_wrap=soft_wrap, **kwargs)
         self.set_reactive(ManuscriptArea.ambiguous_width, self._ambiguous_cells)
+        compat.retitle_bindings(self, {binding_id: tr(key) for binding_id, key in self.BINDING_TITLES.items()})
 
     @property  # type: ignore[override]
     def wrapped_document(self) -> CJKWrappedDocument:
@@ -269,6 +261,18 @@ class ManuscriptArea(TextArea):
             )
         self._cjk_wrapped_document = value
 
+    def _set_document(self, text: str, language: str | None) -> None:
+        if language:
+            super()._set_document(text, language)
+        else:
+            compat.set_plain_document(
+                self, text,
+                lambda document: CJKWrappedDocument(
+                    document, tab_width=self.indent_width, ambiguous_width=self._ambiguous_cells
+                ),
+            )
+        self._edit_version = self._new_version()
+
     def validate_ambiguous_width(self, value: int) -> int:
         if value not in (1, 2):
             raise ValueError(f"ambiguous_width must be 1 or 2, not {value!r}")
@@ -277,10 +281,221 @@ class ManuscriptArea(TextArea):
     def _watch_ambiguous_width(self, value: int) -> None:
         self._ambiguous_cells = value
         self._cjk_wrapped_document.ambiguous_width = value
-        self._rewrap_and_refresh_virtual_size()
+        compat.rewrap(self)
         self.refresh()
         if self.is_mounted:
             self.call_after_refresh(self.scroll_cursor_visible)
+
+    # -- typing: every character an input method sends ---------------------------
+
+    async def _on_key(self, event: events.Key) -> None:
+        self._last_key = monotonic()
+        # TextArea inserts only str.isprintable() characters: U+3000 and the other
+        # Unicode spaces would be dropped. Those go in here; the rest to TextArea.
+        if not self.read_only and is_typed_text(event.character):
+            event.stop()
+            event.prevent_default()  # TextArea._on_key (next in the MRO) is not called
+            compat.type_text(self, event.character)
+
+    def check_consume_key(self, key: str, character: str | None = None) -> bool:
+        return super().check_consume_key(key, character) or (not self.read_only and is_typed_text(character))
+
+    # -- edits, undo and redo ------------------------------------------------------
+
+    @property
+    def edit_version(self) -> int:
+        """A number for the document's content as edited here.
+
+        Every edit gives a new number; undo and redo give back the number the
+        text had at that point, and load_text / ``text = ...`` a new one.  So
+        ``edit_version == version_when_saved`` means the text is the saved one
+        (after typing and undoing back to it too), without comparing the text.
+        """
+        return self._edit_version
+
+    def _new_version(self) -> int:
+        self._versions += 1
+        return self._versions
+
+    def edit(self, edit):
+        before = self._edit_version
+        result = super().edit(edit)
+        self._edit_version = self._new_version()
+        edit.studio_versions = (before, self._edit_version)  # restored by undo / redo
+        return result
+
+    def _undo_batch(self, edits) -> None:
+        with self._history_step():
+            super()._undo_batch(edits)
+        if edits:
+            versions = getattr(edits[0], "studio_versions", None)
+            self._edit_version = versions[0] if versions else self._new_version()
+
+    def _redo_batch(self, edits) -> None:
+        with self._history_step():
+            super()._redo_batch(edits)
+        if edits:
+            versions = getattr(edits[-1], "studio_versions", None)
+            self._edit_version = versions[1] if versions else self._new_version()
+
+    @contextmanager
+    def _history_step(self):
+        """Hold back size refreshes while TextArea undoes or redoes a batch.
+
+        TextArea reverts the text, refreshes the virtual size and only then puts
+        the selection back.  When the refresh hides or shows the scrollbar,
+        Textual rewraps and scrolls to the cursor at once, with the selection
+        still pointing into text that was just removed (an accept of several
+        lines at the end: "line index 9 is out of bounds").  Here the refresh
+        waits until the selection is back.
+        """
+        self._defer_size = True
+        try:
+            yield
+        finally:
+            self._defer_size = False
+            if self._size_deferred:
+                self._size_deferred = False
+                self._refresh_size()
+            if self.is_mounted:
+                self.scroll_cursor_visible()
+
+    # -- moving to the start / end of the document --------------------------------
+
+    def action_cursor_document_start(self, select: bool = False) -> None:
+        """Move the cursor to the start of the document (select: extend the selection)."""
+        if not self._has_cursor:
+            self.scroll_home(animate=False)
+            return
+        self.move_cursor(self.document.start, select=select)
+
+    def action_cursor_document_end(self, select: bool = False) -> None:
+        """Move the cursor to the end of the document (select: extend the selection)."""
+        if not self._has_cursor:
+            self.scroll_end(animate=False)
+            return
+        self.move_cursor(self.document.end, select=select)
+
+    def find_matching_bracket(self, bracket: str, search_from: Location) -> Location | None:
+        """TextArea's bracket matching, within BRACKET_SEARCH_LIMIT characters of the cursor.
+
+        TextArea walks the rest of the document in Python whenever the cursor
+        lands on a bracket without a partner: seconds in a big manuscript.
+        """
+        if bracket in _OPENING:
+            forward, push, partner = True, _OPENING, _CLOSING
+        elif bracket in _CLOSING:
+            forward, push, partner = False, _CLOSING, _OPENING
+        else:
+            return None
+        stack: list[str] = []
+        characters = islice(self._characters_from(search_from, forward), self.BRACKET_SEARCH_LIMIT)
+        for candidate, location in characters:
+            if candidate in push:
+                stack.append(candidate)
+            elif candidate in partner and stack and stack[-1] == partner[candidate]:
+                stack.pop()
+                if not stack:
+                    return location
+        return None
+
+    def _characters_from(self, start: Location, forward: bool):
+        """(character, location) from `start` on, forwards or backwards, newlines left out."""
+        document = self.document
+        row, column = start
+        while 0 <= row < document.line_count:
+            line = document[row]
+            if forward:
+                for index in range(max(0, column), len(line)):
+                    yield line[index], (row, index)
+                row, column = row + 1, 0
+            else:
+                for index in range(len(line) - 1 if column < 0 else min(column, len(line) - 1), -1, -1):
+                    yield line[index], (row, index)
+                row, column = row - 1, -1
+
+    # -- big documents: rows wrapped when seen, the rest when idle -----------------
+
+    def scroll_cursor_visible(self, center: bool = False, animate: bool = False) -> Offset:
+        wrapped = self._cjk_wrapped_document
+        if wrapped.pending_lines and self._has_cursor:
+            # Wrap a screenful either way first, so that the scroll lands where it will stay.
+            rows = wrapped.height
+            wrapped.ensure_lines_around(self.cursor_location[0], max(1, self.scrollable_content_region.height) + 1)
+            if wrapped.height != rows:
+                self._refresh_size(layout=False)
+        return super().scroll_cursor_visible(center=center, animate=animate)
+
+    def render_lines(self, crop):
+        self._ensure_view()
+        return super().render_lines(crop)
+
+    def _watch_scroll_y(self) -> None:
+        self._ensure_view()
+        super()._watch_scroll_y()
+
+    def _ensure_view(self) -> None:
+        """Wrap the lines on screen that are not wrapped yet, keeping what was on screen where it was."""
+        wrapped = self._cjk_wrapped_document
+        if self._ensuring or not wrapped.pending_lines or wrapped._width <= 0:
+            return
+        self._ensuring = True
+        try:
+            before = (wrapped.pending_lines, wrapped.height)
+            rows = self.scrollable_content_region.height
+            for _ in range(8):
+                top = self.scroll_offset.y
+                shift = wrapped.ensure_rows(top, top + rows + 1)
+                if not shift:
+                    break
+                self._refresh_size(layout=False)
+                self.scroll_to(y=top + shift, animate=False, immediate=True, force=True)
+            if (wrapped.pending_lines, wrapped.height) != before:
+                self._rows_moved()
+        finally:
+            self._ensuring = False
+
+    def _rows_moved(self) -> None:
+        """Rows were wrapped without an edit: fix the virtual size and the cursor's place."""
+        self._refresh_size(layout=False)
+        compat.recompute_cursor_offset(self)
+        if self.has_focus:
+            self.app.cursor_position = self.cursor_screen_offset
+
+    def _schedule_refine(self) -> None:
+        if self._refine_timer is None and self.is_mounted and self._cjk_wrapped_document.pending_lines:
+            self._refine_timer = self.set_timer(self.REFINE_PAUSE, self._refine_step)
+
+    def _refine_step(self) -> None:
+        """Wrap more of a big document (REFINE_SLICE s), the view kept on the same text."""
+        self._refine_timer = None
+        wrapped = self._cjk_wrapped_document
+        if not wrapped.pending_lines or wrapped._width <= 0:
+            return
+        if monotonic() - self._last_key < self.REFINE_QUIET:
+            self._schedule_refine()  # the author is typing: keys first
+            return
+        self._ensure_view()
+        top = self.scroll_offset.y
+        try:
+            anchor_line, _ = wrapped.line_at_row(top)
+        except IndexError:
+            anchor_line = None
+        height = wrapped.height
+        shift = wrapped.refine(self.REFINE_SLICE, anchor_line)
+        if shift or wrapped.height != height:
+            self._ensuring = True  # the rows on screen are wrapped already
+            try:
+                self._refresh_size(layout=False)
+                if shift:
+                    self.scroll_to(y=top + shift, animate=False, immediate=True, force=True)
+            finally:
+                self._ensuring = False
+            self._rows_moved()
+        self._schedule_refine()
+
+    def _on_mount(self) -> None:
+        self._schedule_refine()
 
     # -- ghost text (TextArea's `suggestion`), wrapped --------------------------
 
@@ -330,13 +545,27 @@ class ManuscriptArea(TextArea):
         )
         return self._ghost
 
-    def _refresh_size(self) -> None:
+    def _refresh_size(self, layout: bool = True) -> None:
+        """Set the virtual size (the wrapped rows plus the ghost's).
+
+        ``layout=False`` (rows wrapped in a big document, no edit): without
+        Textual's layout pass over the whole screen, which the area's own size
+        does not need unless its height follows its content.
+        """
+        if self._defer_size:
+            self._size_deferred = True
+            return
+        self._schedule_refine()
         ghost = self.ghost_layout()
-        if ghost is None:
+        if not self.soft_wrap:
             super()._refresh_size()
             return
-        self.virtual_size = Size(0, self.wrapped_document.height + ghost.extra)
-        self._refresh_scrollbars()
+        size = Size(0, self.wrapped_document.height + (ghost.extra if ghost is not None else 0))
+        if layout or self.styles.height is None or self.styles.height.is_auto:
+            self.virtual_size = size
+            self._refresh_scrollbars()
+        elif size != self.virtual_size:
+            compat.set_virtual_size_quietly(self, size)
 
     def _watch_suggestion(self) -> None:
         self._refresh_size()
@@ -390,7 +619,12 @@ class ManuscriptArea(TextArea):
     def _render_document_row(self, y: int) -> Strip:
         """Row `scroll_y + y` of the wrapped document: the fast path where it applies, else Textual's."""
         strip = self._fast_row(y)
-        return super().render_line(y) if strip is None else strip
+        if strip is not None:
+            return strip
+        if self.placeholder and self.document.line_count == 1 and not self.document[0]:
+            return super().render_line(y)  # the placeholder
+        # TextArea.render_line would first join the whole text (to test for the placeholder).
+        return compat.render_textarea_row(self, y)
 
     def _fast_row(self, y: int) -> Strip | None:
         """The row as TextArea._render_line draws it, from the row's own text and cached by it.
