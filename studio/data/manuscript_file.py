@@ -113,8 +113,11 @@ def load_manuscript(path, *, for_editing: bool = False) -> Manuscript:
     decoded = decode_manuscript(data, name)
     if for_editing:
         if not decoded.exact:
-            again = encode_manuscript(decoded.text, decoded.encoding, bom=decoded.bom, newline="\n", name=name)
-            line = data.count(b"\n", 0, _first_difference(data, again)) + 1
+            try:
+                again = encode_manuscript(decoded.text, decoded.encoding, bom=decoded.bom, newline="\n", name=name)
+                line = data.count(b"\n", 0, _first_difference(data, again)) + 1
+            except ManuscriptEncodingError as exc:  # a character read that cannot be written back at all
+                line = exc.line
             raise ManuscriptNotEditable(tr("mf_not_exact", name=name, line=line, encoding=decoded.encoding), line=line)
         check_editable(decoded.text, name)
     return Manuscript(decoded.text, newline_style(decoded.text), decoded.bom, decoded.encoding, fingerprint)
