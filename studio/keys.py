@@ -19,6 +19,7 @@ ACTIONS = [
     ("undo", "undo", "cmd_undo", False),
     ("redo", "redo", "cmd_redo", False),
     ("reload", "reload", "cmd_reload", False),
+    ("details", "details", "cmd_details", False),
 ]
 # Work from any panel of the main screen (never inside a dialog: those have their own keys).
 PRIORITY = {"generate", "stop", "save", "quit", "settings", "history", "open"}

@@ -134,8 +134,12 @@ class ManuscriptSaver:
         while (Path(path), expected) in self._successor and expected not in seen:
             seen.add(expected)
             expected = self._successor[(Path(path), expected)]
-        finished = perform_save(path, text, newline, bom, self.data_dir, encoding=encoding, expected=expected,
-                                convert_to_utf8=convert_to_utf8)
+        try:
+            finished = perform_save(path, text, newline, bom, self.data_dir, encoding=encoding, expected=expected,
+                                    convert_to_utf8=convert_to_utf8)
+        except Exception as exc:  # a bug must still be reported, or the status line says "saving…" for good
+            finished = SaveFinished(path, text, tr("save_failed", error=f"{type(exc).__name__}: {exc}"),
+                                    outcome=SaveOutcome.FAILED, encoding=encoding)
         if finished.recovery is not None:
             self._recovered.add(Path(path))
         elif finished.saved and Path(path) in self._recovered:

@@ -264,8 +264,11 @@ async def test_the_status_line_says_which_backend_auto_chose_and_why(make_app):
     app, _ = make_app()  # the test config leaves backend = "auto"
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)
-        assert f"{cpu_auto_backend()}/cpu (auto: no CUDA GPU" in app.status.model  # backends.hybrid_engine on a CPU
-        assert "prompts on torch" in str(app.status.tooltip)
+        assert f"{cpu_auto_backend()}/cpu" in app.status.model  # short on the line
+        assert "auto: no CUDA GPU" in app.status.details and "prompts on torch" in app.status.details
+        assert str(app.status.tooltip) == app.status.details
+        await pilot.press("f8")  # the details, whole
+        assert await wait_until(pilot, lambda: any("auto: no CUDA GPU" in str(n.message) for n in app._notifications))
 
 
 def test_generation_threads_leave_a_core_to_the_ui_unless_set():

@@ -69,8 +69,20 @@ def set_model_threads(count: int) -> None:
         torch.set_num_threads(count)
 
 
+def short_path(path: Path) -> str:
+    """The path as an author would type it: relative to the working folder or ~ where shorter."""
+    path = Path(path).absolute()
+    candidates = [str(path)]
+    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~/")):
+        try:
+            candidates.append(prefix + str(path.relative_to(base)))
+        except ValueError:
+            pass
+    return min(candidates, key=len)
+
+
 class MainScreen(Screen):
-    CSS = """
+    DEFAULT_CSS = """
     #main { height: 1fr; }
     #too-small { display: none; padding: 1 2; }
     MainScreen.-too-small #too-small { display: block; height: 1fr; }
@@ -86,6 +98,7 @@ class MainScreen(Screen):
         self.file: OpenManuscript | None = None
         self._declined_utf8 = False  # the author kept the file's encoding: do not ask again
         self.engine = None
+        self.model_description = ""  # file · architecture · backend/device, kept with each history record
         self.service: GenerationService | None = None
         self.buffer = StreamBuffer()
         self.generation: GenerationRun | None = None
@@ -126,6 +139,7 @@ class MainScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#settings").display = False
         self.editor.ambiguous_width = self.config.section("studio")["ambiguous_width"]
+        self.candidates.ambiguous_width = self.config.section("studio")["ambiguous_width"]
         self.candidates.show_placeholder(self.config.section("keys")["generate"])
         self.open_manuscript(self.requested_path)
         self.set_interval(1.0 / self.config.section("studio")["max_fps"], self.drain_events)
@@ -169,8 +183,9 @@ class MainScreen(Screen):
         self.status.dirty = False
         self.status.save_error = ""
         self.status.encoding = opened.encoding
-        self.status.manuscript = str(path)
-        self.status.message = " · ".join([tr("new_manuscript" if is_new else "opened", path=path), *opened.notes])
+        self.status.manuscript = short_path(path)
+        self.status.message = " · ".join([tr("new_manuscript" if is_new else "opened", path=short_path(path)),
+                                          *opened.notes])
         self.history = HistoryLog(history_path_for(path))
         self.clear_candidates()
         if self.service is not None:
@@ -268,7 +283,7 @@ class MainScreen(Screen):
         self.status.save_error = ""
         self.status.saved_at = time.monotonic()
         self.status.dirty = self.editor.text != text
-        self.status.manuscript = str(beside)
+        self.status.manuscript = short_path(beside)
         self.status.message = tr("kept_both", name=file.path.name, beside=beside,
                                  key=self.config.section("keys")["reload"])
 
@@ -328,12 +343,13 @@ class MainScreen(Screen):
         else:
             self.service.set_engine(engine)
         info = engine.info
-        self.status.model = f"{Path(info.model_path).name} · {info.architecture} · {info.backend}/{info.device}"
+        self.status.model = f"{Path(info.model_path).stem} · {info.backend}/{info.device}"
+        self.model_description = f"{Path(info.model_path).name} · {info.architecture} · {info.backend}/{info.device}"
+        details = self.model_description
         selection = getattr(engine, "selection", None)
         if selection is not None and selection.reason:  # why this backend: "auto: no CUDA GPU ..."
-            if selection.reason.startswith("auto"):  # which backend, and in short why
-                self.status.model += f" ({selection.reason.split(';')[0]})"
-            self.status.tooltip = selection.reason
+            details += f" — {selection.reason}"
+        self.status.details = details
         self.service.warm(self.context_text(), self.config.text_prep)
         # The ~300k long-lived objects of torch, Textual and the document never need collecting;
         # without this each full collection stops typing for 150-250 ms while candidates stream.
@@ -399,7 +415,7 @@ class MainScreen(Screen):
                 self.status.activity = tr("stopped") if event.cancelled else tr("chars_per_second", rate=event.tokens_per_second)
                 if self.history is not None and event.texts:
                     self.history.record_request(run.history_id, self.request_settings(), run.request.text,
-                                                list(event.texts), self.status.model)
+                                                list(event.texts), self.model_description)
             elif isinstance(event, Failed):
                 self.candidates.finish()
                 self.status.activity = ""
@@ -526,6 +542,10 @@ class MainScreen(Screen):
                 self.open_manuscript(Path(choice).expanduser())
 
         self.app.push_screen(OpenFileDialog(str(self.path.parent) + "/" if self.path else ""), opened)
+
+    def action_details(self) -> None:
+        """The model, the backend and why it was chosen: too long for the status line."""
+        self.app.notify(self.status.details or tr("no_model"), title=tr("cmd_details"), timeout=15)
 
     def action_history(self) -> None:
         entries = self.history.entries() if self.history is not None else []
