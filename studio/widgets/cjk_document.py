@@ -119,6 +119,7 @@ class CJKWrappedDocument(WrappedDocument):
         self._valid = 0
         self._unknown = 0  # lines whose offsets are None
         self._refine_from = 0  # every line above this one is known
+        self._wrapped_as: tuple | None = None  # (width, tab width, ambiguous width) of the last wrap
         self._offset_to_line_info = _RowInfo(self)
         self._line_index_to_offsets = _LineRows(self)
         self._wrap_offsets = _Breaks(self)
@@ -132,11 +133,20 @@ class CJKWrappedDocument(WrappedDocument):
         return self._unknown
 
     def wrap(self, width: int, tab_width: int | None = None) -> None:
-        """Wrap the document at `width` (0: no wrapping): in full if it is small, else lazily."""
+        """Wrap the document at `width` (0: no wrapping): in full if it is small, else lazily.
+
+        Asked again with the same width, tab width and ambiguous width (a resize
+        that changed only the height), the rows stay as they are: edits keep them
+        up to date through wrap_range.
+        """
         self._width = width
         if tab_width:
             self._tab_width = tab_width
         lines = self.document.lines
+        wrapped_as = (width, self._tab_width, self.ambiguous_width)
+        if wrapped_as == self._wrapped_as and len(lines) == len(self._rows):
+            return
+        self._wrapped_as = wrapped_as
         if not width:
             breaks: list = [_NO_BREAKS] * len(lines)
             rows = [1] * len(lines)
@@ -212,6 +222,9 @@ class CJKWrappedDocument(WrappedDocument):
                     line += 1
                     break
             line += 1
+        if self._unknown and line >= line_count:  # lost count (never expected): count again
+            self._unknown = breaks.count(None)
+            line = breaks.index(None) if self._unknown else line_count
         self._refine_from = line if self._unknown else line_count
         if changed is not None:
             self._invalidate(changed)
