@@ -154,3 +154,21 @@ async def test_edit_version_follows_the_text_through_undo_and_redo():
         loaded = editor.edit_version
         editor.text = TEXT
         assert editor.edit_version != loaded
+
+
+def test_text_before_is_the_tail_of_the_text_up_to_a_location():
+    import random
+
+    editor = ManuscriptEditor(TEXT + "\n" + ACCEPTED + "\n\n　　最后一段")
+    document = editor.document
+    rng = random.Random(3)
+    for _ in range(200):
+        row = rng.randrange(document.line_count)
+        location = (row, rng.randint(0, len(document[row])))
+        full = document.get_text_range((0, 0), location)
+        assert editor.text_before(location) == full
+        limit = rng.choice((0, 1, 2, 5, 17, 40, 10_000))
+        expected = full[max(0, len(full) - limit):] if limit else ""
+        assert editor.text_before(location, limit) == expected
+    editor.move_cursor((3, 2))
+    assert editor.text_before(max_chars=4) == document.get_text_range((0, 0), (3, 2))[-4:]

@@ -313,6 +313,25 @@ class ManuscriptArea(TextArea):
         """
         return self._edit_version
 
+    def text_before(self, location: Location | None = None, max_chars: int | None = None) -> str:
+        """The text before `location` (default: the cursor), only its last `max_chars` characters if given.
+
+        Gathered line by line backwards from `location`: in a big manuscript this
+        costs what it returns, where ``text`` or ``get_text_range((0, 0), ...)``
+        join the whole document first.
+        """
+        document = self.document
+        row, column = self.cursor_location if location is None else location
+        row = max(0, min(row, document.line_count - 1))
+        pieces = [document[row][:column]]
+        length = len(pieces[0])
+        while row > 0 and (max_chars is None or length < max_chars):
+            row -= 1
+            pieces.append(document[row])
+            length += len(pieces[-1]) + len(document.newline)
+        text = document.newline.join(reversed(pieces))
+        return text if max_chars is None or len(text) <= max_chars else text[len(text) - max_chars:]
+
     def _new_version(self) -> int:
         self._versions += 1
         return self._versions
