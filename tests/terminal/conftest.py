@@ -17,8 +17,8 @@ VOCAB = cjk_chars(64)  # newline, "。", "，" and 61 ideographs: short sentence
 @pytest.fixture(scope="session")
 def terminal_model(tmp_path_factory):
     """A random 2 x 64 RWKV-7 over VOCAB (never a model to ship)."""
-    return write_model_with_chars(tmp_path_factory.mktemp("terminal-model"), random_rwkv7_weights(2, 64, len(VOCAB), seed=0),
-                                  VOCAB, stem="tiny7")
+    weights = random_rwkv7_weights(2, 64, len(VOCAB), seed=0)
+    return write_model_with_chars(tmp_path_factory.mktemp("terminal-model"), weights, VOCAB, stem="tiny7")
 
 
 @pytest.fixture
@@ -30,8 +30,8 @@ def start_studio(tmp_path, terminal_model):
 
     started = []
 
-    def start(text: str | None = "　　他走进了房间。\n", *, name: str = "novel.txt", cols: int = 100, rows: int = 30,
-              **sections) -> Studio:
+    def start(text: str | None = "　　他走进了房间。\n", *, name: str = "novel.txt", cols: int = 100,
+              rows: int = 30, **sections) -> Studio:
         manuscript = tmp_path / name
         if text is not None and not manuscript.exists():
             manuscript.write_bytes(text.encode("utf-8"))

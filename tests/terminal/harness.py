@@ -186,12 +186,26 @@ class Terminal:
                 self._stream.feed(data.replace(b"\x1b[<u", b""))
 
     def screen_lines(self) -> list[str]:
+        """Each row's text: a wide character once, the empty cell after it skipped (pyte's own
+        `display` fails on such a cell whose wide character was overwritten)."""
         with self._lock:
-            return [line.rstrip() for line in self._screen.display]
+            screen = self._screen
+            return ["".join(screen.buffer[y][x].data for x in range(screen.columns)).rstrip()
+                    for y in range(screen.lines)]
 
     def screen_text(self) -> str:
         """The screen as text, one line per row (wide characters once, trailing spaces cut)."""
         return "\n".join(self.screen_lines())
+
+    def locate(self, text: str) -> tuple[int, int] | None:
+        """(column, row) in cells of the first place `text` is shown, or None."""
+        from wcwidth import wcswidth
+
+        for row, line in enumerate(self.screen_lines()):
+            at = line.find(text)
+            if at >= 0:
+                return max(0, wcswidth(line[:at])), row
+        return None
 
     def cursor(self) -> tuple[int, int]:
         with self._lock:
@@ -257,10 +271,17 @@ class Terminal:
         """A bracketed paste, as terminals send it once the app has switched the mode on."""
         self.send(b"\x1b[200~" + text.encode("utf-8") + b"\x1b[201~")
 
+    def click(self, column: int, row: int) -> None:
+        """A left click at a cell (0-based), as SGR mouse reports (mode 1006, which Textual turns on)."""
+        self.send(f"\x1b[<0;{column + 1};{row + 1}M".encode())
+        time.sleep(0.05)
+        self.send(f"\x1b[<0;{column + 1};{row + 1}m".encode())
+
     def resize(self, cols: int, rows: int) -> None:
         """A new window size: the kernel sends SIGWINCH to the app."""
         with self._lock:
             self._screen.resize(rows, cols)
+            self._screen.buffer.clear()  # blank, not pyte's clipped rows: the app must repaint all of it
             self.cols, self.rows = cols, rows
         self.process.setwinsize(rows, cols)
 
@@ -365,17 +386,26 @@ class Studio(Terminal):
         self.config_path = config
         self.manuscript = manuscript
         argv = studio_command() + ["--config", str(config), *extra_args]
-        if manuscript is not None:
-            argv.append(str(manuscript))
+        if manuscript is not None:  # relative to the working folder when inside it, as a user types it
+            inside = Path(manuscript).resolve().is_relative_to(self.root.resolve())
+            argv.append(os.path.relpath(manuscript, self.root) if inside else str(manuscript))
         super().__init__(argv, env=isolated_env(self.root), cwd=self.root, cols=cols, rows=rows)
 
     def wait_ready(self, timeout: float = 30.0) -> str:
         """Until the model is loaded (the status line names the model file)."""
-        ready = f"{self._model_name()} ·"  # the status line once loaded: "NAME · ARCHITECTURE · BACKEND/DEVICE"
-        return self.wait_for(ready, timeout, message="waited for the model to load:")
+        stem = Path(self._model_name()).stem  # on the status line while loading ("loading NAME…") and once loaded
+
+        def loaded(text: str) -> bool:
+            status = "\n".join(text.splitlines()[-4:])
+            return stem in status and f"loading {stem}" not in status
+
+        return self.wait_for(loaded, timeout, message=f"waited for the status line to show {stem} loaded:")
 
     def _model_name(self) -> str:
-        import tomllib
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
 
         return Path(tomllib.loads(self.config_path.read_text(encoding="utf-8"))["model"]["path"]).name
 
