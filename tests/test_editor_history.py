@@ -39,9 +39,9 @@ def accept(editor, text: str) -> None:
 
 
 async def test_plain_textarea_crashes_on_this_undo():
-    """The upstream bug, so that this test file notices when Textual fixes it."""
+    """The upstream bug the editor works around (skipped once a Textual release fixes it)."""
     app = EditorApp(TextArea)
-    with pytest.raises(ValueError, match="out of bounds"):
+    try:
         async with app.run_test(size=(40, 8)) as pilot:
             area = app.query_one(TextArea)
             area.soft_wrap = True
@@ -50,8 +50,13 @@ async def test_plain_textarea_crashes_on_this_undo():
             await pilot.pause()
             accept(area, ACCEPTED)
             await pilot.pause()
+            assert area.show_vertical_scrollbar
             await pilot.press("ctrl+z")
             await pilot.pause()
+    except ValueError as error:
+        assert "out of bounds" in str(error)
+    else:
+        pytest.skip("TextArea's undo no longer crashes here: ManuscriptArea._history_step may not be needed")
 
 
 async def test_undo_redo_undo_after_an_accept_that_scrolled():
