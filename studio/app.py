@@ -22,13 +22,15 @@ class StudioApp(App):
     TITLE = "AI-Writer Studio"
     MAIN_SCREEN = MainScreen
 
-    def __init__(self, config: Config, manuscript: str | Path | None = None, data_dir: Path | None = None):
+    def __init__(self, config: Config, manuscript: str | Path | None = None, data_dir: Path | None = None,
+                 engine_loader=None):
         set_language(choose_language(config.section("studio")["language"]))
         set_ambiguous_width(config.section("studio")["ambiguous_width"])  # before anything is measured
         install_key_fixes()
         super().__init__()
         self.set_keymap(keymap(config.section("keys")))  # the author's keys, by binding id
-        self.main = self.MAIN_SCREEN(config, Path(manuscript) if manuscript else None, data_dir)
+        # engine_loader: [model] section dict -> engine (LoadError on failure); None: backends.load
+        self.main = self.MAIN_SCREEN(config, Path(manuscript) if manuscript else None, data_dir, engine_loader)
         self.exit_lines: list[str] = []  # printed by the CLI once the terminal is back to normal
         self._quitting = False
 

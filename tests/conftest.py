@@ -42,3 +42,19 @@ def tiny_engine(tiny_model):
     from backends import load
 
     return load(tiny_model, backend="torch", device="cpu")
+
+
+@pytest.fixture
+def fake_model(tmp_path):
+    """A [model] path for the fake engine (tests/fake_engine.py): a file it checks exists and never reads."""
+    from tests.fake_engine import write_fake_model
+
+    return write_fake_model(tmp_path)
+
+
+@pytest.fixture
+def fake_engine():
+    """A FakeEngine: the engine contract on a deterministic character model, no torch (tests/fake_engine.py)."""
+    from tests.fake_engine import FakeEngine
+
+    return FakeEngine()

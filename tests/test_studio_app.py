@@ -1,4 +1,5 @@
-"""The studio, driven through Textual's Pilot with a tiny random model."""
+"""The studio, driven through Textual's Pilot: on the fake engine (tests/fake_engine.py) where the
+model's math is not what is tested, on a tiny random RWKV-7 where the real backend is (make_app(real=True))."""
 
 import json
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 from studio.app import StudioApp
 from studio.config import load_config
 from studio.widgets.candidates import first_sentence_end
+from tests.fake_engine import fake_loader
 from tests.helpers import cpu_auto_backend
 
 MANUSCRIPT = "　　第一章　天才少年\n　　他抬头望向远方，"
@@ -24,13 +26,18 @@ def write_config(tmp_path: Path, model: Path, extra: str = "") -> Path:
 
 
 @pytest.fixture
-def make_app(tmp_path, tiny_model):
-    def make(text=MANUSCRIPT, extra="", name="novel.txt"):
+def make_app(tmp_path, request):
+    """make(...) -> (app, manuscript path). The app runs the fake engine (each forward() taking `delay` s),
+    or with real=True the tiny RWKV-7 through backends.load (the config's backend: auto)."""
+
+    def make(text=MANUSCRIPT, extra="", name="novel.txt", real=False, delay=0.0):
         manuscript = tmp_path / name
         if text is not None:
             manuscript.write_text(text, encoding="utf-8")
-        config = load_config(write_config(tmp_path, tiny_model, extra), user_path=tmp_path / "no-user.toml")
-        return StudioApp(config, manuscript, data_dir=tmp_path / "data"), manuscript
+        model = request.getfixturevalue("tiny_model" if real else "fake_model")
+        config = load_config(write_config(tmp_path, model, extra), user_path=tmp_path / "no-user.toml")
+        loader = None if real else fake_loader(delay=delay)
+        return StudioApp(config, manuscript, data_dir=tmp_path / "data", engine_loader=loader), manuscript
 
     return make
 
@@ -130,7 +137,8 @@ async def test_accept_up_to_the_first_sentence():
 
 
 async def test_stop_cancels_within_a_step(make_app):
-    app, _ = make_app(extra="")
+    # 0.05 s a step: 5000 characters would take minutes, and the UI stays idle enough for Pilot's key presses
+    app, _ = make_app(extra="", delay=0.05)
     app.config = app.config.with_value("generation", "length", 5000)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)
@@ -212,8 +220,9 @@ async def test_chinese_interface(make_app):
         set_language("en")
 
 
-async def test_a_missing_model_is_reported_not_raised(tmp_path, make_app):
-    app, _ = make_app()
+@pytest.mark.parametrize("real", [True, False], ids=["backends.load", "engine_loader"])
+async def test_a_missing_model_is_reported_not_raised(tmp_path, make_app, real):
+    app, _ = make_app(real=real)  # backends.load's own LoadError, or the one an engine_loader raises
     app.config = app.config.with_value("model", "path", str(tmp_path / "nope.safetensors"))
     async with app.run_test(size=(100, 30)) as pilot:
         assert await wait_until(pilot, lambda: "nope.safetensors" in app.status.message)
@@ -221,9 +230,9 @@ async def test_a_missing_model_is_reported_not_raised(tmp_path, make_app):
         assert app.candidates.candidates == []
 
 
-async def test_new_manuscript_without_a_file(tmp_path, tiny_model):
-    config = load_config(write_config(tmp_path, tiny_model), user_path=tmp_path / "no-user.toml")
-    app = StudioApp(config, None, data_dir=tmp_path / "data")
+async def test_new_manuscript_without_a_file(tmp_path, fake_model):
+    config = load_config(write_config(tmp_path, fake_model), user_path=tmp_path / "no-user.toml")
+    app = StudioApp(config, None, data_dir=tmp_path / "data", engine_loader=fake_loader())
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.1)
         assert app.path.parent == tmp_path / "data" / "manuscripts"
@@ -261,7 +270,7 @@ async def test_ambiguous_width_punctuation_keeps_the_cursor_on_its_character(mak
 
 
 async def test_the_status_line_says_which_backend_auto_chose_and_why(make_app):
-    app, _ = make_app()  # the test config leaves backend = "auto"
+    app, _ = make_app(real=True)  # the test config leaves backend = "auto"
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)
         assert f"{cpu_auto_backend()}/cpu" in app.status.model  # short on the line
@@ -286,7 +295,7 @@ async def test_the_model_gets_the_configured_threads_before_generating(make_app,
 
     calls = []
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
-    app, _ = make_app()
+    app, _ = make_app(real=True)
     app.config = app.config.with_value("generation", "threads", 1)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)

@@ -9,8 +9,9 @@ What would differ between runs is kept out of the picture:
 - time: the status line's clock is frozen, so it always says "saved";
 - speed: the chars/s figure after generating is replaced by a fixed one;
 - the cursor does not blink.
-The candidates come from the seeded random model of the `tiny_model` fixture
-with a fixed sampling seed, so they are the same on every run.
+The candidates come from the fake engine (tests/fake_engine.py: deterministic,
+no model file read) with a fixed sampling seed, so they are the same on every
+run; the config's [model] path is replaced by the fake's stand-in file.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from studio.app import StudioApp
 from studio.config import load_config
 from studio.i18n import set_language
 from studio.widgets import status_line
+from tests.fake_engine import fake_loader, write_fake_model
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CONFIG = FIXTURES / "studio_snapshot.toml"
@@ -33,17 +35,16 @@ FIXED_ACTIVITY = "123 chars/s"  # stands in for the measured speed
 
 
 @pytest.fixture
-def studio(tmp_path, tiny_model, monkeypatch):
-    """A StudioApp on the fixed manuscript and config, run from its temporary folder."""
-    shutil.copy(tiny_model, tmp_path / "tiny.safetensors")
-    shutil.copy(tiny_model.with_suffix(".json"), tmp_path / "tiny.json")
+def studio(tmp_path, monkeypatch):
+    """A StudioApp on the fixed manuscript and config and the fake engine, run from its temporary folder."""
     shutil.copy(CONFIG, tmp_path / "config.toml")
     shutil.copy(MANUSCRIPT, tmp_path / "novel.txt")
     monkeypatch.chdir(tmp_path)
     # The status line's clock stands still: "saved", never "saved 3 s ago".
     monkeypatch.setattr(status_line, "time", types.SimpleNamespace(monotonic=lambda: 0.0))
     config = load_config(tmp_path / "config.toml", user_path=tmp_path / "no-user.toml")
-    app = StudioApp(config, Path("novel.txt"), data_dir=tmp_path / "data")
+    config = config.with_value("model", "path", str(write_fake_model(tmp_path)))
+    app = StudioApp(config, Path("novel.txt"), data_dir=tmp_path / "data", engine_loader=fake_loader())
     yield app
     if app.service is not None:
         app.service.close()

@@ -128,17 +128,20 @@ async def test_details_are_the_tooltip_not_the_line():
         assert status.tooltip == LONG_MODEL and "CUDA" not in shown_rows(app)[0]
 
 
-async def test_the_studio_at_80_columns_shows_a_failed_save_whole(tmp_path, tiny_model):
-    """The real app: the manuscript's file turns into a folder, so saving fails; the line says so, whole."""
+async def test_the_studio_at_80_columns_shows_a_failed_save_whole(tmp_path, fake_model):
+    """The real app (on the fake engine): the manuscript's file turns into a folder, so saving fails; the line
+    says so, whole."""
     from studio.app import StudioApp
     from studio.config import load_config
+    from tests.fake_engine import fake_loader
 
     config_path = tmp_path / "config.toml"
-    config_path.write_text(f'[model]\npath = "{tiny_model}"\n[studio]\nlanguage = "en"\nautosave_seconds = 600.0\n',
+    config_path.write_text(f'[model]\npath = "{fake_model}"\n[studio]\nlanguage = "en"\nautosave_seconds = 600.0\n',
                            encoding="utf-8")
     manuscript = tmp_path / "novel.txt"
     manuscript.write_text("　　第一章\n", encoding="utf-8")
-    app = StudioApp(load_config(config_path, user_path=tmp_path / "no-user.toml"), manuscript, data_dir=tmp_path / "data")
+    app = StudioApp(load_config(config_path, user_path=tmp_path / "no-user.toml"), manuscript, data_dir=tmp_path / "data",
+                    engine_loader=fake_loader())
     async with app.run_test(size=(80, 24)) as pilot:
         status = app.screen.query_one(StatusLine)
         await pilot.pause(0.2)

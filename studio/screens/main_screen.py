@@ -89,7 +89,7 @@ class MainScreen(Screen):
     MainScreen.-too-small #main, MainScreen.-too-small SettingsPanel { display: none; }
     """
 
-    def __init__(self, config, manuscript: Path | None, data_dir: Path | None):
+    def __init__(self, config, manuscript: Path | None, data_dir: Path | None, engine_loader=None):
         super().__init__(id="main-screen")
         set_bindings(self, make_bindings(config.section("keys")))  # descriptions in the chosen language
         self.config = config
@@ -98,6 +98,7 @@ class MainScreen(Screen):
         self.file: OpenManuscript | None = None
         self._declined_utf8 = False  # the author kept the file's encoding: do not ask again
         self.engine = None
+        self.engine_loader = engine_loader  # [model] section -> engine, or LoadError; None: backends.load
         self.model_description = ""  # file · architecture · backend/device, kept with each history record
         self.service: GenerationService | None = None
         self.buffer = StreamBuffer()
@@ -327,9 +328,12 @@ class MainScreen(Screen):
         m = self.config.section("model")
         self.app.call_from_thread(setattr, self.status, "model", tr("loading_model", model=Path(m["path"]).name))
         try:
-            engine = load(m["path"], backend=m["backend"], device=m["device"], vocab=m["vocab"] or None,
-                          dtype=m["dtype"] or None, unknown_char=m["unknown_char"],
-                          window_refill=m["window_refill"])
+            if self.engine_loader is not None:
+                engine = self.engine_loader(dict(m))
+            else:
+                engine = load(m["path"], backend=m["backend"], device=m["device"], vocab=m["vocab"] or None,
+                              dtype=m["dtype"] or None, unknown_char=m["unknown_char"],
+                              window_refill=m["window_refill"])
         except LoadError as exc:
             self.app.call_from_thread(self.engine_failed, str(exc))
             return
