@@ -280,7 +280,7 @@ async def test_the_studio_writes_with_a_v1_pth_and_names_it(v1_file, tmp_path):
     app = StudioApp(config, manuscript, data_dir=tmp_path / "data")
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)
-        assert "aiwriter-v1" in app.status.model
+        assert "aiwriter-v1" in app.status.details
         app.editor.move_cursor(app.editor.document.end)
         texts = await generate(pilot, app)
         assert len(texts) == 3 and all(len(t) == 12 for t in texts)
