@@ -437,6 +437,22 @@ class Studio(Terminal):
                 found.append({"number": int(number), "length": int(length), "streaming": bool(streaming), "text": text})
         return found
 
+    def finished_candidates(self, count: int | None = None, timeout: float = 20.0, other_than=None) -> list[dict]:
+        """Wait until the candidates (`count` of them, if given) have finished streaming, each text as
+        long as its title says, the same on two reads in a row (a frame drawn whole) and, if given,
+        other than `other_than` (the last ones); returns them."""
+        reads = [None]
+
+        def done(_screen) -> bool:
+            found, previous = self.candidates(), reads[-1]
+            reads.append(found)
+            whole = all(not c["streaming"] and 0 < len(c["text"]) == c["length"] for c in found)
+            return (bool(found) and whole and (count is None or len(found) == count)
+                    and found != other_than and found == previous)
+
+        self.wait_for(done, timeout, message="waited for finished candidates:")
+        return reads[-1]
+
 
 TITLE = re.compile(r"╭─ (\d+) · (\d+) chars( …)?")
 

@@ -64,7 +64,7 @@ def test_ctrl_home_and_ctrl_end_move_to_the_ends_of_the_manuscript(start_studio)
     wait_file(studio.manuscript, "始" + text + "末", screen=studio)
 
 
-def test_quit_saves_exits_0_and_restores_the_terminal(start_studio):
+def test_quit_saves_exits_0_prints_the_path_and_restores_the_terminal(start_studio):
     studio = start_studio(ORIGINAL)
     studio.wait_for("他走进了房间")
     studio.type_text("门开了。")
@@ -73,17 +73,10 @@ def test_quit_saves_exits_0_and_restores_the_terminal(start_studio):
     assert studio.exit_status() == 0, studio.dump()
     assert studio.file_text() == ORIGINAL + "门开了。"
     assert studio.restore_problems() == [], studio.dump()
-    assert "Traceback" not in studio.output_text()
-
-
-def test_quit_prints_the_manuscripts_path(start_studio):
-    studio = start_studio(ORIGINAL)
-    studio.wait_for("他走进了房间")
-    studio.send(ctrl("q"))
-    assert studio.exit_status() == 0, studio.dump()
     printed = studio.after_screen()
     named = [word for word in printed.split() if (studio.root / word).resolve() == studio.manuscript.resolve()]
     assert named, f"no word of what was printed after the screen names {studio.manuscript}: {printed!r}"
+    assert "Traceback" not in studio.output_text()
 
 
 def test_reopening_shows_what_was_typed(start_studio):

@@ -77,17 +77,6 @@ def kill(studio: Studio, trial: Trial) -> None:
     assert studio.exit_status(timeout=10) == -signal.SIGKILL, trial.describe()
 
 
-def finished_candidate_1(studio: Studio, trial: Trial) -> str:
-    def done(_screen) -> bool:
-        found = studio.candidates()
-        return bool(found) and not any(c["streaming"] for c in found) and all(c["text"] for c in found)
-
-    studio.wait_for(done, 30, message=f"{trial.describe()}: waited for finished candidates:")
-    text = studio.candidates()[0]["text"]
-    assert len(text) == studio.candidates()[0]["length"], studio.dump()
-    return text
-
-
 def run_trial(trial: Trial, model: Path) -> None:
     trial.folder.mkdir(parents=True)
     manuscript = trial.folder / "novel.txt"
@@ -116,7 +105,7 @@ def run_trial(trial: Trial, model: Path) -> None:
                     trial.notes.append("streaming had ended")
             elif trial.kind == "accept":
                 studio.send(ctrl("g"))
-                text = finished_candidate_1(studio, trial)
+                text = studio.finished_candidates(2, timeout=30)[0]["text"]
                 studio.send(alt("1", "kitty"))
                 trial.events.append((time.monotonic(), text))
                 studio.wait_for("accepted candidate 1", 10, message=f"{trial.describe()}:")
@@ -156,9 +145,13 @@ def run_all(trials: list[Trial], model: Path) -> list[Outcome]:
         outcome = outcomes[trial.number]
         try:
             run_trial(trial, model)
-            outcome.result = check(trial)
         except BaseException as exc:  # noqa: BLE001 - reported by the test of this kind
-            outcome.problem = str(exc) if isinstance(exc, AssertionError) else f"{trial.describe()}: {exc!r}"
+            outcome.problem = f"{trial.describe()}: {exc if isinstance(exc, AssertionError) else repr(exc)}"
+            return
+        try:
+            outcome.result = check(trial)
+        except AssertionError as exc:
+            outcome.problem = str(exc)
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=SLOTS) as pool:
