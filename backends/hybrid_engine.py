@@ -7,7 +7,7 @@ torch's small-batch matrix products are slow. This engine sends forward() calls
 with T > 1 to torch and T == 1 to its step:
 
   torch+native   backends.native_step: RWKV-7's step in C, compiled for this CPU
-                 on first use (a second or two; then cached). It reads every weight
+                 on first use (then cached). It reads every weight
                  once for up to 4 rows, so 4 candidates cost little more than one.
                  What backend auto takes for an RWKV-7 where a C compiler is found.
   torch+onnx     ONNX Runtime's exported step (backends.onnx_export): RWKV-7 and
@@ -28,9 +28,9 @@ background thread, so loading costs no more than the torch model's; until the
 session is open, decode steps run on torch, with the same results to float32
 rounding. `wait_for_step()` waits for it; `step_error` says why it could not be
 made (then the engine stays on torch). The export itself runs in a child process
-at lower priority: building and serialising the graph holds Python's GIL for up to
-1.5 s at a time (12 x 768), which would freeze a UI thread in this process;
-opening the session does not.
+at lower priority: building and serialising the graph holds Python's GIL for long
+stretches, which would freeze a UI thread in this process; opening the session
+does not.
 """
 
 from __future__ import annotations
@@ -130,7 +130,8 @@ def load_hybrid(path, tokenizer, choice, dtype: str | None = None, cache_dir=Non
 
     float32 = dtype in (None, "", "float32")
     native = choice.backend == NATIVE_BACKEND and float32
-    torch_engine = _load_torch(path, tokenizer, "cpu", dtype, script=not native)  # eager: the C scan reads prompts
+    # eager layers for the C step: they take its scan for prompts (FusedRWKV7.use_sequence_wkv)
+    torch_engine = _load_torch(path, tokenizer, "cpu", dtype, script=not native)
     if not float32:
         return torch_engine, Selection("torch", "cpu", f"auto: torch on the CPU, as dtype {dtype} asks "
                                                        "(the decode steps are float32 only)")

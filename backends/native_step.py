@@ -4,20 +4,17 @@
     step = NativeStep(library, model, tokenizer, info)
     logits, state = step.forward([[id], [id]], state)   # B rows, one token each (T tokens run T steps)
 
-On a CPU a decode step is bound by reading the weights: 388 MB per step at
-AI-Writer's 12 x 768. The C step reads every weight matrix once for up to 4 rows,
-prefetching ahead in each row, so that 4 candidates cost little more than one; the
-matrix products of MKL and ONNX Runtime take 25-50% longer for 4 rows than for 1
-here (bench/bench_engine.py). It computes the equations of models/rwkv7.py at
-T == 1, in float32, on the onnx backend's state layout (OnnxState: numpy arrays,
-batch on axis 1), and reads the torch model's own weight tensors (no copy but the
-small LoRA matrices, transposed).
+On a CPU a decode step is bound by reading the weights. The C step reads every
+weight matrix once for up to 4 rows, prefetching ahead in each row, so that 4
+candidates cost little more than one (figures: bench/bench_engine.py). It computes
+the equations of models/rwkv7.py at T == 1, in float32, on the onnx backend's state
+layout (OnnxState: numpy arrays, batch on axis 1), and reads the torch model's own
+weight tensors as they are, in the layout models/rwkv7.py documents (no copy).
 
 The same library scans prompts: torch still computes a prompt's projections in
-large matrix products, but the state update over its T tokens (TimeMix.sequence_wkv
-of an eager model) runs token by token in C with each head's state held in cache,
-transposed so that every sum is whole vectors: about a third of the arithmetic of
-the chunked form (models/wkv7.py), and 5-6x faster than it at 12 x 768.
+large matrix products, but the state update over its T tokens runs token by token
+in C (FusedRWKV7.use_sequence_wkv of an eager model), with each head's state held
+in cache: about a third of the arithmetic of the chunked form (models/wkv7.py).
 
 The source is compiled with the C compiler found here ($CC, cc, gcc or clang;
 -O3 -march=native, OpenMP when the compiler has it) into the cache folder
@@ -48,8 +45,7 @@ SOURCE = Path(__file__).resolve().parent / "native" / "rwkv7_step.c"
 CACHE_ENV = "AI_WRITER_NATIVE_CACHE"
 SWITCH_ENV = "AI_WRITER_NATIVE"  # "0" turns the native step off
 MAX_HEAD = 256  # rwkv7_step.c's MAX_HEAD
-# The per-layer weights in rwkv7_step.c's order (its enum), as models.rwkv7 names them; LoRA
-# matrices (used as x @ W) are handed over transposed, to the (out, in) layout of nn.Linear.
+# The per-layer weights in rwkv7_step.c's order (its enum), as models.rwkv7 names and lays them out.
 LAYER_WEIGHTS = (
     "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias",
     "att.x_r", "att.x_w", "att.x_k", "att.x_v", "att.x_a", "att.x_g",
@@ -58,7 +54,6 @@ LAYER_WEIGHTS = (
     "att.receptance.weight", "att.key.weight", "att.value.weight", "att.output.weight",
     "att.ln_x.weight", "att.ln_x.bias", "ffn.x_k", "ffn.key.weight", "ffn.value.weight",
 )
-LORA = {"w1", "w2", "a1", "a2", "v1", "v2", "g1", "g2"}
 GLOBAL_WEIGHTS = ("emb.weight", "blocks.0.ln0.weight", "blocks.0.ln0.bias", "ln_out.weight", "ln_out.bias", "head.weight")
 
 _building = threading.Lock()
@@ -190,14 +185,13 @@ class NativeStep(NumpyStates):
         params = dict(model.named_parameters())
         if any(p.dtype != torch.float32 or p.device.type != "cpu" for p in params.values()):
             raise NativeBuildError("the native step runs float32 weights on the CPU only")
-        for p in params.values():  # projections stored transposed (models.rwkv7.prepare_for_inference) go
-            if p.dim() == 2 and not p.is_contiguous():  # back to (out, in) rows, shared with torch, whose
-                p.data = p.data.contiguous()  # prompt products read them as fast (one copy, once)
+        if not all(p.is_contiguous() for p in params.values()):
+            raise NativeBuildError("the native step reads contiguous weights (models.rwkv7_fused.prepare_for_inference)")
         weights = {name: p.detach() for name, p in params.items()}
         self._keep = []  # every array whose memory the C step reads
 
         def pointer(tensor) -> int:
-            array = tensor.contiguous().numpy()  # no copy but for the small transposed LoRA matrices
+            array = tensor.numpy()  # the parameter's own memory
             self._keep.append(array)
             return array.ctypes.data
 
@@ -208,13 +202,11 @@ class NativeStep(NumpyStates):
                 if key not in weights:  # layer 0 has no value mix (v0, v1, v2)
                     layer_pointers.append(0)
                     continue
-                tensor = weights[key]
-                layer_pointers.append(pointer(tensor.t() if name.rsplit(".", 1)[-1] in LORA else tensor))
+                layer_pointers.append(pointer(weights[key]))
         self._layers = (ctypes.c_void_p * len(layer_pointers))(*layer_pointers)
         self._globals = (ctypes.c_void_p * len(GLOBAL_WEIGHTS))(*(pointer(weights[k]) for k in GLOBAL_WEIGHTS))
-        for block in model.blocks:  # an eager model's prompts: the C scan for the state update
-            if "sequence_wkv" in type(block.att).__dict__:  # models.rwkv7.TimeMix, not a scripted copy
-                block.att.sequence_wkv = self.sequence_wkv
+        use_scan = getattr(model, "use_sequence_wkv", None)  # models.rwkv7_fused.FusedRWKV7
+        self.scans_prompts = bool(use_scan and use_scan(self.sequence_wkv))  # False: scripted layers
         value_width = config.d_value if config.n_layer > 1 else 0
         self._sizes = np.array([config.n_layer, config.n_embd, config.head_size, config.vocab_size, config.d_decay,
                                 config.d_iclr, value_width, config.d_gate, weights["blocks.0.ffn.key.weight"].shape[0]],
@@ -223,9 +215,8 @@ class NativeStep(NumpyStates):
     def sequence_wkv(self, state, r, log_w, k, v, a, b):
         """models.wkv7.wkv7_chunked's state update over T tokens, token by token in C: (o, new state).
 
-        Inputs (B, T, H, N) float32 CPU tensors with log_w = log(w); state (B, H, N, N). The
-        recurrence itself, with each head's state in cache: about a third of the chunked form's
-        arithmetic. Under autograd (training) or for other dtypes, the chunked form."""
+        Inputs (B, T, H, N) float32 CPU tensors with log_w = log(w); state (B, H, N, N). Under
+        autograd (training) or for other dtypes, the chunked form."""
         import torch
 
         from models.wkv7 import wkv7_chunked

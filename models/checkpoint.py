@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from models.rwkv7 import RWKV7, RWKV7Config, prepare_for_inference
+from models.rwkv7 import RWKV7Config
+from models.rwkv7_fused import FusedRWKV7, prepare_for_inference
 
 
 class ModelFileError(ValueError):
@@ -207,7 +208,7 @@ def _architecture_classes(arch: str):
         from models import aiwriter_v2
 
         return aiwriter_v2.AIWriterV2, aiwriter_v2.AIWriterV2Config, _freeze
-    return RWKV7, RWKV7Config, prepare_for_inference
+    return FusedRWKV7, RWKV7Config, prepare_for_inference
 
 
 def _freeze(model):
@@ -237,7 +238,7 @@ def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.
         model.load_state_dict({k: v.to(dtype) for k, v in weights.items()}, strict=True, assign=True)
     except (KeyError, ValueError, RuntimeError, IndexError) as exc:
         raise ModelFileError(f"{path}: {name} weights with missing or misshapen tensors ({_first_line(exc)})") from None
-    # script=False (RWKV-7, RWKV-4): eager modules, whose hooks an engine may set (TimeMix.sequence_wkv)
+    # script=False (RWKV-7, RWKV-4): eager modules, which take an engine's scan (FusedRWKV7.use_sequence_wkv)
     return prepare(model.to(device)) if script else prepare(model.to(device), script=False)
 
 

@@ -326,14 +326,11 @@ class RWKV4(nn.Module):
 
 
 def prepare_for_inference(model: RWKV4, script: bool = True) -> RWKV4:
-    """Freeze the weights, store each projection transposed, and compile the mixing layers.
+    """Freeze the weights and compile the mixing layers (models.rwkv7_fused.freeze_and_script);
+    values, names and results are unchanged."""
+    from models.rwkv7_fused import freeze_and_script
 
-    The same treatment as models.rwkv7.prepare_for_inference; values, names and
-    results are unchanged.
-    """
-    from models.rwkv7 import prepare_for_inference as prepare
-
-    return prepare(model, script=script)  # type: ignore[arg-type]
+    return freeze_and_script(model, script=script)
 
 
 def init_weights(model: RWKV4, seed: int, spread: float = 1.0) -> RWKV4:

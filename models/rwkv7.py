@@ -1,17 +1,18 @@
-"""RWKV-7 ("x070", "Goose"): the language model, in two forms that agree.
+"""RWKV-7 ("x070", "Goose"): the plain reference, written as BlinkDL's RWKV-7 demo.
 
-    step(tokens (B,), state)         B sequences advance one token each (decoding)
-    sequence(tokens (B, T), state)   B sequences advance T tokens each, chunked over
-                                     time (prompts, evaluation and training)
+    model(tokens (B, T), state)   B sequences advance T tokens each; T == 1 is one step
 
 Parameter names and shapes are BlinkDL's, so `load_state_dict` takes a released
-checkpoint as it is. The equations follow BlinkDL's reference implementation.
+checkpoint as it is, and every parameter keeps the file's layout: contiguous,
+nn.Linear weights (out, in), the LoRA matrices (w1, w2, a1, ...) (in, out) as in
+x @ W. The C step (backends/native_step.py) reads them so. Every equation is here in code, one path for any T: the state
+update runs token by token, as its definition. The engines run models.rwkv7_fused,
+the same equations rearranged for speed and tested against this one.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -20,10 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.random_weights import fill_parameters
-from models.wkv7 import wkv7_chunked, wkv7_step
 
 HEAD_SIZE = 64
-DECAY_SCALE = math.exp(-0.5)  # w = exp(-e^-0.5 * sigmoid(w0 + lora)), in (0.545, 1)
+# exp(w) = e^-0.5 * sigmoid(w0 + ...) for TimeMix's w: the decay exp(-exp(w)) as the fused forms,
+# the C step and the ONNX graph compute it
+DECAY_SCALE = math.exp(-0.5)
 GROUP_NORM_EPS = 64e-5
 
 
@@ -84,34 +86,16 @@ class RWKV7State(NamedTuple):
     ffn_x_prev: torch.Tensor  # (L, B, C) the previous token's input to channel mixing
 
 
-def _shift_delta(x, x_prev):
-    """Each position's previous token input minus its own: (x_prev, then x[:, :-1]) - x. (B, T, C)"""
-    if x.shape[1] == 1:
-        return x_prev.unsqueeze(1) - x
-    if torch.is_grad_enabled():  # training: ops autograd follows
-        return torch.cat((x_prev.unsqueeze(1), x[:, :-1]), dim=1) - x
-    delta = torch.empty_like(x)  # inference: one pass, no concatenated copy
-    torch.sub(x_prev, x[:, 0], out=delta[:, 0])
-    torch.sub(x[:, :-1], x[:, 1:], out=delta[:, 1:])
-    return delta
-
-
-def _lora(bias, h, w2):
-    """bias + h @ w2 as one product for (B, T, d) h: the bias rides in the matrix product."""
-    return torch.addmm(bias.view(-1), h.reshape(-1, h.shape[-1]), w2).view(h.shape[:-1] + (w2.shape[1],))
+def _token_shift(x, x_prev):
+    """Each position's previous input: x_prev, then x[:, :-1]. (B, T, C)"""
+    return torch.cat((x_prev.unsqueeze(1), x[:, :-1]), dim=1)
 
 
 class TimeMix(nn.Module):
-    __constants__ = ["decay_scale", "eps", "layer_id", "n_head", "head_size"]
-    __jit_ignored_attributes__ = ["sequence_wkv"]
-    # The state update over T > 1 tokens, (state, r, log_w, k, v, a, b) -> (o, state) as models.wkv7's
-    # wkv7_chunked. An engine may give an eager (unscripted) instance its own implementation of the
-    # same equations (backends.native_step's C scan); scripted modules always take wkv7_chunked.
-    sequence_wkv = staticmethod(wkv7_chunked)
+    """BlinkDL's RWKV_Tmix_x070."""
 
     def __init__(self, config: RWKV7Config, layer_id: int):
         super().__init__()
-        self.decay_scale, self.eps = DECAY_SCALE, GROUP_NORM_EPS
         C, H, N = config.n_embd, config.n_head, config.head_size
         self.layer_id, self.n_head, self.head_size = layer_id, H, N
 
@@ -131,59 +115,59 @@ class TimeMix(nn.Module):
         self.output = nn.Linear(C, C, bias=False)
         self.ln_x = nn.GroupNorm(H, C, eps=GROUP_NORM_EPS)
 
-    def forward(self, x, x_prev, kv, v_first, keep: int = 0):
-        """x: (B, T, C) after ln1; x_prev: (B, C); kv: (B, H, N, N); v_first: layer 0's v (B, T, C), ignored by layer 0.
+    def forward(self, x, x_prev, state, v_first):
+        """x: (B, T, C) after ln1; x_prev: (B, C) the input before x[:, 0]; state: (B, H, N, N) float32,
+        [value, key]; v_first: layer 0's v (B, T, C), read by the other layers.
 
-        T == 1 takes the single-step update, T > 1 the chunked one. keep > 0: the output of
-        only the last `keep` positions (the state still reads all of them).
-        Returns (out (B, T or keep, C), last x (B, C), kv, v_first).
+        Returns (out (B, T, C), x[:, -1], new state, v_first).
         """
         B, T, C = x.shape
         H, N = self.n_head, self.head_size
-        xx = _shift_delta(x, x_prev)
-        mixes = torch.stack((self.x_r, self.x_w, self.x_k, self.x_v, self.x_a, self.x_g))  # (6, 1, 1, C)
-        xr, xw, xk, xv, xa, xg = torch.addcmul(x, xx, mixes).unbind(0)  # x + xx * x_?
+        xx = _token_shift(x, x_prev) - x
+
+        xr = x + xx * self.x_r
+        xw = x + xx * self.x_w
+        xk = x + xx * self.x_k
+        xv = x + xx * self.x_v
+        xa = x + xx * self.x_a
+        xg = x + xx * self.x_g
 
         r = self.receptance(xr)
-        log_w = -self.decay_scale * torch.sigmoid(_lora(self.w0, torch.tanh(xw @ self.w1), self.w2))
+        w = -F.softplus(-(self.w0 + torch.tanh(xw @ self.w1) @ self.w2)) - 0.5  # soft-clamped to (-inf, -0.5)
         k = self.key(xk)
         v = self.value(xv)
-        iclr = torch.sigmoid(_lora(self.a0, xa @ self.a1, self.a2))  # in-context learning rate
-
-        kk = F.normalize((k * self.k_k).view(B, T, H, N), dim=-1, p=2.0).view(B, T, C)
-        k = k * torch.addcmul(1 - self.k_a, iclr, self.k_a)  # k * (1 + (iclr - 1) * k_a)
         if self.layer_id == 0:
-            v_first = v
+            v_first = v  # the first layer's v, for the value residual of the others
         else:
-            v = torch.lerp(v, v_first, torch.sigmoid(_lora(self.v0, xv @ self.v1, self.v2)))  # v + (v_first - v) * mix
-
-        r_, log_w_, k_, v_, a_, b_ = (t.view(B, T, H, N).float() for t in (r, log_w, k, v, -kk, kk * iclr))
-        if T == 1:
-            o, kv = wkv7_step(kv, r_[:, 0], torch.exp(log_w_[:, 0]), k_[:, 0], v_[:, 0], a_[:, 0], b_[:, 0])
-            o = o.unsqueeze(1)
-        elif torch.jit.is_scripting():
-            o, kv = wkv7_chunked(kv, r_, log_w_, k_, v_, a_, b_)
-        else:
-            o, kv = self._sequence_wkv(kv, r_, log_w_, k_, v_, a_, b_)
-        if 0 < keep < T:
-            o, r, k, v, xg = o[:, -keep:], r[:, -keep:], k[:, -keep:], v[:, -keep:], xg[:, -keep:]
-        T = o.shape[1]
-        o = o.to(x.dtype).reshape(B * T, C)
-
-        o = F.group_norm(o, H, self.ln_x.weight, self.ln_x.bias, eps=self.eps).view(B, T, C)
-        bonus = (r * k * self.r_k.view(C)).view(B, T, H, N).sum(dim=-1, keepdim=True) * v.view(B, T, H, N)
-        o = o + bonus.view(B, T, C)
+            v = v + (v_first - v) * torch.sigmoid(self.v0 + (xv @ self.v1) @ self.v2)
+        a = torch.sigmoid(self.a0 + (xa @ self.a1) @ self.a2)  # the in-context learning rate
         g = torch.sigmoid(xg @ self.g1) @ self.g2
-        return self.output(o * g), x[:, -1], kv, v_first
 
+        kk = k * self.k_k
+        kk = F.normalize(kk.view(B, T, H, N), dim=-1, p=2.0).view(B, T, C)
+        k = k * (1 + (a - 1) * self.k_a)
 
-    @torch.jit.unused
-    def _sequence_wkv(self, kv, r, log_w, k, v, a, b) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.autocast(r.device.type, enabled=False):  # fp32 even under mixed-precision training
-            return self.sequence_wkv(kv, r, log_w, k, v, a, b)
+        decay = torch.exp(-torch.exp(w))
+        r_, decay_, k_, v_, kk_, a_ = (t.view(B, T, H, N).float() for t in (r, decay, k, v, kk, a))
+        S = state
+        outputs = []
+        for t in range(T):  # per head: S = S diag(w) + S (-kk) (kk a)^T + v k^T, then o = S r
+            w_t, r_t, k_t, v_t, kk_t, a_t = (u[:, t] for u in (decay_, r_, k_, v_, kk_, a_))  # (B, H, N)
+            S = (S * w_t[..., None, :]
+                 + (S @ -kk_t[..., None]) @ (kk_t * a_t)[..., None, :]
+                 + v_t[..., None] @ k_t[..., None, :])
+            outputs.append((S @ r_t[..., None])[..., 0])
+        o = torch.stack(outputs, dim=1).to(x.dtype)  # (B, T, H, N)
+
+        o = self.ln_x(o.reshape(B * T, C)).view(B, T, C)
+        o = o + ((r.view(B, T, H, N) * k.view(B, T, H, N) * self.r_k).sum(dim=-1, keepdim=True)
+                 * v.view(B, T, H, N)).view(B, T, C)
+        return self.output(o * g), x[:, -1], S, v_first
 
 
 class ChannelMix(nn.Module):
+    """BlinkDL's RWKV_CMix_x070."""
+
     def __init__(self, config: RWKV7Config):
         super().__init__()
         C = config.n_embd
@@ -192,31 +176,44 @@ class ChannelMix(nn.Module):
         self.value = nn.Linear(4 * C, C, bias=False)
 
     def forward(self, x, x_prev):
-        """x: (B, T, C) after ln2; returns (out, last x)."""
-        xx = _shift_delta(x, x_prev)
-        k = torch.relu_(self.key(torch.addcmul(x, xx, self.x_k)))  # in place: a product's own output
-        k = k ** 2 if torch.is_grad_enabled() else k.square_()
+        """x: (B, T, C) after ln2; x_prev: (B, C). Returns (out, x[:, -1])."""
+        xx = _token_shift(x, x_prev) - x
+        k = x + xx * self.x_k
+        k = torch.relu(self.key(k)) ** 2
         return self.value(k), x[:, -1]
 
 
 class Block(nn.Module):
-    def __init__(self, config: RWKV7Config, layer_id: int):
+    def __init__(self, config: RWKV7Config, layer_id: int, time_mix=TimeMix, channel_mix=ChannelMix):
         super().__init__()
         C = config.n_embd
+        self.layer_id = layer_id
         if layer_id == 0:
             self.ln0 = nn.LayerNorm(C)
         self.ln1 = nn.LayerNorm(C)
         self.ln2 = nn.LayerNorm(C)
-        self.att = TimeMix(config, layer_id)
-        self.ffn = ChannelMix(config)
+        self.att = time_mix(config, layer_id)
+        self.ffn = channel_mix(config)
+
+    def forward(self, x, att_x_prev, att_kv, ffn_x_prev, v_first):
+        """One layer over x (B, T, C). Returns (x, v_first, this layer's new (att_x_prev, att_kv, ffn_x_prev))."""
+        if self.layer_id == 0:
+            x = self.ln0(x)
+        out, att_x, kv, v_first = self.att(self.ln1(x), att_x_prev, att_kv, v_first)
+        x = x + out
+        out, ffn_x = self.ffn(self.ln2(x), ffn_x_prev)
+        x = x + out
+        return x, v_first, (att_x, kv, ffn_x)
 
 
 class RWKV7(nn.Module):
+    mixers = (TimeMix, ChannelMix)  # each block's classes; models.rwkv7_fused.FusedRWKV7 has its own
+
     def __init__(self, config: RWKV7Config):
         super().__init__()
         self.config = config
         self.emb = nn.Embedding(config.vocab_size, config.n_embd)
-        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        self.blocks = nn.ModuleList(Block(config, i, *self.mixers) for i in range(config.n_layer))
         self.ln_out = nn.LayerNorm(config.n_embd)
         self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
 
@@ -232,61 +229,22 @@ class RWKV7(nn.Module):
     def forward(self, tokens: torch.Tensor, state: RWKV7State | None = None, full_output: bool = False):
         """tokens (B, T) -> (logits (B, V), or (B, T, V) with full_output; new state).
 
-        T == 1 is the recurrent step; T > 1 the chunked sequence form. The given
-        state is not modified.
+        The given state is not modified.
         """
-        B, T = tokens.shape
         if state is None:
-            state = self.zero_state(B)
-        att_x, att_kv, ffn_x = [], [], []
-        x = self.blocks[0].ln0(self.emb(tokens))
+            state = self.zero_state(tokens.shape[0])
+        x = self.emb(tokens)
         v_first = x  # replaced by layer 0's v
-        final = len(self.blocks) - 1
+        layers = []
         for i, block in enumerate(self.blocks):
-            # Without full_output only the last position's logits are wanted: past the final layer's
-            # state update, its last two positions suffice (the last one and the one its shift reads).
-            keep = 2 if i == final and not full_output and T > 2 else 0
-            out, last, kv, v_first = block.att(block.ln1(x), state.att_x_prev[i], state.att_kv[i], v_first, keep)
-            if keep:
-                x = x[:, -keep:]
-            x = x + out
-            att_x.append(last)
-            att_kv.append(kv)
-            out, last = block.ffn(block.ln2(x), state.ffn_x_prev[i])
-            x = x + out
-            ffn_x.append(last)
-        if not full_output:
-            x = x[:, -1]
-        logits = self.head(self.ln_out(x))
-        return logits, RWKV7State(torch.stack(att_x), torch.stack(att_kv), torch.stack(ffn_x))
+            x, v_first, layer_state = block(x, state.att_x_prev[i], state.att_kv[i], state.ffn_x_prev[i], v_first)
+            layers.append(layer_state)
+        logits = self.head(self.ln_out(x if full_output else x[:, -1]))
+        return logits, RWKV7State(*(torch.stack(parts) for parts in zip(*layers)))
 
     def step(self, tokens: torch.Tensor, state: RWKV7State | None = None):
         """tokens (B,) -> (logits (B, V), new state): one recurrent step."""
         return self.forward(tokens.view(-1, 1), state)
-
-
-def prepare_for_inference(model: RWKV7, script: bool = True) -> RWKV7:
-    """Freeze the weights, store each projection transposed, and compile the mixing layers.
-
-    F.linear(x, W) reads W as (in, out) rows that way, which is faster on CPUs for
-    the few rows of a decode step. TorchScript runs each block's time and channel
-    mixing without Python between the ~80 small operations of a step. Values,
-    names and results are unchanged.
-    """
-    model.eval().requires_grad_(False)
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            module.weight = nn.Parameter(module.weight.t().contiguous().t(), requires_grad=False)
-    if script:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # still supported in torch 2.x
-            try:
-                scripted = [(torch.jit.script(b.att), torch.jit.script(b.ffn)) for b in model.blocks]
-            except Exception:  # a torch without TorchScript: run eagerly, same results
-                scripted = [(b.att, b.ffn) for b in model.blocks]
-        for block, (att, ffn) in zip(model.blocks, scripted):
-            block.att, block.ffn = att, ffn
-    return model
 
 
 def init_weights(model: RWKV7, seed: int, spread: float = 1.0) -> RWKV7:

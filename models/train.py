@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from models.checkpoint import save_safetensors
 from models.rwkv7 import RWKV7, RWKV7Config
+from models.rwkv7_fused import FusedRWKV7
 from models.textprep import TextPrep
 from models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer
 
@@ -143,7 +144,7 @@ def sample_batch(data: torch.Tensor, batch: int, ctx: int, gen: torch.Generator)
 
 
 def mixed_precision(device: torch.device):
-    """bf16 matrix products on a GPU (the WKV state update stays fp32: TimeMix turns autocast
+    """bf16 matrix products on a GPU (the WKV state update stays fp32: FusedTimeMix turns autocast
     off around it); plain fp32 on the CPU."""
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
@@ -260,7 +261,7 @@ def main(argv=None) -> int:
     train_data, watch_data = data[:split], data[split:]
 
     config = RWKV7Config(n_layer=args.layers, n_embd=args.embd, vocab_size=tokenizer.vocab_size)
-    model = init_for_training(RWKV7(config), args.seed)
+    model = init_for_training(FusedRWKV7(config), args.seed)  # the fast form of the same parameters
     grown = None
     if args.grow_from and not args.resume:
         source = torch.load(run_file(args.grow_from, "checkpoint.pt"), map_location="cpu", weights_only=True)

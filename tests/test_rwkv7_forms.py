@@ -1,16 +1,26 @@
-"""The two forms of RWKV-7 agree: batched step == each row alone; sequence == stepping."""
+"""The forms of RWKV-7 agree with themselves: batched step == each row alone; sequence == stepping.
+
+Each check runs on the plain reference (models.rwkv7.RWKV7) and on the fused form the
+engines run (models.rwkv7_fused, scripted as the loader prepares it). The chunked
+state update equals the token-by-token loop.
+"""
 
 import pytest
 import torch
 
 from backends import state as state_ops
 from models.rwkv7 import RWKV7, RWKV7Config, init_weights
+from models.rwkv7_fused import prepare_for_inference
 from models.wkv7 import wkv7_chunked, wkv7_loop
 
 
-@pytest.fixture(scope="module")
-def model():
+def _plain():
     return init_weights(RWKV7(RWKV7Config(n_layer=3, n_embd=128, vocab_size=200)), seed=4, spread=1.5).eval()
+
+
+@pytest.fixture(scope="module", params=["plain", "fused"])
+def model(request):
+    return _plain() if request.param == "plain" else prepare_for_inference(_plain())
 
 
 def tokens(rows, length, seed=0):
@@ -32,11 +42,14 @@ def test_batched_step_equals_each_row_stepped_alone(model):
 
 
 @torch.inference_mode()
-@pytest.mark.parametrize("length", [2, 31, 32, 33, 100])
+@pytest.mark.parametrize(  # the fused form's chunks are 64 long; the plain form has one path for any length
+    "model, length", [("plain", 2), ("plain", 33)] + [("fused", n) for n in (2, 31, 32, 33, 100)], indirect=["model"])
 def test_sequence_form_equals_stepping(model, length):
     seq = tokens(2, length, seed=length)
     _, start = model(tokens(2, 5, seed=99))  # from a non-zero state
     seq_logits, seq_state = model(seq, start, full_output=True)
+    last_logits, _ = model(seq, start)
+    assert torch.allclose(last_logits, seq_logits[:, -1], atol=1e-5)
     state = start
     for t in range(length):
         logits, state = model.step(seq[:, t], state)

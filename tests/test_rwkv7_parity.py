@@ -2,7 +2,9 @@
 
 Random checkpoints are written with BlinkDL's key names and shapes; the package
 runs in a subprocess (its flags are read at import). Tolerance: max |Δlogit| <= 1e-4
-after a 64-token sequence and after each of 16 following single steps.
+after a 64-token sequence and after each of 16 following single steps, for the
+torch engine (the fused form, models.rwkv7_fused) and for the plain reference
+(models.rwkv7.RWKV7) that the other forms and steps are tested against.
 """
 
 import json
@@ -15,6 +17,7 @@ import pytest
 import torch
 
 from backends import load
+from models.rwkv7 import RWKV7, RWKV7Config
 from tests.helpers import random_rwkv7_weights, write_checkpoint
 
 ORACLE = Path(__file__).parent / "oracle" / "rwkv_package_run.py"
@@ -49,11 +52,11 @@ def case(request, tmp_path_factory):
     model_path = write_checkpoint(tmp / "model.safetensors", weights)
     (tmp / "model.json").write_text(json.dumps({str(i): chr(0x4E00 + i) for i in range(vocab)}, ensure_ascii=False))
     engine = load(model_path, backend="torch", device="cpu")
-    return engine, prompt, steps, oracle
+    return engine, prompt, steps, oracle, weights
 
 
 def test_sequence_then_steps_match_the_package(case):
-    engine, prompt, steps, oracle = case
+    engine, prompt, steps, oracle, _ = case
     logits, state = engine.forward([prompt], None)
     assert np.abs(logits[0] - oracle["prompt"].numpy()).max() <= TOLERANCE
     for i, token in enumerate(steps):
@@ -63,7 +66,7 @@ def test_sequence_then_steps_match_the_package(case):
 
 
 def test_final_state_matches_the_package_layout(case):
-    engine, prompt, steps, oracle = case
+    engine, prompt, steps, oracle, _ = case
     _, state = engine.forward([prompt], None)
     for token in steps:
         _, state = engine.forward([[token]], state)
@@ -76,9 +79,27 @@ def test_final_state_matches_the_package_layout(case):
 
 
 def test_a_batch_of_prompts_matches_the_package_row_by_row(case):
-    engine, prompt, steps, oracle = case
+    engine, prompt, steps, oracle, _ = case
     other = list(reversed(prompt))
     logits, _ = engine.forward([prompt, other], None)
     assert np.abs(logits[0] - oracle["prompt"].numpy()).max() <= TOLERANCE
     alone, _ = engine.forward([other], None)
     assert np.abs(logits[1] - alone[0]).max() <= TOLERANCE
+
+
+@torch.inference_mode()
+def test_the_plain_reference_matches_the_package(case):
+    _, prompt, steps, oracle, weights = case
+    plain = RWKV7(RWKV7Config.from_state_dict(weights))
+    plain.load_state_dict(weights, strict=True)
+    logits, state = plain.eval()(torch.tensor([prompt]))
+    assert (logits[0] - oracle["prompt"]).abs().max() <= TOLERANCE
+    for i, token in enumerate(steps):
+        logits, state = plain.step(torch.tensor([token]), state)
+        diff = (logits[0] - oracle["steps"][i]).abs().max()
+        assert diff <= TOLERANCE, f"step {i}: max |Δlogit| {diff}"
+    for layer in range(plain.config.n_layer):
+        att_x, kv, ffn_x = oracle["state"][3 * layer : 3 * layer + 3]
+        assert torch.allclose(state.att_kv[layer, 0], kv, atol=1e-4, rtol=1e-4)
+        assert torch.allclose(state.att_x_prev[layer, 0], att_x, atol=1e-5)
+        assert torch.allclose(state.ffn_x_prev[layer, 0], ffn_x, atol=1e-5)

@@ -138,7 +138,7 @@ def test_a_grown_model_computes_what_the_trained_one_did_until_it_trains(tmp_pat
 
 
 def test_under_mixed_precision_the_state_update_still_runs_in_fp32(monkeypatch):
-    from models.rwkv7 import TimeMix
+    from models.rwkv7_fused import FusedRWKV7, FusedTimeMix
     from models.wkv7 import wkv7_chunked
 
     seen = []
@@ -147,8 +147,8 @@ def test_under_mixed_precision_the_state_update_still_runs_in_fp32(monkeypatch):
         seen.append((r.dtype, torch.is_autocast_enabled("cpu")))
         return wkv7_chunked(kv, r, *rest)
 
-    monkeypatch.setattr(TimeMix, "sequence_wkv", staticmethod(spy))
-    model = init_weights(RWKV7(RWKV7Config(n_layer=2, n_embd=64, vocab_size=50)), seed=1)
+    monkeypatch.setattr(FusedTimeMix, "sequence_wkv", staticmethod(spy))
+    model = init_weights(FusedRWKV7(RWKV7Config(n_layer=2, n_embd=64, vocab_size=50)), seed=1)
     tokens = torch.randint(0, 50, (2, 100), generator=torch.Generator().manual_seed(0))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mixed, _ = model(tokens, full_output=True)

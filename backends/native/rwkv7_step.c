@@ -8,8 +8,9 @@
  * iterations prefetched, so that 4 rows cost about what 1 row costs when the step is
  * bound by memory bandwidth. Everything is float32.
  *
- * Weights are nn.Linear-style (out, in) row-major matrices: y[n] = sum_k W[n][k] x[k].
- * The LoRA matrices (w1, w2, a1, ...) are passed transposed to that layout.
+ * Weights are read in the model's own layout (models/rwkv7.py), never copied: projections are
+ * nn.Linear's (out, in) row-major matrices, y[n] = sum_k W[n][k] x[k] (matmul); the LoRA
+ * matrices (w1, w2, a1, ...) are (in, out), y[n] = sum_k x[k] W[k][n] (matmul_in_out).
  * State layout (axis 0 the layer, axis 1 the row): att_x (L, B, C), kv (L, B, H, N, N)
  * in [value, key] order, ffn_x (L, B, C). Inputs are read, outputs written; they may
  * not overlap.
@@ -118,6 +119,48 @@ static void matmul(const float *x, const float *w, float *y, int M, int N, int K
     }
 }
 
+/* y (M, N) = x (M, K) @ w (K, N), w row-major (in, out) as the LoRA matrices are stored: each row
+ * of w is added into up to 4 rows of y at once, 64 columns at a time, so y stays in registers. */
+static void matmul_in_out(const float *x, const float *w, float *y, int M, int N, int K, int threads) {
+    int tiles = (N + 63) / 64;
+    int parallel = (size_t)N * K >= 65536 && threads > 1;
+#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
+    for (int tile = 0; tile < tiles; tile++) {
+        const int n0 = tile * 64, width = N - n0 < 64 ? N - n0 : 64;
+        for (int m0 = 0; m0 < M; m0 += 4) {
+            const int rows = M - m0 < 4 ? M - m0 : 4;
+            const float *xm = x + (size_t)m0 * K;
+            if (width == 64) {
+                v16 acc[4][4];
+                for (int m = 0; m < 4; m++)
+                    for (int q = 0; q < 4; q++) acc[m][q] = (v16){0};
+                for (int k = 0; k < K; k++) {
+                    const float *wk = w + (size_t)k * N + n0;
+                    v16 w0 = load16(wk), w1 = load16(wk + 16), w2 = load16(wk + 32), w3 = load16(wk + 48);
+                    for (int m = 0; m < rows; m++) {
+                        float xk = xm[(size_t)m * K + k];
+                        acc[m][0] += xk * w0;
+                        acc[m][1] += xk * w1;
+                        acc[m][2] += xk * w2;
+                        acc[m][3] += xk * w3;
+                    }
+                }
+                for (int m = 0; m < rows; m++) memcpy(y + (size_t)(m0 + m) * N + n0, acc[m], sizeof acc[m]);
+                continue;
+            }
+            for (int m = 0; m < rows; m++) { /* the last columns, fewer than 64 */
+                float acc[64] = {0};
+                for (int k = 0; k < K; k++) {
+                    const float *wk = w + (size_t)k * N + n0;
+                    float xk = xm[(size_t)m * K + k];
+                    for (int j = 0; j < width; j++) acc[j] += xk * wk[j];
+                }
+                memcpy(y + (size_t)(m0 + m) * N + n0, acc, sizeof(float) * width);
+            }
+        }
+    }
+}
+
 static void layer_norm(const float *x, const float *weight, const float *bias, float *out, int B, int C) {
     for (int b = 0; b < B; b++) {
         const float *xb = x + (size_t)b * C;
@@ -133,14 +176,15 @@ static void layer_norm(const float *x, const float *weight, const float *bias, f
 
 static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-/* out (B, C) = bias + f(x @ first^T) @ second^T, f = tanh (decay), sigmoid (gate) or none */
+/* out (B, C) = bias + f(x @ first) @ second, f = tanh (decay), sigmoid (gate) or none; first (C, D)
+ * and second (D, C) as the model stores them */
 enum { LORA_PLAIN, LORA_TANH, LORA_SIGMOID };
 static void lora(const float *x, const float *first, const float *second, const float *bias, float *hidden,
                  float *out, int B, int C, int D, int kind, int threads) {
-    matmul(x, first, hidden, B, D, C, threads);
+    matmul_in_out(x, first, hidden, B, D, C, threads);
     for (int i = 0; i < B * D; i++)
         hidden[i] = kind == LORA_TANH ? tanhf(hidden[i]) : kind == LORA_SIGMOID ? sigmoid(hidden[i]) : hidden[i];
-    matmul(hidden, second, out, B, C, D, threads);
+    matmul_in_out(hidden, second, out, B, C, D, threads);
     if (bias)
         for (int b = 0; b < B; b++)
             for (int i = 0; i < C; i++) out[(size_t)b * C + i] += bias[i];
