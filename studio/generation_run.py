@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 class GenerationRun:
     request: object  # backends.generation.GenerationRequest
     job: object  # the service's job (cancel(), done, id)
-    anchor: tuple  # (cursor location, document text) when the candidates were asked for
+    anchor: tuple  # (cursor location, the editor's edit_version) when the candidates were asked for
     history_id: str  # unique across sessions, unlike the service's job ids
+    indent: str = ""  # the manuscript's paragraph indent, for new paragraphs in the candidates
     started: float = field(default_factory=time.monotonic)
     generated_chars: int = 0
 

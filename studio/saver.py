@@ -104,6 +104,17 @@ def write_manuscript(path: Path, text: str, newline: str, bom: bool, data_dir) -
     return perform_save(path, text, newline, bom, data_dir).error
 
 
+LINES_PER_JOIN = 4096
+
+
+def join_lines(lines: list[str]) -> str:
+    """The editor's lines as one text, joined a block at a time: the UI thread gets the GIL between blocks."""
+    if len(lines) <= LINES_PER_JOIN:
+        return "\n".join(lines)
+    blocks = ["\n".join(lines[i:i + LINES_PER_JOIN]) for i in range(0, len(lines), LINES_PER_JOIN)]
+    return "\n".join(blocks)
+
+
 class ManuscriptSaver:
     def __init__(self, post_message, data_dir=None):
         self.post_message = post_message
@@ -117,9 +128,11 @@ class ManuscriptSaver:
         # queued before the previous one finished expects the file as the UI last knew it.
         self._successor: dict[tuple[Path, DiskFingerprint], DiskFingerprint] = {}
 
-    def save(self, path: Path, text: str, newline: str = "\n", bom: bool = False, *, encoding: str = "UTF-8",
+    def save(self, path: Path, text: str | list[str], newline: str = "\n", bom: bool = False, *, encoding: str = "UTF-8",
              expected: DiskFingerprint | None = None, convert_to_utf8: bool = False) -> Future:
         """Queue a save; the Future's result is '' or the error line (the SaveFinished posted has all).
+
+        text: the text, or the editor's lines (joined with "\n" on the saver thread).
 
         encoding/bom/newline: as loaded (Manuscript.encoding, .bom, .newline). expected: the
         fingerprint of the last load or save (ManuscriptConflict if the file changed since).
@@ -130,6 +143,8 @@ class ManuscriptSaver:
                                    convert_to_utf8)
 
     def _save_and_report(self, path, text, newline, bom, encoding, expected, convert_to_utf8) -> str:
+        if not isinstance(text, str):
+            text = join_lines(text)
         start, seen = expected, set()
         while (Path(path), expected) in self._successor and expected not in seen:
             seen.add(expected)

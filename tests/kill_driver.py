@@ -73,10 +73,10 @@ class SideLog:
 class LoggedMainScreen(MainScreen):
     """The main screen, logging each save before it starts and after it has finished."""
 
-    def save_now(self):
-        if self.path is not None and self.editor.text != self.saved_text:
+    def save_now(self, convert_to_utf8: bool = False):
+        if self.path is not None and self.editor.edit_version != self.saved_version:
             self.app.side_log.write("pending", self.editor.text)  # exactly what save_now will pass on
-        return super().save_now()
+        return super().save_now(convert_to_utf8)
 
     def on_save_finished(self, message) -> None:
         super().on_save_finished(message)

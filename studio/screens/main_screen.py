@@ -10,6 +10,7 @@ saves on the saver's thread.
 from __future__ import annotations
 
 import gc
+from collections import deque
 import os
 import sys
 import time
@@ -46,6 +47,7 @@ MIN_WIDTH, MIN_HEIGHT = 60, 16
 # that a keystroke's frame would otherwise wait behind.
 TYPING_QUIET = 0.5
 TYPING_REDRAW_INTERVAL = 0.15
+INDENT_LOOKBACK = 10_000  # characters before the cursor that tell the manuscript's paragraph indent
 
 
 def generation_threads(setting: int) -> int:
@@ -106,7 +108,9 @@ class MainScreen(Screen):
         self.regenerations = 0
         self.history: HistoryLog | None = None
         self.saver = ManuscriptSaver(self.post_message, data_dir)
-        self.saved_text: str | None = None
+        self.saved_text: str | None = None  # the text of the last successful save (made on the saver thread)
+        self.saved_version: int | None = None  # the editor's edit_version of that text; None: not on disk yet
+        self._saving_versions: deque = deque()  # edit_version of each save queued, in order
         self._autosave_timer = None
         self._last_edit = self._last_drain = float("-inf")
 
@@ -180,6 +184,7 @@ class MainScreen(Screen):
         self.editor.read_only = opened.read_only
         self.editor.move_cursor(self.editor.document.end)
         self.saved_text = opened.text if opened.fingerprint is not None else None
+        self.saved_version = self.editor.edit_version if opened.fingerprint is not None else None
         self.status.saved_at = time.monotonic() if opened.fingerprint is not None else None
         self.status.dirty = False
         self.status.save_error = ""
@@ -214,7 +219,7 @@ class MainScreen(Screen):
 
     def on_text_area_changed(self, event) -> None:
         self._last_edit = time.monotonic()
-        if self.saved_text is not None and self.editor.text == self.saved_text:
+        if self.editor.edit_version == self.saved_version:  # e.g. undone back to what is on disk
             self.status.dirty = False
             return
         self.status.dirty = True
@@ -240,25 +245,27 @@ class MainScreen(Screen):
         file = self.file
         if file is None or file.read_only:
             return None
-        text = self.editor.text
-        if text == self.saved_text and not convert_to_utf8:
+        if self.editor.edit_version == self.saved_version and not convert_to_utf8:
             return None
         self.status.saving = True
-        return self.saver.save(file.target, text, file.newline, file.bom, encoding=file.encoding,
+        self._saving_versions.append(self.editor.edit_version)
+        lines = list(self.editor.document.lines)  # a shallow copy; joined and encoded on the saver thread
+        return self.saver.save(file.target, lines, file.newline, file.bom, encoding=file.encoding,
                                expected=file.fingerprint or NO_FILE,  # a file that was not there must still not be
                                convert_to_utf8=convert_to_utf8)
 
     def on_save_finished(self, message: SaveFinished) -> None:
         self.saver.finished_one()
         self.status.saving = self.saver.pending > 0
+        version = self._saving_versions.popleft() if self._saving_versions else None
         file = self.file
         if file is None or message.path != file.target:
             return  # a save of a manuscript closed since
         if message.saved:
             file.fingerprint, file.encoding, file.recovery = message.fingerprint, message.encoding, None
-            self.saved_text = message.text
+            self.saved_text, self.saved_version = message.text, version
             self.status.saved_at = time.monotonic()
-            self.status.dirty = self.editor.text != message.text
+            self.status.dirty = self.editor.edit_version != version
             self.status.save_error = ""
             self.status.encoding = file.encoding
             if message.backup is not None:
@@ -267,11 +274,11 @@ class MainScreen(Screen):
         file.recovery = message.recovery or file.recovery
         self.status.save_error = message.error
         if message.outcome is SaveOutcome.CONFLICT:
-            self.keep_both_versions(message.text)
+            self.keep_both_versions(message.text, version)
         elif message.outcome is SaveOutcome.ENCODING and not self._declined_utf8:
             self.offer_utf8(message)
 
-    def keep_both_versions(self, text: str) -> None:
+    def keep_both_versions(self, text: str, version: int | None) -> None:
         """The file changed on disk: the author's version goes beside it; f5 reloads the disk's."""
         file = self.file
         try:
@@ -280,10 +287,10 @@ class MainScreen(Screen):
             self.status.save_error = str(exc)  # the text is still open, and in the recovery copy
             return
         file.save_to, file.fingerprint = beside, fingerprint_of(beside)
-        self.saved_text = text
+        self.saved_text, self.saved_version = text, version
         self.status.save_error = ""
         self.status.saved_at = time.monotonic()
-        self.status.dirty = self.editor.text != text
+        self.status.dirty = self.editor.edit_version != version
         self.status.manuscript = short_path(beside)
         self.status.message = tr("kept_both", name=file.path.name, beside=beside,
                                  key=self.config.section("keys")["reload"])
@@ -306,7 +313,7 @@ class MainScreen(Screen):
         file = self.file
         if file is None or not file.path.exists():
             return
-        if file.save_to is None and self.editor.text != self.saved_text:
+        if file.save_to is None and self.editor.edit_version != self.saved_version:
             self.save_now()  # the author's text first; a conflict keeps it beside the file
             self.saver.wait()
         self.open_manuscript(file.path)
@@ -315,7 +322,7 @@ class MainScreen(Screen):
         """Save synchronously (quit, signals); the last save's outcome, None when nothing needed saving."""
         self.save_now()
         self.saver.wait()
-        if self.file is not None and self.editor.text == self.saved_text:
+        if self.file is not None and self.editor.edit_version == self.saved_version:
             return None
         return self.saver.last_finished
 
@@ -384,9 +391,10 @@ class MainScreen(Screen):
         )
         self.buffer.drain()
         self.candidates.reset(request.n)
-        anchor = (self.editor.cursor_location, self.editor.text)
+        anchor = (self.editor.cursor_location, self.editor.edit_version)
         self.status.activity = tr("reading_prompt")
-        self.generation = GenerationRun(request, self.service.submit(request, self.buffer.push), anchor, new_request_id())
+        self.generation = GenerationRun(request, self.service.submit(request, self.buffer.push), anchor, new_request_id(),
+                                        indent=paragraph_indent(request.text[-INDENT_LOOKBACK:]))
 
     def action_stop(self) -> None:
         if self.generation is not None:
@@ -440,8 +448,8 @@ class MainScreen(Screen):
         editor = self.editor
         ghost = ""
         anchor = self.generation.anchor if self.generation is not None else None
-        if anchor is not None and anchor == (editor.cursor_location, editor.text):
-            ghost = format_continuation(self.candidates.highlighted_text(), paragraph_indent(anchor[1]))
+        if anchor is not None and anchor == (editor.cursor_location, editor.edit_version):
+            ghost = format_continuation(self.candidates.highlighted_text(), self.generation.indent)
         if editor.suggestion != ghost:
             editor.suggestion = ghost
 
@@ -483,7 +491,7 @@ class MainScreen(Screen):
     def insert_text(self, text: str) -> None:
         """Insert model text at the cursor as one undo step, and save right away."""
         editor = self.editor
-        indent = paragraph_indent(editor.text)
+        indent = paragraph_indent(editor.text_before(max_chars=INDENT_LOOKBACK))
         editor.suggestion = ""
         editor.history.checkpoint()
         editor.insert(format_continuation(text, indent))
