@@ -71,6 +71,13 @@ def set_model_threads(count: int) -> None:
         torch.set_num_threads(count)
 
 
+def freeze_long_lived() -> None:
+    """Leave the objects alive now (torch, Textual, the document) out of every later collection:
+    a full collection walks them all and stops typing for tens of ms each time."""
+    gc.collect()
+    gc.freeze()
+
+
 def short_path(path: Path) -> str:
     """The path as an author would type it: relative to the working folder or ~ where shorter."""
     path = Path(path).absolute()
@@ -196,6 +203,7 @@ class MainScreen(Screen):
         self.clear_candidates()
         if self.service is not None:
             self.service.warm(self.context_text(), self.config.text_prep)
+        self.call_after_refresh(freeze_long_lived)  # after the first frame: the manuscript's objects
         recovery = opened.newer_recovery(self.data_dir)
         if recovery is not None:
             self.offer_recovery(opened, recovery)
@@ -362,10 +370,7 @@ class MainScreen(Screen):
             details += f" — {selection.reason}"
         self.status.details = details
         self.service.warm(self.context_text(), self.config.text_prep)
-        # The ~300k long-lived objects of torch, Textual and the document never need collecting;
-        # without this each full collection stops typing for 150-250 ms while candidates stream.
-        gc.collect()
-        gc.freeze()
+        freeze_long_lived()
 
     def engine_failed(self, error: str) -> None:
         self.status.model = tr("no_model")
