@@ -1,16 +1,16 @@
 """The real `ai-writer` process under a pseudo-terminal, with pyte as the terminal.
 
 Keys go in as the bytes a terminal sends (xterm's defaults unless an encoding is
-named), so the studio's key decoding, signals and resizes are tested as a user meets
-them. A reader thread feeds everything the app writes to a pyte screen and keeps
-the raw bytes, to check what was on screen and how the terminal was left.
+named), so the studio's key decoding, signals, resizes and a closed terminal are tested
+as a user meets them. A reader thread feeds everything the app writes to a pyte screen
+and keeps the raw bytes, to check what was on screen and how the terminal was left.
 """
 
 from __future__ import annotations
 
 import errno
-import re
 import os
+import re
 import select
 import signal as signals
 import sys
@@ -22,7 +22,6 @@ from pathlib import Path
 import pyte
 from ptyprocess import PtyProcess
 
-REPO = Path(__file__).resolve().parents[2]
 ESC = b"\x1b"
 ESCAPE_DELAY = 0.1  # Textual's default ESCDELAY: a lone ESC becomes the escape key after this long
 
@@ -155,35 +154,37 @@ class Terminal:
         self.process = PtyProcess.spawn(self.argv, cwd=str(cwd), env=env, dimensions=(rows, cols))
         self.pid = self.process.pid
         self.started_at = time.monotonic()
+        self._hung_up = False
+        self._closing = False
         self.termios_before = self._termios()
+        self._read_fd = os.dup(self.process.fd)  # the reader's own: closed only by the reader, never reused under it
         self._reader = threading.Thread(target=self._read_loop, name=f"pty-reader-{self.pid}", daemon=True)
         self._reader.start()
 
     # -- output ------------------------------------------------------------
 
     def _read_loop(self) -> None:
-        fd = self.process.fd
-        while True:
-            try:
-                ready, _, _ = select.select([fd], [], [], 0.2)
-                if not ready:
-                    if self.eof_at is not None:
-                        return
+        fd = self._read_fd
+        try:
+            while not self._closing:
+                try:
+                    ready, _, _ = select.select([fd], [], [], 0.1)
+                    data = os.read(fd, 65536) if ready else None
+                except OSError as exc:  # EIO: every holder of the pty's other side is gone
+                    if exc.errno != errno.EIO:
+                        raise
+                    data = b""
+                if data is None:
                     continue
-                data = os.read(fd, 65536)
-            except OSError as exc:  # EIO: the last holder of the pty's other side is gone
-                if exc.errno not in (errno.EIO, errno.EBADF):
-                    raise
-                data = b""
-            except ValueError:  # the fd was closed under us
-                data = b""
-            if not data:
-                self.eof_at = time.monotonic()
-                return
-            with self._lock:
-                self.raw += data
-                # pyte prints the 'u' of the kitty protocol's pop sequence; the raw bytes keep it.
-                self._stream.feed(data.replace(b"\x1b[<u", b""))
+                if not data:
+                    break
+                with self._lock:
+                    self.raw += data
+                    # pyte prints the 'u' of the kitty protocol's pop sequence; the raw bytes keep it.
+                    self._stream.feed(data.replace(b"\x1b[<u", b""))
+        finally:
+            self.eof_at = time.monotonic()
+            os.close(fd)
 
     def screen_lines(self) -> list[str]:
         """Each row's text: a wide character once, the empty cell after it skipped (pyte's own
@@ -249,6 +250,7 @@ class Terminal:
 
     def send(self, data: bytes) -> None:
         """Write bytes as if typed, all in one write (they reach the app in one read)."""
+        assert not self._hung_up, "the terminal was closed"
         view = memoryview(data)
         while view:
             written = os.write(self.process.fd, view)
@@ -289,6 +291,16 @@ class Terminal:
 
     def signal(self, sig: int) -> None:
         os.kill(self.pid, sig)
+
+    def hangup(self) -> None:
+        """Close the terminal, as closing its window does: the kernel sends SIGHUP to the app and
+        its reads and writes on the terminal fail from then on. Nothing more is read from it."""
+        self._hung_up = self._closing = True
+        self._reader.join(timeout=5)  # the reader closes its copy of the master side
+        try:
+            self.process.fileobj.close()  # the last copy: the terminal is gone
+        except OSError:
+            pass
 
     def kill9(self) -> None:
         try:
@@ -348,6 +360,8 @@ class Terminal:
         return problems
 
     def _termios(self):
+        if self._hung_up:
+            return None
         try:
             return termios.tcgetattr(self.process.fd)
         except (termios.error, OSError, ValueError):
@@ -364,11 +378,13 @@ class Terminal:
             os.killpg(self.pid, signals.SIGKILL)  # anything the app started in its group
         except (ProcessLookupError, PermissionError):
             pass
+        self._closing = True
         self._reader.join(timeout=5)
-        try:
-            self.process.close(force=True)
-        except Exception:
-            pass
+        if not self._hung_up:
+            try:
+                self.process.fileobj.close()
+            except OSError:
+                pass
 
     def __enter__(self) -> "Terminal":
         return self

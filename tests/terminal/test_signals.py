@@ -22,3 +22,14 @@ def test_a_signal_while_typing_saves_and_restores_the_terminal(start_studio, sig
     assert studio.file_text() == ORIGINAL + TYPED, f"exit status {status}\n{studio.dump()}"
     assert studio.restore_problems() == [], studio.dump()
     assert "Traceback" not in studio.output_text(), studio.output_text()[-3000:]
+
+
+def test_closing_the_terminal_while_typing_saves_everything(start_studio):
+    """The window is closed: SIGHUP from the kernel, and the terminal gone for good."""
+    studio = start_studio(ORIGINAL)
+    studio.wait_for("他走进了房间")
+    studio.type_text(TYPED, per_key_delay=0.05)
+    studio.wait_for(TYPED)
+    studio.hangup()
+    studio.exit_status(timeout=10)  # it must end, whatever its status
+    assert studio.file_text() == ORIGINAL + TYPED
