@@ -228,8 +228,9 @@ static void head_update(const float *S_in, float *S_out, const float *r, const f
 }
 
 /* The state update over T tokens, token by token, for each of B x H heads (a prompt's, in
- * models/rwkv7.py's sequence form): r, w, k, v, a, b and out are (B, T, H, N); state_in and
- * state_out (B, H, N, N). Each head's state stays in the core's cache for all T tokens. */
+ * models/rwkv7_fused.py's sequence form: FusedRWKV7.use_sequence_wkv): r, w, k, v, a, b and out
+ * are (B, T, H, N); state_in and state_out (B, H, N, N). Each head's state stays in the core's
+ * cache for all T tokens. */
 void wkv7_scan(int B, int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
                const float *a, const float *b, const float *state_in, float *state_out, float *out, int threads) {
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
@@ -286,10 +287,11 @@ int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *c
     if (sizes[S_GATE] > D) D = (int)sizes[S_GATE];
     const size_t BC = (size_t)B * C;
 
-    float *mem = malloc(sizeof(float) * (BC * 20 + (size_t)B * D + (size_t)B * F));
+    float *mem = malloc(sizeof(float) * (BC * 19 + (size_t)B * D + (size_t)B * F));
     if (!mem) return 1;
-    float *x = mem, *xa = x + BC, *xx = xa + BC, *xr = xx + BC, *xw = xr + BC, *xk = xw + BC, *xv = xk + BC;
-    float *xi = xv + BC, *xg = xi + BC, *r = xg + BC, *w = r + BC, *k = w + BC, *v = k + BC, *iclr = v + BC;
+    /* xn: a layer norm's output; xr .. xg: the token-shift mixes, named as in models/rwkv7.py */
+    float *x = mem, *xn = x + BC, *xr = xn + BC, *xw = xr + BC, *xk = xw + BC, *xv = xk + BC;
+    float *xa = xv + BC, *xg = xa + BC, *r = xg + BC, *w = r + BC, *k = w + BC, *v = k + BC, *iclr = v + BC;
     float *gate = iclr + BC, *kk = gate + BC, *v_first = kk + BC, *o = v_first + BC, *mix = o + BC;
     float *tmp = mix + BC, *hidden = tmp + BC, *ffn = hidden + (size_t)B * D;
 
@@ -302,24 +304,24 @@ int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *c
         const size_t kv_layer = (size_t)l * B * H * N * N;
 
         /* -- time mixing */
-        layer_norm(x, p[LN1_W], p[LN1_B], xa, B, C);
-        memcpy(att_x_out + (size_t)l * BC, xa, sizeof(float) * BC);
+        layer_norm(x, p[LN1_W], p[LN1_B], xn, B, C);
+        memcpy(att_x_out + (size_t)l * BC, xn, sizeof(float) * BC);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
         for (size_t i = 0; i < BC; i++) {
             int c = (int)(i % C);
-            float d = att_prev[i] - xa[i];
-            xr[i] = xa[i] + d * p[X_R][c];
-            xw[i] = xa[i] + d * p[X_W][c];
-            xk[i] = xa[i] + d * p[X_K][c];
-            xv[i] = xa[i] + d * p[X_V][c];
-            xi[i] = xa[i] + d * p[X_A][c];
-            xg[i] = xa[i] + d * p[X_G][c];
+            float d = att_prev[i] - xn[i];
+            xr[i] = xn[i] + d * p[X_R][c];
+            xw[i] = xn[i] + d * p[X_W][c];
+            xk[i] = xn[i] + d * p[X_K][c];
+            xv[i] = xn[i] + d * p[X_V][c];
+            xa[i] = xn[i] + d * p[X_A][c];
+            xg[i] = xn[i] + d * p[X_G][c];
         }
         matmul(xr, p[WR], r, B, C, C, threads);
         matmul(xk, p[WK], k, B, C, C, threads);
         matmul(xv, p[WV], v, B, C, C, threads);
         lora(xw, p[W1], p[W2], p[W0], hidden, w, B, C, (int)sizes[S_DECAY], LORA_TANH, threads);
-        lora(xi, p[A1], p[A2], p[A0], hidden, iclr, B, C, (int)sizes[S_ICLR], LORA_PLAIN, threads);
+        lora(xa, p[A1], p[A2], p[A0], hidden, iclr, B, C, (int)sizes[S_ICLR], LORA_PLAIN, threads);
         lora(xg, p[G1], p[G2], NULL, hidden, gate, B, C, (int)sizes[S_GATE], LORA_SIGMOID, threads);
         if (l > 0) lora(xv, p[V1], p[V2], p[V0], hidden, mix, B, C, (int)sizes[S_VALUE], LORA_PLAIN, threads);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
@@ -368,9 +370,9 @@ int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *c
         for (size_t i = 0; i < BC; i++) x[i] += tmp[i];
 
         /* -- channel mixing */
-        layer_norm(x, p[LN2_W], p[LN2_B], xa, B, C);
-        memcpy(ffn_x_out + (size_t)l * BC, xa, sizeof(float) * BC);
-        for (size_t i = 0; i < BC; i++) xk[i] = xa[i] + (ffn_prev[i] - xa[i]) * p[FFN_X_K][i % C];
+        layer_norm(x, p[LN2_W], p[LN2_B], xn, B, C);
+        memcpy(ffn_x_out + (size_t)l * BC, xn, sizeof(float) * BC);
+        for (size_t i = 0; i < BC; i++) xk[i] = xn[i] + (ffn_prev[i] - xn[i]) * p[FFN_X_K][i % C];
         matmul(xk, p[FFN_KEY], ffn, B, F, C, threads);
         for (size_t i = 0; i < (size_t)B * F; i++) {
             float h = ffn[i] > 0.0f ? ffn[i] : 0.0f;
@@ -379,8 +381,8 @@ int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *c
         matmul(ffn, p[FFN_VALUE], tmp, B, C, F, threads);
         for (size_t i = 0; i < BC; i++) x[i] += tmp[i];
     }
-    layer_norm(x, globals[LN_OUT_W], globals[LN_OUT_B], xa, B, C);
-    matmul(xa, globals[HEAD], logits, B, V, C, threads);
+    layer_norm(x, globals[LN_OUT_W], globals[LN_OUT_B], xn, B, C);
+    matmul(xn, globals[HEAD], logits, B, V, C, threads);
     free(mem);
     return 0;
 }
