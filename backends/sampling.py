@@ -34,26 +34,27 @@ class SamplingSettings:
     penalty_decay: float = 0.996
     seed: int | None = None
 
+    def out_of_range(self) -> list[tuple[str, float, float, float]]:
+        """(name, value, low, high) for every setting outside its range (empty when all is well)."""
+        return [(name, getattr(self, name), low, high) for name, (low, high) in SAMPLING_LIMITS.items()
+                if not low <= getattr(self, name) <= high]
+
     def problems(self) -> list[str]:
         """What is out of range, one line per setting (empty when all is well)."""
-        limits = {
-            "temperature": (0.0, 5.0),
-            "top_p": (0.0, 1.0),
-            "top_p_newline": (0.0, 1.0),
-            "top_k": (0, 1_000_000),
-            "min_p": (0.0, 1.0),
-            "presence_penalty": (-5.0, 5.0),
-            "frequency_penalty": (-5.0, 5.0),
-            "penalty_decay": (0.0, 1.0),
-        }
-        found = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in limits:
-                low, high = limits[f.name]
-                if not low <= value <= high:
-                    found.append(f"{f.name} = {value} is outside {low}..{high}")
-        return found
+        return [f"{name} = {value} is outside {low}..{high}" for name, value, low, high in self.out_of_range()]
+
+
+# Inclusive ranges of the settings above.
+SAMPLING_LIMITS = {
+    "temperature": (0.0, 5.0),
+    "top_p": (0.0, 1.0),
+    "top_p_newline": (0.0, 1.0),
+    "top_k": (0, 1_000_000),
+    "min_p": (0.0, 1.0),
+    "presence_penalty": (-5.0, 5.0),
+    "frequency_penalty": (-5.0, 5.0),
+    "penalty_decay": (0.0, 1.0),
+}
 
 
 def cut_top_p(probs: np.ndarray, top_p: float) -> np.ndarray:

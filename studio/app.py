@@ -24,11 +24,11 @@ class StudioApp(App):
 
     def __init__(self, config: Config, manuscript: str | Path | None = None, data_dir: Path | None = None,
                  engine_loader=None):
-        set_language(choose_language(config.section("studio")["language"]))
-        set_ambiguous_width(config.section("studio")["ambiguous_width"])  # before anything is measured
+        set_language(choose_language(config.studio.language))
+        set_ambiguous_width(config.studio.ambiguous_width)  # before anything is measured
         install_key_fixes()
         super().__init__()
-        self.set_keymap(keymap(config.section("keys")))  # the author's keys, by binding id
+        self.set_keymap(keymap(config.keys))  # the author's keys, by binding id
         # engine_loader: [model] section dict -> engine (LoadError on failure); None: backends.load
         self.main = self.MAIN_SCREEN(config, Path(manuscript) if manuscript else None, data_dir, engine_loader)
         self.exit_lines: list[str] = []  # printed by the CLI once the terminal is back to normal
@@ -67,7 +67,7 @@ class StudioApp(App):
 
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
-        keys = self.config.section("keys")
+        keys = self.config.keys
         for action_id, action, text_key, _ in ACTIONS:
             yield SystemCommand(describe(action_id, text_key), f"{action_id} ({keys[action_id]})",
                                 lambda action=action: self.main.run_action(action))

@@ -28,19 +28,12 @@ class UserError(Exception):
 
 
 def open_engine(config, model: str | None = None, device: str | None = None):
-    from backends import LoadError, load
+    from backends import LoadError
 
-    m = config.section("model")
+    from studio.engine_loading import load_engine
+
     try:
-        return load(
-            model or m["path"],
-            backend=m["backend"],
-            device=device or m["device"],
-            vocab=m["vocab"] or None,
-            dtype=m["dtype"] or None,
-            unknown_char=m["unknown_char"],
-            window_refill=m["window_refill"],
-        )
+        return load_engine(config.model, model, device)
     except LoadError as exc:
         raise UserError(str(exc)) from None
 
@@ -55,20 +48,20 @@ def command_continue(args) -> int:
     config = load_config(args.config)
     text = read_manuscript(args.file)
     engine = open_engine(config, args.model, args.device)
-    g = config.section("generation")
-    sampling = config.sampling
+    g = config.generation
+    sampling = config.sampling.settings
     if args.seed is not None:
         sampling = replace(sampling, seed=args.seed)
     request = GenerationRequest(
         text=text,
-        n=args.n or g["candidates"],
-        length=args.length or g["length"],
+        n=args.n or g.candidates,
+        length=args.length or g.length,
         sampling=sampling,
-        prep=config.text_prep,
-        banned_chars=g["banned_chars"],
-        penalty_exempt_chars=g["penalty_exempt_chars"],
+        prep=config.generation.text_prep,
+        banned_chars=g.banned_chars,
+        penalty_exempt_chars=g.penalty_exempt_chars,
     )
-    service = GenerationService(engine, context_chars=g["context_chars"])
+    service = GenerationService(engine, context_chars=g.context_chars)
     try:
         final = None
         for event in service.generate(request):
@@ -98,7 +91,7 @@ def command_eval(args) -> int:
 
     config = load_config(args.config)
     texts = {name: read_manuscript(name) for name in args.files}
-    prep = replace(config.text_prep, leading_newline=True)
+    prep = replace(config.generation.text_prep, leading_newline=True)
     for name, text in texts.items():
         if len(prep.prepare(text)) < 2:  # the leading newline alone: no character to predict
             raise UserError(f"{name}: nothing to evaluate, the file holds no text")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -17,8 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from backends.sampling import SamplingSettings
-from models.textprep import TextPrep
+from studio.config_sections import SECTIONS, GenerationSection, ModelSection, SamplingSection, StudioSection, field_names
 from studio.i18n import tr
 
 APP_NAME = "ai-writer-studio"
@@ -108,8 +107,6 @@ def read_toml(path: Path) -> tuple[dict, str]:
 Problem = tuple[str, dict]
 _TYPE_PROBLEMS = {bool: "problem_must_be_bool", int: "problem_must_be_int", float: "problem_must_be_float",
                   str: "problem_must_be_str"}
-# SamplingSettings.problems() lines (backends cannot use studio's i18n): "top_p = 1.5 is outside 0.0..1.0"
-_SAMPLING_OUTSIDE = re.compile(r"^(?P<key>\w+) = (?P<value>\S+) is outside (?P<low>\S+)\.\.(?P<high>\S+)$")
 
 
 def problem_text(problem: Problem) -> str:
@@ -137,21 +134,17 @@ def _check_value(section: str, key: str, value, default) -> tuple[object, Proble
 
 
 def _sampling_problem(config: "Config", key: str, value) -> Problem | None:
-    """What the sampler says about `key` = value beside the other sampling settings, if anything."""
-    trial = dict(config.values["sampling"], **{key: value})
-    for found in SamplingSettings(**_sampling_args(trial)).problems():
-        if not found.startswith(key + " "):
-            continue
-        outside = _SAMPLING_OUTSIDE.match(found)
-        if outside:
-            return "problem_outside", {name: outside.group(name) for name in ("value", "low", "high")}
-        return "problem_other", {"text": found[len(key) + 1:]}  # a new kind of line: shown as it is
+    """What the sampler's ranges say about `key` = value beside the other sampling settings, if anything."""
+    trial = replace(config.sampling, **{key: value}).settings
+    for name, found, low, high in trial.out_of_range():
+        if name == key:
+            return "problem_outside", {"value": found, "low": low, "high": high}
     return None
 
 
 def parse_setting(config: "Config", section: str, key: str, raw: str) -> tuple[object, str | None]:
     """A value typed into the settings panel -> (value, None) or (None, problem text in the interface language)."""
-    default = config.values[section][key]
+    default = config.value(section, key)
     raw = raw.strip()
     try:
         if isinstance(default, bool):
@@ -189,44 +182,59 @@ def merge(settings: dict, path: Path, table: dict, text: str, defaults: dict) ->
             if (section, key) in PATH_KEYS and checked:
                 checked = str((path.parent / Path(checked).expanduser()).resolve())
             settings[section][key] = checked
-    sampling = SamplingSettings(**_sampling_args(settings["sampling"]))
-    for problem in sampling.problems():
-        key = problem.split(" ", 1)[0]
-        raise ConfigError(f"{_where(path, text, 'sampling', key)}: [sampling] {problem}")
-
-
-def _sampling_args(section: dict) -> dict:
-    args = dict(section)
-    args["seed"] = None if args["seed"] == -1 else args["seed"]
-    return args
+    sampling = SamplingSection(**settings["sampling"]).settings
+    for key, value, low, high in sampling.out_of_range():
+        where = _where(path, text, "sampling", key)
+        raise ConfigError(f"{where}: [sampling] {key} {problem_text(('problem_outside', {'value': value, 'low': low, 'high': high}))}")
 
 
 @dataclass(frozen=True)
 class Config:
-    values: dict  # section -> key -> value, merged
+    """The merged settings, one typed section per [table] of config.toml."""
+
+    model: ModelSection
+    generation: GenerationSection
+    sampling: SamplingSection
+    studio: StudioSection
+    keys: dict  # binding id -> keys ("ctrl+g", "alt+1,f9")
     sources: tuple  # the files read, in order
 
-    def section(self, name: str) -> dict:
-        return self.values[name]
+    @classmethod
+    def from_tables(cls, tables: dict, sources: tuple) -> "Config":
+        sections = {name: section_type(**tables[name]) for name, section_type in SECTIONS.items()}
+        return cls(**sections, keys=dict(tables["keys"]), sources=tuple(sources))
+
+    def value(self, section: str, key: str):
+        return self.keys[key] if section == "keys" else getattr(getattr(self, section), key)
 
     def with_value(self, section: str, key: str, value) -> "Config":
-        values = {name: dict(table) for name, table in self.values.items()}
-        values[section][key] = value
-        return Config(values, self.sources)
+        if section == "keys":
+            return replace(self, keys={**self.keys, key: value})
+        return replace(self, **{section: replace(getattr(self, section), **{key: value})})
 
-    @property
-    def sampling(self) -> SamplingSettings:
-        return SamplingSettings(**_sampling_args(self.values["sampling"]))
+    def tables(self) -> dict:
+        """Section -> key -> value, as in the TOML files."""
+        result = {name: asdict(getattr(self, name)) for name in SECTIONS}
+        result["keys"] = dict(self.keys)
+        return result
 
-    @property
-    def text_prep(self) -> TextPrep:
-        g = self.values["generation"]
-        return TextPrep(g["strip_indents"], g["drop_empty_lines"], g["leading_newline"])
+
+def _check_defaults(path: Path, defaults: dict) -> None:
+    """The defaults file must hold exactly the keys the sections declare (and [keys])."""
+    for name, section_type in SECTIONS.items():
+        have, want = set(defaults.get(name, {})), set(field_names(section_type))
+        if have != want:
+            odd = ", ".join(sorted(have ^ want))
+            raise ConfigError(f"{path}: [{name}] does not match the studio's settings ({odd})")
+    unknown = set(defaults) - set(SECTIONS) - {"keys"}
+    if unknown or "keys" not in defaults:
+        raise ConfigError(f"{path}: sections must be {', '.join([*SECTIONS, 'keys'])}")
 
 
 def load_config(explicit: str | Path | None = None, defaults_path: Path = DEFAULTS_PATH, user_path: Path | None = None) -> Config:
     """Defaults, then the user's file (if any), then an explicitly named file."""
     defaults, text = read_toml(defaults_path)
+    _check_defaults(defaults_path, defaults)
     settings = {section: dict(values) for section, values in defaults.items()}
     # the packaged copy stands for the top-level file: its paths are relative to where that one lives
     base = PACKAGE_ROOT if defaults_path == PACKAGED_DEFAULTS else defaults_path.parent
@@ -243,4 +251,4 @@ def load_config(explicit: str | Path | None = None, defaults_path: Path = DEFAUL
         table, text = read_toml(path)
         merge(settings, path, table, text, defaults)
         sources.append(path)
-    return Config(settings, tuple(sources))
+    return Config.from_tables(settings, tuple(sources))

@@ -70,5 +70,7 @@ def install_key_fixes() -> None:
 
 
 def set_bindings(node, bindings: list[Binding]) -> None:
-    """Replace a node's own bindings (not its ancestors'), e.g. with translated descriptions."""
-    node._bindings = BindingsMap(bindings)
+    """Give a node `bindings` (e.g. with translated descriptions) on top of its classes' own
+    (a Screen's tab / shift+tab among them)."""
+    inherited = [binding for _, binding in node._merge_bindings()]
+    node._bindings = BindingsMap([*inherited, *bindings])

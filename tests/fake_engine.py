@@ -123,8 +123,8 @@ def fake_loader(delay: float = 0.0, seed: int = 0):
 
     As backends.load does, a path that is no file is a LoadError naming it (the file is not read)."""
 
-    def load(model: dict) -> FakeEngine:
-        path = Path(model["path"]).expanduser()
+    def load(model) -> FakeEngine:
+        path = Path(model.path).expanduser()
         if not path.is_file():
             raise LoadError(f"{path}: no such model file")
         return FakeEngine(delay=delay, seed=seed, model_path=str(path))

@@ -129,7 +129,7 @@ async def stream(pilot, app: LoggedStudio, rng: random.Random) -> None:
 
 
 async def autosave(pilot, app: LoggedStudio, rng: random.Random) -> None:
-    delay = app.config.section("studio")["autosave_seconds"]
+    delay = app.config.studio.autosave_seconds
     phase_logged = False
     position = 0
     while True:

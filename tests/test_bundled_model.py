@@ -21,7 +21,7 @@ FACTS = json.loads((BUNDLED / "eval.json").read_text(encoding="utf-8"))
 
 def test_the_default_config_points_at_the_bundled_model(tmp_path):
     config = load_config(user_path=tmp_path / "none.toml")
-    assert Path(config.section("model")["path"]) == MODEL.resolve()
+    assert Path(config.model.path) == MODEL.resolve()
 
 
 def test_the_bundled_model_loads_with_a_vocabulary_that_fits():

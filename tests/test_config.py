@@ -24,20 +24,20 @@ def test_defaults_load(no_user):
     defaults, _ = read_toml(DEFAULTS_PATH)
     assert config.sources == (DEFAULTS_PATH,)
     for section in ("generation", "sampling"):
-        assert config.section(section) == defaults[section]
+        assert config.tables()[section] == defaults[section]
     # the default model path is resolved relative to the repo's config.toml
-    assert config.section("model")["path"] == str((DEFAULTS_PATH.parent / defaults["model"]["path"]).resolve())
-    assert config.section("model")["vocab"] == ""
+    assert config.model.path == str((DEFAULTS_PATH.parent / defaults["model"]["path"]).resolve())
+    assert config.model.vocab == ""
     assert config.sampling.top_p == defaults["sampling"]["top_p"]
-    assert config.sampling.problems() == []
+    assert config.sampling.settings.problems() == []
 
 
 def test_user_file_overrides_values(tmp_path):
     user = write(tmp_path / "user" / "config.toml", "[generation]\ncandidates = 5\n\n[sampling]\ntop_p = 0.5\n")
     config = load_config(user_path=user)
-    assert config.section("generation")["candidates"] == 5
+    assert config.generation.candidates == 5
     assert config.sampling.top_p == 0.5
-    assert config.section("generation")["length"] == read_toml(DEFAULTS_PATH)[0]["generation"]["length"]
+    assert config.generation.length == read_toml(DEFAULTS_PATH)[0]["generation"]["length"]
     assert config.sources == (DEFAULTS_PATH, user)
 
 
@@ -45,8 +45,8 @@ def test_explicit_file_overrides_the_user_file(tmp_path):
     user = write(tmp_path / "user" / "config.toml", "[generation]\ncandidates = 5\nlength = 50\n")
     explicit = write(tmp_path / "run.toml", "[generation]\ncandidates = 2\n")
     config = load_config(explicit, user_path=user)
-    assert config.section("generation")["candidates"] == 2
-    assert config.section("generation")["length"] == 50
+    assert config.generation.candidates == 2
+    assert config.generation.length == 50
     assert config.sources == (DEFAULTS_PATH, user, explicit)
 
 
@@ -54,33 +54,33 @@ def test_relative_model_path_is_relative_to_the_file_that_sets_it(tmp_path, no_u
     monkeypatch.chdir(tmp_path)  # the working folder must not matter
     explicit = write(tmp_path / "deep" / "er" / "run.toml", '[model]\npath = "../models/m.safetensors"\nvocab = "v.json"\n')
     config = load_config(explicit, user_path=no_user)
-    assert config.section("model")["path"] == str((tmp_path / "deep" / "models" / "m.safetensors").resolve())
-    assert config.section("model")["vocab"] == str((tmp_path / "deep" / "er" / "v.json").resolve())
+    assert config.model.path == str((tmp_path / "deep" / "models" / "m.safetensors").resolve())
+    assert config.model.vocab == str((tmp_path / "deep" / "er" / "v.json").resolve())
 
 
 def test_absolute_model_path_is_kept(tmp_path, no_user):
     target = (tmp_path / "abs" / "m.safetensors").resolve()
     explicit = write(tmp_path / "run.toml", f'[model]\npath = "{target.as_posix()}"\n')
-    assert load_config(explicit, user_path=no_user).section("model")["path"] == str(target)
+    assert load_config(explicit, user_path=no_user).model.path == str(target)
 
 
 def test_int_is_accepted_for_a_float_key(tmp_path, no_user):
     explicit = write(tmp_path / "run.toml", "[sampling]\ntemperature = 2\ntop_p = 1\n")
     config = load_config(explicit, user_path=no_user)
-    assert config.section("sampling")["temperature"] == 2.0
-    assert isinstance(config.section("sampling")["temperature"], float)
+    assert config.sampling.temperature == 2.0
+    assert isinstance(config.sampling.temperature, float)
     assert config.sampling.top_p == 1.0
 
 
 def test_seed_minus_one_means_none(tmp_path, no_user):
-    assert load_config(user_path=no_user).sampling.seed is None  # the default is -1
+    assert load_config(user_path=no_user).sampling.settings.seed is None  # the default is -1
     explicit = write(tmp_path / "run.toml", "[sampling]\nseed = 42\n")
-    assert load_config(explicit, user_path=no_user).sampling.seed == 42
+    assert load_config(explicit, user_path=no_user).sampling.settings.seed == 42
 
 
 def test_text_prep_follows_the_settings(tmp_path, no_user):
     explicit = write(tmp_path / "run.toml", "[generation]\nstrip_indents = false\nleading_newline = false\n")
-    prep = load_config(explicit, user_path=no_user).text_prep
+    prep = load_config(explicit, user_path=no_user).generation.text_prep
     assert (prep.strip_indents, prep.drop_empty_lines, prep.leading_newline) == (False, True, False)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +130,7 @@ def test_full_output_serves_the_evaluation_too(fake_engine):
 def test_the_loader_names_a_missing_file_and_the_engine_after_its_path(tmp_path):
     loader = fake_loader()
     with pytest.raises(LoadError, match="nope.model: no such model file"):
-        loader({"path": str(tmp_path / "nope.model")})
-    engine = loader({"path": str(write_fake_model(tmp_path))})
+        loader(SimpleNamespace(path=str(tmp_path / "nope.model")))
+    engine = loader(SimpleNamespace(path=str(write_fake_model(tmp_path))))
     assert (engine.info.architecture, engine.info.backend, engine.info.device) == ("fake", "fake", "cpu")
     assert engine.info.model_path == str(tmp_path / "fake.model")

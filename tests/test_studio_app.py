@@ -167,7 +167,7 @@ async def test_settings_change_applies_to_the_next_request_and_is_saved(make_app
         field.value = "12"  # out of range: marked, not applied
         await pilot.press("enter")
         await pilot.pause(0.1)
-        assert field.has_class("-invalid") and app.config.section("generation")["candidates"] == 2
+        assert field.has_class("-invalid") and app.config.generation.candidates == 2
         assert "12 is outside 1..9" in str(app.query_one("#setting-generation-candidates-problem").render())
 
 

@@ -59,7 +59,7 @@ async def test_typing_applies_nothing_until_enter(config, english):
         assert app.changes == []  # not 1, 10, 100 on the way
         await pilot.press("enter")
         assert app.changes == [("generation", "length", 1000)]
-        assert app.query_one(SettingsPanel).config.section("generation")["length"] == 1000
+        assert app.query_one(SettingsPanel).config.generation.length == 1000
         assert not field.has_class("-invalid") and problem_under(app, "generation", "length") == ""
 
 
@@ -72,7 +72,7 @@ async def test_an_invalid_value_is_marked_while_typing_and_explained_on_enter(co
         assert app.changes == []
         assert field.has_class("-invalid")
         assert problem_under(app, "generation", "length") == "'1e3' is not a whole number"
-        assert app.query_one(SettingsPanel).config.section("generation")["length"] == config.section("generation")["length"]
+        assert app.query_one(SettingsPanel).config.generation.length == config.generation.length
         await pilot.press("backspace", "backspace")  # "1": valid again, the explanation goes
         assert not field.has_class("-invalid") and problem_under(app, "generation", "length") == ""
         assert app.changes == []

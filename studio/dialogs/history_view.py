@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
@@ -18,7 +19,7 @@ class HistoryView(ModalScreen[str | None]):
     HistoryView > Vertical { width: 90%; height: 80%; border: round $accent; background: $surface; padding: 0 1; }
     HistoryView OptionList { height: 1fr; }
     """
-    BINDINGS = [("escape", "close", "Close")]
+    BINDINGS = [Binding("escape", "close", "Close", id="history.close")]
 
     def __init__(self, entries: list[dict]):
         super().__init__()

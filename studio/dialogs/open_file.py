@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
@@ -15,7 +16,7 @@ class OpenFileDialog(ModalScreen[str | None]):
     OpenFileDialog > Vertical { width: 70; height: auto; border: round $accent; padding: 1 2; background: $surface; }
     OpenFileDialog Horizontal { height: auto; align-horizontal: right; }
     """
-    BINDINGS = [("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="file_dialog.cancel")]
 
     def __init__(self, start: str = "", prompt: str | None = None, button: str | None = None):
         super().__init__()

@@ -14,7 +14,7 @@ from collections import deque
 import os
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from textual import work
@@ -27,6 +27,7 @@ from models.textprep import format_continuation, paragraph_indent
 from studio.data.history import HistoryLog, history_path_for, new_request_id
 from studio.data.manuscript_file import NO_FILE, ManuscriptError, fingerprint_of, load_manuscript, new_manuscript_path, save_beside
 from studio.dialogs.confirm import ConfirmDialog
+from studio.engine_loading import load_engine
 from studio.dialogs.history_view import HistoryView
 from studio.dialogs.open_file import OpenFileDialog
 from studio.generation_run import GenerationRun
@@ -100,7 +101,7 @@ class MainScreen(Screen):
 
     def __init__(self, config, manuscript: Path | None, data_dir: Path | None, engine_loader=None):
         super().__init__(id="main-screen")
-        set_bindings(self, make_bindings(config.section("keys")))  # descriptions in the chosen language
+        set_bindings(self, make_bindings(config.keys))  # descriptions in the chosen language
         self.config = config
         self.requested_path = manuscript
         self.data_dir = data_dir
@@ -150,11 +151,11 @@ class MainScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#settings").display = False
-        self.editor.ambiguous_width = self.config.section("studio")["ambiguous_width"]
-        self.candidates.ambiguous_width = self.config.section("studio")["ambiguous_width"]
-        self.candidates.show_placeholder(self.config.section("keys")["generate"])
+        self.editor.ambiguous_width = self.config.studio.ambiguous_width
+        self.candidates.ambiguous_width = self.config.studio.ambiguous_width
+        self.candidates.show_placeholder(self.config.keys["generate"])
         self.open_manuscript(self.requested_path)
-        self.set_interval(1.0 / self.config.section("studio")["max_fps"], self.drain_events)
+        self.set_interval(1.0 / self.config.studio.max_fps, self.drain_events)
         self.load_engine()
         self.editor.focus()
         self.check_size()
@@ -202,7 +203,7 @@ class MainScreen(Screen):
         self.history = HistoryLog(history_path_for(path))
         self.clear_candidates()
         if self.service is not None:
-            self.service.warm(self.context_text(), self.config.text_prep)
+            self.service.warm(self.context_text(), self.config.generation.text_prep)
         self.call_after_refresh(freeze_long_lived)  # after the first frame: the manuscript's objects
         recovery = opened.newer_recovery(self.data_dir)
         if recovery is not None:
@@ -234,7 +235,7 @@ class MainScreen(Screen):
         self.update_ghost()
         # Saved at most autosave_seconds after the first unsaved change, even while the author keeps typing.
         if self._autosave_timer is None:
-            self._autosave_timer = self.set_timer(self.config.section("studio")["autosave_seconds"], self.autosave)
+            self._autosave_timer = self.set_timer(self.config.studio.autosave_seconds, self.autosave)
 
     def on_text_area_selection_changed(self, event) -> None:
         self.update_ghost()
@@ -301,7 +302,7 @@ class MainScreen(Screen):
         self.status.dirty = self.editor.edit_version != version
         self.status.manuscript = short_path(beside)
         self.status.message = tr("kept_both", name=file.path.name, beside=beside,
-                                 key=self.config.section("keys")["reload"])
+                                 key=self.config.keys["reload"])
 
     def offer_utf8(self, message: SaveFinished) -> None:
         exc = message.exception
@@ -338,27 +339,22 @@ class MainScreen(Screen):
 
     @work(thread=True, exclusive=True, group="model")
     def load_engine(self) -> None:
-        from backends import LoadError, load
+        from backends import LoadError
 
-        m = self.config.section("model")
-        self.app.call_from_thread(setattr, self.status, "model", tr("loading_model", model=Path(m["path"]).name))
+        model = self.config.model
+        self.app.call_from_thread(setattr, self.status, "model", tr("loading_model", model=Path(model.path).name))
         try:
-            if self.engine_loader is not None:
-                engine = self.engine_loader(dict(m))
-            else:
-                engine = load(m["path"], backend=m["backend"], device=m["device"], vocab=m["vocab"] or None,
-                              dtype=m["dtype"] or None, unknown_char=m["unknown_char"],
-                              window_refill=m["window_refill"])
+            engine = (self.engine_loader or load_engine)(model)
         except LoadError as exc:
             self.app.call_from_thread(self.engine_failed, str(exc))
             return
-        set_model_threads(generation_threads(self.config.section("generation")["threads"]))
+        set_model_threads(generation_threads(self.config.generation.threads))
         self.app.call_from_thread(self.engine_ready, engine)
 
     def engine_ready(self, engine) -> None:
         self.engine = engine
         if self.service is None:
-            self.service = GenerationService(engine, context_chars=self.config.section("generation")["context_chars"])
+            self.service = GenerationService(engine, context_chars=self.config.generation.context_chars)
         else:
             self.service.set_engine(engine)
         info = engine.info
@@ -369,7 +365,7 @@ class MainScreen(Screen):
         if selection is not None and selection.reason:  # why this backend: "auto: no CUDA GPU ..."
             details += f" — {selection.reason}"
         self.status.details = details
-        self.service.warm(self.context_text(), self.config.text_prep)
+        self.service.warm(self.context_text(), self.config.generation.text_prep)
         freeze_long_lived()
 
     def engine_failed(self, error: str) -> None:
@@ -385,14 +381,14 @@ class MainScreen(Screen):
         if self.service is None:
             self.status.message = tr("model_failed", error=tr("no_model"))
             return
-        g = self.config.section("generation")
-        sampling = self.config.sampling
+        g = self.config.generation
+        sampling = self.config.sampling.settings
         self.regenerations = self.regenerations + 1 if regenerate else 0
         if sampling.seed is not None and self.regenerations:  # a set seed still gives new candidates
             sampling = replace(sampling, seed=sampling.seed + self.regenerations)
         request = GenerationRequest(
-            text=self.context_text(), n=g["candidates"], length=g["length"], sampling=sampling,
-            prep=self.config.text_prep, banned_chars=g["banned_chars"], penalty_exempt_chars=g["penalty_exempt_chars"],
+            text=self.context_text(), n=g.candidates, length=g.length, sampling=sampling,
+            prep=g.text_prep, banned_chars=g.banned_chars, penalty_exempt_chars=g.penalty_exempt_chars,
         )
         self.buffer.drain()
         self.candidates.reset(request.n)
@@ -445,8 +441,8 @@ class MainScreen(Screen):
             self.update_ghost()
 
     def request_settings(self) -> dict:
-        g = self.config.section("generation")
-        return {"candidates": g["candidates"], "length": g["length"], **self.config.section("sampling")}
+        g = self.config.generation
+        return {"candidates": g.candidates, "length": g.length, **asdict(self.config.sampling)}
 
     def update_ghost(self) -> None:
         """The highlighted candidate as ghost text, while the cursor is where it was asked for."""

@@ -88,7 +88,7 @@ class SettingsPanel(VerticalScroll):
                 section_shown = section
                 yield Static(tr(f"setting_section_{section}"), classes="section")
             yield Label(Text.assemble(field_label(section, key), ("  " + key, "dim")))
-            field = Input(str(self.config.values[section][key]), id=field_id(section, key),
+            field = Input(str(self.config.value(section, key)), id=field_id(section, key),
                           validators=[SettingValidator(self, section, key)])
             field.tooltip = tr("setting_key_tooltip", section=section, key=key)
             yield field
@@ -121,7 +121,7 @@ class SettingsPanel(VerticalScroll):
             self._apply(section, key, value)
 
     def _apply(self, section: str, key: str, value) -> None:
-        if value != self.config.values[section][key]:
+        if value != self.config.value(section, key):
             self.config = self.config.with_value(section, key, value)
             self.post_message(self.SettingChanged(section, key, value))
 

@@ -71,7 +71,6 @@ def test_accepting_a_candidate(start_studio, route):
     assert taken in studio.screen_text()  # in the editor now, not as ghost text: the panel is empty
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: tab does not move focus from the editor to the candidates panel")
 def test_tab_moves_focus_to_the_candidates_panel(start_studio):
     studio, found = generated(start_studio)
     studio.press("tab")

@@ -1,0 +1,72 @@
+"""The config's sections as types. Their values (defaults included) come from config.toml only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from backends.sampling import SamplingSettings
+from models.textprep import TextPrep
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    path: str  # absolute once loaded ("" for none)
+    vocab: str  # "" = beside the model; "world" = the RWKV World tokenizer
+    backend: str
+    device: str
+    dtype: str
+    unknown_char: str
+    window_refill: int
+
+
+@dataclass(frozen=True)
+class GenerationSection:
+    candidates: int
+    length: int
+    context_chars: int
+    threads: int
+    strip_indents: bool
+    drop_empty_lines: bool
+    leading_newline: bool
+    banned_chars: str
+    penalty_exempt_chars: str
+
+    @property
+    def text_prep(self) -> TextPrep:
+        return TextPrep(self.strip_indents, self.drop_empty_lines, self.leading_newline)
+
+
+@dataclass(frozen=True)
+class SamplingSection:
+    temperature: float
+    top_p: float
+    top_p_newline: float
+    top_k: int
+    min_p: float
+    presence_penalty: float
+    frequency_penalty: float
+    penalty_decay: float
+    seed: int  # -1: a new seed each time
+
+    @property
+    def settings(self) -> SamplingSettings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["seed"] = None if self.seed == -1 else self.seed
+        return SamplingSettings(**values)
+
+
+@dataclass(frozen=True)
+class StudioSection:
+    language: str
+    autosave_seconds: float
+    ambiguous_width: int
+    max_fps: int
+
+
+# [section] name -> its type; [keys] is a table of binding id -> keys.
+SECTIONS = {"model": ModelSection, "generation": GenerationSection, "sampling": SamplingSection,
+            "studio": StudioSection}
+
+
+def field_names(section_type) -> list[str]:
+    return [f.name for f in fields(section_type)]
