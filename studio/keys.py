@@ -43,13 +43,20 @@ def with_mac_option_alias(keys: str) -> str:
     return ",".join([keys, *extra])
 
 
+# Short footer labels (the command palette shows the long descriptions).
+FOOTER = {"generate": "footer_generate", "stop": "footer_stop", "accept_1": "footer_accept", "save": "footer_save",
+          "quit": "footer_quit", "settings": "footer_settings"}
+
+
 def make_bindings(keys: dict) -> list[Binding]:
     bindings = []
     for action_id, action, text_key, shown in ACTIONS:
         key = keys[action_id]
         if action_id.startswith("accept_"):
             key = with_mac_option_alias(key)
-        bindings.append(Binding(key, action, describe(action_id, text_key), show=shown, id=action_id,
+        description = tr(FOOTER[action_id]) if action_id in FOOTER else describe(action_id, text_key)
+        bindings.append(Binding(key, action, description, show=shown, id=action_id,
+                                tooltip=describe(action_id, text_key),
                                 priority=action_id in PRIORITY or action_id.startswith("accept_")))
     return bindings
 

@@ -379,8 +379,10 @@ class MainScreen(Screen):
 
     def action_generate(self, regenerate: bool = False) -> None:
         if self.service is None:
-            self.status.message = tr("model_failed", error=tr("no_model"))
+            loading = any(w.group == "model" and not w.is_finished for w in self.workers)
+            self.status.message = tr("model_still_loading") if loading else tr("model_failed", error=tr("no_model"))
             return
+        self.status.message = ""
         g = self.config.generation
         sampling = self.config.sampling.settings
         self.regenerations = self.regenerations + 1 if regenerate else 0
