@@ -348,6 +348,9 @@ class MainScreen(Screen):
         except LoadError as exc:
             self.app.call_from_thread(self.engine_failed, str(exc))
             return
+        except Exception as exc:  # a bug or a broken install: one line on the status line, the manuscript stays open
+            self.app.call_from_thread(self.engine_failed, f"{Path(model.path).name}: {type(exc).__name__}: {exc}")
+            return
         set_model_threads(generation_threads(self.config.generation.threads))
         self.app.call_from_thread(self.engine_ready, engine)
 
