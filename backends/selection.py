@@ -1,70 +1,135 @@
 """Which backend and device run a model: the `backend` and `device` settings, resolved.
 
     choice = select_backend("auto", "auto", "model.safetensors")
-    choice.backend, choice.device, choice.reason    # e.g. ("torch", "cpu", "auto: no CUDA GPU and no DirectML; ...")
+    choice.backend, choice.device, choice.auto      # e.g. (Backend.TORCH_NATIVE, "cpu", True)
+    choice.reason.why, choice.reason.text()         # Why.CPU_NATIVE, "auto: no CUDA GPU and no DirectML: ..."
 
-`auto` takes, in order: torch on a CUDA GPU (torch.cuda.is_available()), DirectML
-through ONNX Runtime (DmlExecutionProvider available) for a model whose
-architecture exports to ONNX (RWKV-7 and RWKV-4, told from the key names: a
-safetensors header or a .pth's keys, no weights loaded), else torch on the CPU,
-saying why when DirectML was there but the model cannot use it. On the CPU
-(device "auto" or "cpu") it takes "torch+native" (backends.hybrid_engine with
-backends.native_step) for an RWKV-7 where a C compiler is found: torch reads
-prompts in chunks (with their state update scanned in C) and a step compiled for
-this CPU decodes, 4 candidates in little more time than one. Else "torch+onnx" for
-a model that exports (RWKV-7, RWKV-4) when ONNX Runtime is installed: torch reads
-prompts in chunks of up to 256 tokens at once (the exported ONNX graph is the
-single-token step and would read them token by token, about 12x slower at
-12 x 768 on a 2-core machine), and ONNX Runtime's step decodes 1 to 4 candidates
-faster than torch's (bench/bench_engine.py). Otherwise torch on the CPU, saying
-why. Both pairs can be asked for by name. backend "torch" is always torch alone.
-An exported .onnx file always runs on ONNX Runtime.
+`auto` takes, in order: torch on a CUDA GPU, DirectML through ONNX Runtime for a
+model whose architecture exports to ONNX (RWKV-7 and RWKV-4, told from the key
+names, no weights loaded), else the CPU. On the CPU (device "auto" or "cpu") it
+takes "torch+native" (backends.engines.hybrid_engine with native_step) for an
+RWKV-7 where a C compiler is found: torch reads prompts in chunks and a step
+compiled for this CPU decodes. Else "torch+onnx" for a model that exports when
+ONNX Runtime is installed: torch reads prompts in chunks (the exported graph is the
+single-token step and would read them token by token) and ONNX Runtime's step
+decodes. Otherwise torch on the CPU, saying why. Both pairs can be asked for by
+name; backend "torch" is always torch alone. An exported .onnx file always runs on
+ONNX Runtime.
 
 A choice that cannot be met (backend "directml" without DirectML, device "cuda"
 without a CUDA GPU) is a LoadError with one line saying what is available.
 
-ONNX Runtime's providers are read through `onnxruntime.get_available_providers()`
-at each call (tests replace just that function); torch is imported only when a
-torch path is possible, never for an .onnx file on the onnx backend.
+The choice is a function of the settings and of what a Probe answers about this
+machine and the model file. A Probe asks each question once, when the choice first
+needs it: ONNX Runtime's providers through onnxruntime.get_available_providers()
+(tests replace just that function), and torch only when a torch path is possible,
+never for an .onnx file on the onnx backend.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from enum import Enum
+from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple
 
-from backends import LoadError
-from backends.onnx_export import ARCHITECTURES as ONNX_ARCHITECTURES
+from backends.engines import native_step
+from backends.engines.names import CPU_PAIRS, NAMES, Backend
+from backends.engines.providers import (CPU, DEVICE_PROVIDERS, DML, PROVIDER_DEVICES, PROVIDER_ORDER,
+                                        available_providers, split_device)
+from backends.errors import LoadError
+from backends.files.onnx_export import ARCHITECTURES as ONNX_ARCHITECTURES
 
-DML = "DmlExecutionProvider"
-CUDA = "CUDAExecutionProvider"
-CPU = "CPUExecutionProvider"
-PROVIDER_ORDER = (DML, CUDA, CPU)  # what "auto" tries on the onnx backend
-DEVICE_PROVIDERS = {"directml": DML, "dml": DML, "cuda": CUDA, "cpu": CPU}
-PROVIDER_DEVICES = {DML: "directml", CUDA: "cuda", CPU: "cpu"}
-
-HYBRID = "torch+onnx"  # backends.hybrid_engine
-HYBRID_REASON = ("prompts on torch, decoding on ONNX Runtime; torch reads prompts in chunks, ONNX Runtime's "
-                 "step decodes 1-4 candidates faster than torch's on a CPU")
-NATIVE = "torch+native"  # backends.hybrid_engine with backends.native_step
-NATIVE_REASON = ("prompts on torch, decoding on a step compiled for this CPU; torch reads prompts in chunks, the "
-                 "native step decodes 4 candidates in little more time than one")
-CPU_PAIRS = (HYBRID, NATIVE)  # backends that read prompts with torch and decode with a step of their own
+ONNX_STEP_TEXT = ("prompts on torch, decoding on ONNX Runtime; torch reads prompts in chunks, ONNX Runtime's "
+                  "step decodes 1-4 candidates faster than torch's on a CPU")
+NATIVE_STEP_TEXT = ("prompts on torch, decoding on a step compiled for this CPU; torch reads prompts in chunks, the "
+                    "native step decodes 4 candidates in little more time than one")
 
 
-class Selection(NamedTuple):
-    backend: str  # "torch" | "onnx" | "torch+onnx" | "torch+native"
+class Why(Enum):
+    """What decided the choice; Reason's other fields are its particulars."""
+
+    ASKED = "asked"  # backend (and device) named in the settings
+    ONNX_FIRST_PROVIDER = "onnx first provider"  # onnx, device auto: DirectML, CUDA, CPU in that order
+    TORCH_SEES_CUDA = "torch sees cuda"  # backend torch, device auto
+    TORCH_NO_CUDA = "torch no cuda"
+    AUTO_CUDA = "auto cuda"
+    AUTO_DIRECTML = "auto directml"
+    DIRECTML_CANNOT_RUN = "directml cannot run"  # DirectML is there, the model does not export
+    CPU_NATIVE = "cpu native"  # the CPU choices of auto (cpu_asked: device "cpu" was set)
+    CPU_ONNX_STEP = "cpu onnx step"
+    CPU_NO_ONNXRUNTIME = "cpu no onnxruntime"
+    CPU_ONNX_CANNOT_RUN = "cpu onnx cannot run"  # onnxruntime is there, the model does not export
+    NATIVE_FAILED = "native failed"  # the C step did not build: error
+    FLOAT32_ONLY = "float32 only"  # a pair was chosen, but dtype asks for other than float32
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a backend was chosen, as data; text() says it in one line for the status details."""
+
+    why: Why
+    asked: Backend = Backend.AUTO  # the backend setting
+    device: str = ""  # the device setting, where it was named
+    onnx_file: bool = False  # the model is an exported .onnx file
+    cpu_asked: bool = False  # auto on the CPU because device "cpu" was set (else: no GPU found)
+    architecture: str | None = None  # the model's, where it decided
+    error: str = ""  # NATIVE_FAILED: why the C step did not build
+    dtype: str = ""  # FLOAT32_ONLY
+
+    def text(self) -> str:
+        why = self.why
+        asked = f"{self.asked} (an .onnx file)" if self.onnx_file else str(self.asked)
+        start = "auto, device cpu asked for" if self.cpu_asked else "auto: no CUDA GPU and no DirectML"
+        if why == Why.ASKED:
+            return f"{asked} backend, device {self.device} asked for" if self.device else f"{asked} backend asked for"
+        if why == Why.ONNX_FIRST_PROVIDER:
+            return f"{asked} backend: the first of DirectML, CUDA, CPU that ONNX Runtime offers"
+        if why == Why.TORCH_SEES_CUDA:
+            return "torch backend; torch sees a CUDA GPU"
+        if why == Why.TORCH_NO_CUDA:
+            return "torch backend; no CUDA GPU, so the CPU"
+        if why == Why.AUTO_CUDA:
+            return "auto: torch sees a CUDA GPU"
+        if why == Why.AUTO_DIRECTML:
+            return "auto: no CUDA GPU for torch; DirectML GPU through ONNX Runtime"
+        if why == Why.DIRECTML_CANNOT_RUN:
+            return (f"auto: no CUDA GPU; DirectML is there, but the onnx backend runs {' and '.join(ONNX_ARCHITECTURES)} "
+                    f"only, not {_this_model(self.architecture)}; so torch on the CPU")
+        if why == Why.CPU_NATIVE:
+            return f"{start}: {NATIVE_STEP_TEXT}"
+        if why == Why.CPU_ONNX_STEP:
+            return f"{start}: {ONNX_STEP_TEXT}"
+        if why == Why.CPU_NO_ONNXRUNTIME:
+            return f"{start}; torch on the CPU (with onnxruntime installed, ONNX Runtime would run the decode steps, faster)"
+        if why == Why.CPU_ONNX_CANNOT_RUN:
+            return (f"{start}; torch on the CPU: the ONNX step runs {' and '.join(ONNX_ARCHITECTURES)} only, "
+                    f"not {_this_model(self.architecture)}")
+        if why == Why.NATIVE_FAILED:
+            return f"{start}: {self.error}; so ONNX Runtime decodes"
+        return f"auto: torch on the CPU, as dtype {self.dtype} asks (the decode steps are float32 only)"
+
+
+@dataclass(frozen=True)
+class Selection:
+    backend: Backend  # TORCH, ONNX, TORCH_NATIVE or TORCH_ONNX (never AUTO or DIRECTML)
     device: str  # torch: "cpu" | "cuda" | "cuda:N"; onnx: "directml" | "cuda" | "cpu" (":N" for a GPU index)
-    reason: str  # why, for the status line
+    auto: bool  # the backend setting was "auto": a choice that cannot be met may fall back
+    reason: Reason
 
 
-def available_providers() -> list[str]:
-    """ONNX Runtime's execution providers here ([] without onnxruntime)."""
-    try:
-        import onnxruntime
-    except ImportError:
-        return []
-    return list(onnxruntime.get_available_providers())
+def without_native(choice: Selection, error: str) -> Selection:
+    """auto's torch+native whose C step did not build (error): torch+onnx instead, saying why."""
+    return Selection(Backend.TORCH_ONNX, "cpu", choice.auto, replace(choice.reason, why=Why.NATIVE_FAILED, error=error))
+
+
+def float32_only(choice: Selection, dtype: str) -> Selection:
+    """A CPU pair for a dtype other than float32: torch alone on the CPU (the decode steps are float32 only)."""
+    return Selection(Backend.TORCH, "cpu", choice.auto, replace(choice.reason, why=Why.FLOAT32_ONLY, dtype=dtype))
+
+
+def _this_model(architecture: str | None) -> str:
+    return f"this {architecture} model" if architecture and architecture != "unknown" else "a model of unrecognised architecture"
 
 
 def torch_cuda_available() -> bool:
@@ -84,6 +149,32 @@ def model_architecture(model_path) -> str | None:
     return detect_architecture(dict.fromkeys(keys)) if keys else None
 
 
+class Probe:
+    """What the choice asks of this machine and the model file, each answered once on first question;
+    an answer given here (tests) is taken as it is."""
+
+    def __init__(self, model_path=None, providers=None, cuda: bool | None = None, native: bool | None = None):
+        self.model_path = model_path
+        given = {"providers": None if providers is None else tuple(providers), "cuda": cuda, "native": native}
+        self.__dict__.update({name: value for name, value in given.items() if value is not None})
+
+    @cached_property
+    def providers(self) -> tuple[str, ...]:
+        return tuple(available_providers())
+
+    @cached_property
+    def cuda(self) -> bool:
+        return torch_cuda_available()
+
+    @cached_property
+    def native(self) -> bool:
+        return native_step.native_possible()
+
+    @cached_property
+    def architecture(self) -> str | None:
+        return model_architecture(self.model_path) if self.model_path is not None else None
+
+
 def describe_available(providers, cuda: bool | None) -> str:
     """One clause: what torch (when cuda is not None) and ONNX Runtime can use here."""
     parts = []
@@ -93,36 +184,77 @@ def describe_available(providers, cuda: bool | None) -> str:
     return "available: " + "; ".join(parts)
 
 
-def _split_device(device: str) -> tuple[str, int | None]:
-    name, _, index = device.partition(":")
-    if index:
-        if not index.isdigit():
-            raise LoadError(f"unknown device {device!r} (a GPU index is a number: cuda:0, directml:1)")
-        return name, int(index)
-    return name, None
+def select_backend(backend: str = "auto", device: str = "auto", model_path=None, providers=None,
+                   cuda_available: bool | None = None, probe: Probe | None = None) -> Selection:
+    """The Selection for these settings and this model file, or LoadError (one line).
+
+    providers / cuda_available stand in for ONNX Runtime's and torch's answers when given (or a whole probe).
+    """
+    try:
+        asked = Backend(backend)
+    except ValueError:
+        raise LoadError(f"unknown backend {backend!r} (available: {', '.join(NAMES)})") from None
+    probe = probe or Probe(model_path, providers, cuda_available)
+    device = (device or "auto").strip().lower()
+    is_onnx_file = model_path is not None and Path(model_path).suffix.lower() == ".onnx"
+    auto = asked == Backend.AUTO
+
+    if asked == Backend.DIRECTML:
+        name, _ = split_device(device)
+        if name not in ("auto", "directml", "dml"):
+            raise LoadError(f"the directml backend runs on DirectML, not on device {device!r} (use device \"auto\")")
+        if DML not in probe.providers:
+            raise LoadError(f"backend 'directml' asked for, but ONNX Runtime has no {DML} "
+                            f"(DirectML needs Windows and the onnxruntime-directml package; "
+                            f"{describe_available(probe.providers, None if is_onnx_file else probe.cuda)})")
+        return _onnx_device("directml" + device[len(name):], probe.providers, asked, False)
+    if asked == Backend.ONNX:
+        return _onnx_device(device, probe.providers, asked, False)
+    if is_onnx_file:
+        if asked == Backend.TORCH:
+            raise LoadError(f"{model_path}: an exported ONNX file runs on the onnx or directml backend, not torch")
+        return _onnx_device(device, probe.providers, asked, True)
+    name, _ = split_device(device)
+    if asked in CPU_PAIRS:
+        return _cpu_pair(asked, name, device, model_path, probe)
+    if auto and name == "cpu":
+        return _cpu_choice(model_path, probe, cpu_asked=True)
+    if asked == Backend.TORCH or name in ("cpu", "cuda"):
+        if name == "cuda" and not probe.cuda:
+            raise LoadError(f"device {device!r} asked for, but torch sees no CUDA GPU "
+                            f"({describe_available(probe.providers, False)})")
+        if name not in ("auto", "cpu", "cuda"):
+            raise LoadError(f"unknown device {device!r} for the torch backend (available: auto, cpu"
+                            + (", cuda" if probe.cuda else "") + ")")
+        if name == "auto":
+            return Selection(Backend.TORCH, "cuda" if probe.cuda else "cpu", auto,
+                             Reason(Why.TORCH_SEES_CUDA if probe.cuda else Why.TORCH_NO_CUDA, asked))
+        return Selection(Backend.TORCH, device, auto, Reason(Why.ASKED, asked, device))
+    if name in ("directml", "dml"):
+        return replace(select_backend(Backend.DIRECTML, device, model_path, probe=probe), auto=True)
+    if name != "auto":
+        raise LoadError(f"unknown device {device!r} (available: auto, cpu, cuda, directml)")
+    if probe.cuda:
+        return Selection(Backend.TORCH, "cuda", True, Reason(Why.AUTO_CUDA))
+    if DML in probe.providers:
+        if model_path is None or probe.architecture in ONNX_ARCHITECTURES:
+            return Selection(Backend.ONNX, "directml", True, Reason(Why.AUTO_DIRECTML))
+        return Selection(Backend.TORCH, "cpu", True, Reason(Why.DIRECTML_CANNOT_RUN, architecture=probe.architecture))
+    return _cpu_choice(model_path, probe, cpu_asked=False)
 
 
-def providers_for(device: str) -> tuple[list[str], list[dict]]:
-    """The provider list and options for an onnx device: the chosen one, then CPU for what it lacks."""
-    name, index = _split_device(device)
-    provider = DEVICE_PROVIDERS[name]
-    options = {"device_id": index} if index is not None else {}
-    if provider == CPU:
-        return [CPU], [{}]
-    return [provider, CPU], [options, {}]
-
-
-def select_onnx_device(device: str, providers=None, asked: str = "onnx") -> Selection:
-    providers = available_providers() if providers is None else list(providers)
+def _onnx_device(device: str, providers, asked: Backend, onnx_file: bool) -> Selection:
+    """The onnx backend on this device setting: the first provider ONNX Runtime offers for "auto"."""
     if not providers:
         raise LoadError("the onnx backend needs ONNX Runtime: pip install onnxruntime "
                         "(onnxruntime-directml on Windows)")
-    name, _ = _split_device(device)
+    name, _ = split_device(device)
+    auto = asked == Backend.AUTO
     if name == "auto":
         for provider in PROVIDER_ORDER:
             if provider in providers:
-                return Selection("onnx", PROVIDER_DEVICES[provider],
-                                 f"{asked} backend: the first of DirectML, CUDA, CPU that ONNX Runtime offers")
+                return Selection(Backend.ONNX, PROVIDER_DEVICES[provider], auto,
+                                 Reason(Why.ONNX_FIRST_PROVIDER, asked, onnx_file=onnx_file))
         raise LoadError(f"ONNX Runtime offers none of {', '.join(PROVIDER_ORDER)} ({describe_available(providers, None)})")
     if name not in DEVICE_PROVIDERS:
         raise LoadError(f"unknown device {device!r} for the onnx backend (available: auto, "
@@ -132,112 +264,31 @@ def select_onnx_device(device: str, providers=None, asked: str = "onnx") -> Sele
         raise LoadError(f"device {device!r} asked for, but ONNX Runtime has no {provider} "
                         f"({describe_available(providers, None)})")
     device = "directml" + device[len(name):] if provider == DML else device  # "dml:1" -> "directml:1"
-    return Selection("onnx", device, f"{asked} backend, device {device} asked for")
+    return Selection(Backend.ONNX, device, auto, Reason(Why.ASKED, asked, device, onnx_file=onnx_file))
 
 
-def select_backend(backend: str = "auto", device: str = "auto", model_path=None, providers=None,
-                   cuda_available: bool | None = None) -> Selection:
-    """(backend, device, reason) for these settings and this model file, or LoadError (one line).
-
-    providers / cuda_available stand in for ONNX Runtime's and torch's answers when given.
-    """
-    device = (device or "auto").strip().lower()
-    is_onnx_file = model_path is not None and Path(model_path).suffix.lower() == ".onnx"
-
-    def cuda() -> bool:
-        nonlocal cuda_available
-        if cuda_available is None:
-            cuda_available = torch_cuda_available()
-        return cuda_available
-
-    def provider_list():
-        nonlocal providers
-        if providers is None:
-            providers = available_providers()
-        return providers
-
-    if backend == "directml":
-        name, _ = _split_device(device)
-        if name not in ("auto", "directml", "dml"):
-            raise LoadError(f"the directml backend runs on DirectML, not on device {device!r} (use device \"auto\")")
-        if DML not in provider_list():
-            raise LoadError(f"backend 'directml' asked for, but ONNX Runtime has no {DML} "
-                            f"(DirectML needs Windows and the onnxruntime-directml package; "
-                            f"{describe_available(provider_list(), None if is_onnx_file else cuda())})")
-        return select_onnx_device("directml" + device[len(name):], provider_list(), asked="directml")
-    if backend == "onnx":
-        return select_onnx_device(device, provider_list())
-    if is_onnx_file:
-        if backend == "torch":
-            raise LoadError(f"{model_path}: an exported ONNX file runs on the onnx or directml backend, not torch")
-        return select_onnx_device(device, provider_list(), asked="auto (an .onnx file)")
-
-    name, _ = _split_device(device)
-    if backend in CPU_PAIRS:
-        return _cpu_pair(backend, name, device, model_path, provider_list)
-    if backend == "auto" and name == "cpu":
-        return _cpu_choice(model_path, provider_list(), "auto, device cpu asked for")
-    if backend == "torch" or name in ("cpu", "cuda"):
-        if name == "cuda" and not cuda():
-            raise LoadError(f"device {device!r} asked for, but torch sees no CUDA GPU "
-                            f"({describe_available(provider_list(), False)})")
-        if name not in ("auto", "cpu", "cuda"):
-            raise LoadError(f"unknown device {device!r} for the torch backend (available: auto, cpu"
-                            + (", cuda" if cuda() else "") + ")")
-        if name == "auto":
-            return Selection("torch", "cuda" if cuda() else "cpu",
-                             "torch backend; " + ("torch sees a CUDA GPU" if cuda() else "no CUDA GPU, so the CPU"))
-        return Selection("torch", device, f"{backend} backend, device {device} asked for")
-    if backend != "auto":
-        raise LoadError(f"unknown backend {backend!r} (available: auto, torch, onnx, directml, {', '.join(CPU_PAIRS)})")
-    if name in ("directml", "dml"):
-        return select_backend("directml", device, model_path, providers, cuda_available)
-    if name != "auto":
-        raise LoadError(f"unknown device {device!r} (available: auto, cpu, cuda, directml)")
-    if cuda():
-        return Selection("torch", "cuda", "auto: torch sees a CUDA GPU")
-    if DML in provider_list():
-        arch = model_architecture(model_path) if model_path is not None else None
-        if model_path is None or arch in ONNX_ARCHITECTURES:
-            return Selection("onnx", "directml", "auto: no CUDA GPU for torch; DirectML GPU through ONNX Runtime")
-        why = f"this {arch} model" if arch and arch != "unknown" else "a model of unrecognised architecture"
-        return Selection("torch", "cpu", f"auto: no CUDA GPU; DirectML is there, but the onnx backend runs "
-                                         f"{' and '.join(ONNX_ARCHITECTURES)} only, not {why}; so torch on the CPU")
-    return _cpu_choice(model_path, provider_list(), "auto: no CUDA GPU and no DirectML")
-
-
-def native_possible() -> bool:
-    """Whether the native step may be built here: not turned off, and a C compiler on PATH."""
-    from backends import native_step
-
-    return native_step.enabled() and native_step.find_compiler() is not None
-
-
-def _cpu_pair(backend, name, device, model_path, provider_list) -> Selection:
+def _cpu_pair(backend: Backend, name: str, device: str, model_path, probe: Probe) -> Selection:
     """torch+onnx or torch+native, asked for by name: on the CPU, for a model whose step they run."""
     if name not in ("auto", "cpu"):
         raise LoadError(f"the {backend} backend runs on the CPU, not on device {device!r} (use device \"cpu\")")
-    arch = model_architecture(model_path) if model_path is not None else None
-    runs = ("rwkv7",) if backend == NATIVE else ONNX_ARCHITECTURES
-    if model_path is not None and arch not in runs:
-        what = f"this {arch} model" if arch and arch != "unknown" else "a model of unrecognised architecture"
-        raise LoadError(f"the {backend} backend runs {' and '.join(runs)} only, not {what}")
-    if backend == HYBRID and CPU not in provider_list():
+    runs = ("rwkv7",) if backend == Backend.TORCH_NATIVE else ONNX_ARCHITECTURES
+    if model_path is not None and probe.architecture not in runs:
+        raise LoadError(f"the {backend} backend runs {' and '.join(runs)} only, not {_this_model(probe.architecture)}")
+    if backend == Backend.TORCH_ONNX and CPU not in probe.providers:
         raise LoadError("the torch+onnx backend needs ONNX Runtime: pip install onnxruntime")
-    return Selection(backend, "cpu", f"{backend} backend asked for")
+    return Selection(backend, "cpu", False, Reason(Why.ASKED, backend))
 
 
-def _cpu_choice(model_path, providers, why: str) -> Selection:
-    """On the CPU: torch+native for an RWKV-7 where a C compiler builds its step, else torch+onnx for a
+def _cpu_choice(model_path, probe: Probe, cpu_asked: bool) -> Selection:
+    """auto on the CPU: torch+native for an RWKV-7 where a C compiler builds its step, else torch+onnx for a
     model that exports when ONNX Runtime runs on the CPU here, else torch."""
-    arch = model_architecture(model_path) if model_path is not None else None
-    if arch == "rwkv7" and native_possible():
-        return Selection(NATIVE, "cpu", f"{why}: {NATIVE_REASON}")
-    if CPU not in providers:
-        return Selection("torch", "cpu", f"{why}; torch on the CPU (with onnxruntime installed, ONNX Runtime "
-                                         "would run the decode steps, faster)")
-    if model_path is not None and arch not in ONNX_ARCHITECTURES:
-        what = f"this {arch} model" if arch and arch != "unknown" else "a model of unrecognised architecture"
-        return Selection("torch", "cpu", f"{why}; torch on the CPU: the ONNX step runs "
-                                         f"{' and '.join(ONNX_ARCHITECTURES)} only, not {what}")
-    return Selection(HYBRID, "cpu", f"{why}: {HYBRID_REASON}")
+    def chosen(backend: Backend, why: Why, **details) -> Selection:
+        return Selection(backend, "cpu", True, Reason(why, cpu_asked=cpu_asked, **details))
+
+    if probe.architecture == "rwkv7" and probe.native:
+        return chosen(Backend.TORCH_NATIVE, Why.CPU_NATIVE)
+    if CPU not in probe.providers:
+        return chosen(Backend.TORCH, Why.CPU_NO_ONNXRUNTIME)
+    if model_path is not None and probe.architecture not in ONNX_ARCHITECTURES:
+        return chosen(Backend.TORCH, Why.CPU_ONNX_CANNOT_RUN, architecture=probe.architecture)
+    return chosen(Backend.TORCH_ONNX, Why.CPU_ONNX_STEP)

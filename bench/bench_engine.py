@@ -9,10 +9,10 @@ Run from the repository root:
 It builds one random RWKV-7 (models.rwkv7.init_weights), writes the same weights as
 STEM.safetensors + STEM.json (the real AI-Writer vocabulary) for our engines and as
 STEM.pth for the package, and measures three of ours: "torch" (backend torch: torch
-alone), "torch+onnx" (backends.hybrid_engine: torch reads prompts, ONNX Runtime's
+alone), "torch+onnx" (backends.engines.hybrid_engine: torch reads prompts, ONNX Runtime's
 exported step decodes; its export goes to a temporary cache, and the time it takes
 is reported) and "torch+native" (what backend auto picks on a CPU where a C
-compiler is found: torch reads prompts, backends.native_step's C step decodes; it
+compiler is found: torch reads prompts, backends.engines.native_step's C step decodes; it
 is compiled into a temporary cache, and the load times are reported):
 
   1. prompt: 512 tokens in one forward (tokens/s)
@@ -60,8 +60,8 @@ sys.path.insert(0, str(REPO))
 from bench_common import cpu_name, load_average  # noqa: E402
 
 from backends import load  # noqa: E402
-from backends.generation import Chunk, Failed, GenerationRequest, GenerationService  # noqa: E402
-from backends.sampling import SamplingSettings  # noqa: E402
+from backends.writing.generation import Chunk, Failed, GenerationRequest, GenerationService  # noqa: E402
+from backends.writing.sampling import SamplingSettings  # noqa: E402
 from models.checkpoint import save_safetensors  # noqa: E402
 from models.rwkv7 import RWKV7, RWKV7Config, init_weights  # noqa: E402
 
@@ -242,15 +242,15 @@ def load_hybrid_timed(path, cache_dir):
         start = time.perf_counter()
         engine = load(path, backend="torch+onnx", device="cpu", cache_dir=cache_dir)
         loaded = time.perf_counter()
-        if not engine.wait_for_step(600):
-            raise RuntimeError(f"no ONNX step: {engine.step_error}")
+        if not engine.wait_for_decode_step(600):
+            raise RuntimeError(f"no ONNX step: {engine.decode_step_error}")
         times.append((loaded - start, time.perf_counter() - loaded))
     return engine, times
 
 
 def load_native_timed(path, cache_dir):
     """(the torch+native engine auto picks, [seconds in load() with the step compiled, then from its cache])."""
-    from backends.native_step import CACHE_ENV
+    from backends.engines.native_step import CACHE_ENV
 
     os.environ[CACHE_ENV] = str(cache_dir)  # a cold cache: the first load compiles
     times = []

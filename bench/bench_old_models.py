@@ -48,8 +48,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from bench_common import cpu_name, load_average  # noqa: E402
 
 from backends import load  # noqa: E402
-from backends.engine import EngineInfo  # noqa: E402
-from backends.torch_engine import TorchEngine  # noqa: E402
+from backends.engines.base import EngineInfo  # noqa: E402
+from backends.engines.torch_engine import TorchEngine  # noqa: E402
 from models.aiwriter_v1 import AIWriterV1, AIWriterV1Config  # noqa: E402
 from models.checkpoint import build_model, save_safetensors  # noqa: E402
 from models.rwkv4 import RWKV4, RWKV4Config, init_weights  # noqa: E402
@@ -97,7 +97,7 @@ def bench_rwkv4(n_layer, n_embd, vocab, steps, reps, folder: Path):
     characters = [chr(c) for c in range(0x3400, 0x3400 + vocab + 2048) if not 0xD800 <= c <= 0xDFFF][:vocab]
     (folder / "rwkv4.json").write_text(json.dumps(dict(enumerate(characters)), ensure_ascii=False), encoding="utf-8")
     auto = load(folder / "rwkv4.safetensors", backend="auto", device="cpu", cache_dir=folder)
-    auto.wait_for_step(600) if hasattr(auto, "wait_for_step") else None
+    auto.wait_for_decode_step(600) if hasattr(auto, "wait_for_decode_step") else None
     _, state = auto.forward([prompt], None)
     auto_1 = best_rate(decode(auto, state, steps, 1), steps, reps)
     auto_4 = best_rate(decode(auto, auto.repeat_rows(state, 4), steps, 4), 4 * steps, reps)

@@ -5,7 +5,7 @@
 Parameter names and shapes are BlinkDL's, so `load_state_dict` takes a released
 checkpoint as it is, and every parameter keeps the file's layout: contiguous,
 nn.Linear weights (out, in), the LoRA matrices (w1, w2, a1, ...) (in, out) as in
-x @ W. The C step (backends/native_step.py) reads them so. Every equation is here in code, one path for any T: the state
+x @ W. The C step (backends/engines/native_step.py) reads them so. Every equation is here in code, one path for any T: the state
 update runs token by token, as its definition. The engines run models.rwkv7_fused,
 the same equations rearranged for speed and tested against this one.
 """

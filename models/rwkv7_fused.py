@@ -11,7 +11,7 @@ rounding (tests/test_rwkv7_fused.py). What differs:
 - the six token-shift mixes in one addcmul; the decay as log w = -e^-0.5 sigmoid(.)
   (the plain exp(w) = e^-0.5 sigmoid(.), so no exp of an exp); LoRA biases inside addmm;
 - T > 1: the state update solved chunk by chunk (models.wkv7.wkv7_chunked), or by
-  a scan an engine hands over (FusedRWKV7.use_sequence_wkv: backends.native_step's C scan);
+  a scan an engine hands over (FusedRWKV7.use_sequence_wkv: backends.engines.native_step's C scan);
 - without full_output the last layer computes only the two positions the last
   logits read (its state update still reads them all).
 """

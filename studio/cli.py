@@ -39,7 +39,7 @@ def open_engine(config, model: str | None = None, device: str | None = None):
 
 
 def command_continue(args) -> int:
-    from backends.generation import Failed, Finished, GenerationRequest, GenerationService
+    from backends.writing.generation import Failed, Finished, GenerationRequest, GenerationService
     from models.textprep import format_continuation, paragraph_indent
 
     longest = RANGES[("generation", "length")][1]
@@ -87,7 +87,7 @@ def command_continue(args) -> int:
 
 
 def command_eval(args) -> int:
-    from backends.evaluation import text_bits
+    from backends.writing.evaluation import text_bits
 
     config = load_config(args.config)
     texts = {name: read_manuscript(name) for name in args.files}
@@ -117,8 +117,8 @@ def command_eval(args) -> int:
 def command_export_onnx(args) -> int:
     import shutil
 
-    from backends import find_vocab
-    from backends.onnx_export import ExportError, export_onnx
+    from backends.files.onnx_export import ExportError, export_onnx
+    from backends.files.vocab import find_vocab
 
     model, out = Path(args.model).expanduser(), Path(args.out).expanduser()
     if out.suffix.lower() != ".onnx":
@@ -137,7 +137,7 @@ def command_export_onnx(args) -> int:
         except OSError as exc:
             raise UserError(f"{beside}: cannot copy the vocabulary there ({exc.strerror or exc})") from None
     size = out.stat().st_size / 1e6
-    from backends.onnx_export import ARCHITECTURE_NAMES
+    from backends.files.onnx_export import ARCHITECTURE_NAMES
 
     name = ARCHITECTURE_NAMES.get(meta["architecture"], meta["architecture"])
     print(f"{out}: {name} {meta['n_layer']} x {meta['n_embd']}, vocabulary {meta['vocab_size']}, "
@@ -147,7 +147,7 @@ def command_export_onnx(args) -> int:
 
 def command_convert(args) -> int:
     from backends import LoadError
-    from backends.convert import convert_model
+    from backends.files.convert import convert_model
 
     try:
         done = convert_model(args.model, args.out, args.vocab)

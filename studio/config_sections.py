@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from backends.sampling import SamplingSettings
+from backends.writing.sampling import SamplingSettings
 from models.textprep import TextPrep
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class GenerationRun:
-    request: object  # backends.generation.GenerationRequest
+    request: object  # backends.writing.generation.GenerationRequest
     job: object  # the service's job (cancel(), done, id)
     anchor: tuple  # (cursor location, the editor's edit_version) when the candidates were asked for
     history_id: str  # unique across sessions, unlike the service's job ids

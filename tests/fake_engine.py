@@ -1,4 +1,4 @@
-"""A small fake engine for the studio's UI tests: the engine contract (backends.engine), no model file.
+"""A small fake engine for the studio's UI tests: the engine contract (backends.engines.base.Engine), no model file.
 
     engine = FakeEngine(delay=0.0)                 # or, for StudioApp(engine_loader=...):
     loader = fake_loader(delay=0.05)               # [model] section dict -> FakeEngine, LoadError if no file
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backends import LoadError
-from backends import state as state_ops
-from backends.engine import EngineError, EngineInfo, check_batch
+from backends import EngineError, LoadError
+from backends.engines import state_rows as state_ops
+from backends.engines.base import EngineInfo, check_batch
 from models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer
 
 CONTEXT = 3  # ids a state remembers
@@ -66,7 +66,7 @@ def _table(seed: int, vocab_size: int) -> np.ndarray:
 
 
 class FakeEngine:
-    """The contract of backends.torch_engine.TorchEngine: tokenizer, info, forward, state row operations."""
+    """The contract of backends.engines.torch_engine.TorchEngine: tokenizer, info, forward, state row operations."""
 
     selection = None  # no backend was chosen for it (backends.load sets this on real engines)
 

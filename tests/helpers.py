@@ -60,8 +60,8 @@ def write_model_with_chars(folder: Path, weights: dict, chars: list[str], stem="
 def greedy_texts(engine, chars, n=2, length=40) -> tuple:
     """The texts of n greedy (temperature 0) candidates written from a prompt made of `chars`, through the
     generation service: the same on two engines means they compute the same model."""
-    from backends.generation import Finished, GenerationRequest, GenerationService
-    from backends.sampling import SamplingSettings
+    from backends.writing.generation import Finished, GenerationRequest, GenerationService
+    from backends.writing.sampling import SamplingSettings
     from models.textprep import TextPrep
 
     request = GenerationRequest("。".join(chars[10:60]) + "\n" + "".join(chars[60:90]), n=n, length=length,
@@ -77,7 +77,7 @@ def greedy_texts(engine, chars, n=2, length=40) -> tuple:
 
 def cpu_auto_backend() -> str:
     """What backend auto picks for an RWKV-7 on this CPU: the native step where a C compiler builds it."""
-    from backends.selection import native_possible
+    from backends.engines.native_step import native_possible
 
     return "torch+native" if native_possible() else "torch+onnx"
 

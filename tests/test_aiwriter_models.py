@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from backends import LoadError, load
-from backends.convert import convert_model
-from backends.generation import Chunk, Finished, GenerationRequest, GenerationService
-from backends.sampling import SamplingSettings
+from backends.files.convert import convert_model
+from backends.writing.generation import Chunk, Finished, GenerationRequest, GenerationService
+from backends.writing.sampling import SamplingSettings
 from models.checkpoint import ModelFileError, detect_architecture, read_weights
 from studio.cli import main as cli_main
 from tests.aiwriter_fixtures import (

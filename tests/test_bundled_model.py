@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from backends import load
-from backends.evaluation import text_bits
+from backends.writing.evaluation import text_bits
 from studio.config import load_config
 
 BUNDLED = Path(__file__).resolve().parent.parent / "models" / "bundled"

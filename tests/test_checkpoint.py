@@ -11,7 +11,8 @@ import shutil
 import pytest
 import torch
 
-from backends import LoadError, find_vocab, load
+from backends import LoadError, load
+from backends.files.vocab import find_vocab
 from models.checkpoint import ModelFileError, detect_architecture, embedding_rows, load_model, peek_keys, read_weights
 from tests.helpers import REAL_VOCAB, random_rwkv7_weights, write_checkpoint
 

@@ -63,7 +63,7 @@ def test_continue_json(capsys, manuscript, tiny_model):
     result = continue_json(capsys, manuscript, tiny_model, seed=7)
     assert result["seed"] == 7
     assert result["model"] == str(tiny_model)
-    assert result["backend"] == cpu_auto_backend()  # what auto picks on a CPU (backends.hybrid_engine)
+    assert result["backend"] == cpu_auto_backend()  # what auto picks on a CPU (backends.engines.hybrid_engine)
     assert len(result["candidates"]) == 2
     for candidate in result["candidates"]:
         assert len(candidate) == 20  # the manuscript has no indent, so nothing is added

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from backends import LoadError
-from backends.engine import EngineError
-from backends.evaluation import text_bits
-from backends.generation import Chunk, Finished, GenerationRequest, GenerationService, Started
-from backends.sampling import SamplingSettings
+from backends import EngineError
+from backends.writing.evaluation import text_bits
+from backends.writing.generation import Chunk, Finished, GenerationRequest, GenerationService, Started
+from backends.writing.sampling import SamplingSettings
 from models.textprep import TextPrep
 from tests.fake_engine import FakeEngine, fake_loader, write_fake_model
 from tests.test_studio_app import MANUSCRIPT

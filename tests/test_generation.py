@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from backends.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService, Started
-from backends.sampling import SamplingSettings
+from backends.writing.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService, Started
+from backends.writing.sampling import SamplingSettings
 from models.textprep import TextPrep
 from tests.helpers import wait_until
 

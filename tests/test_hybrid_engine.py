@@ -1,4 +1,4 @@
-"""The torch+onnx engine (backends.hybrid_engine) against the pure torch engine, and `auto` choosing it.
+"""The torch+onnx engine (backends.engines.hybrid_engine) against the pure torch engine, and `auto` choosing it.
 
 Random RWKV-7 and RWKV-4 models (2 layers x 128, vocabulary 300) run on both
 engines through prompt -> decode -> prompt sequences of 3 rows: prompts (T > 1)
@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from backends import EngineError, LoadError, load
-from backends.hybrid_engine import HybridEngine
-from backends.onnx_engine import OnnxState, OnnxState4
-from backends.selection import select_backend
+from backends.engines.hybrid_engine import HybridEngine
+from backends.engines.numpy_state import RWKV4NumpyState, RWKV7NumpyState
+from backends.selection import Why, select_backend
 from models import rwkv4
 from models.checkpoint import save_safetensors
 from tests.helpers import cjk_chars, greedy_texts, random_rwkv7_weights, write_model_with_chars
@@ -62,7 +62,7 @@ def engines(request, tmp_path_factory, cache):
     weights = random_rwkv7_weights(2, 128, VOCAB, seed=1, spread=1.6) if request.param == "rwkv7" else rwkv4_weights(2)
     path = write_model(tmp_path_factory.mktemp(request.param), weights)
     hybrid = load(path, backend="torch+onnx", device="cpu", cache_dir=cache)
-    assert isinstance(hybrid, HybridEngine) and hybrid.wait_for_step(120), hybrid.step_error
+    assert isinstance(hybrid, HybridEngine) and hybrid.wait_for_decode_step(120), hybrid.decode_step_error
     return load(path, backend="torch", device="cpu"), hybrid
 
 
@@ -90,14 +90,14 @@ def test_prompt_decode_prompt_matches_torch_in_logits_and_states(engines):
 
 def test_decode_steps_run_on_onnx_runtime_and_prompts_on_torch(engines):
     _, hybrid = engines
-    state_class = OnnxState4 if hybrid.info.architecture == "rwkv4" else OnnxState
-    on_torch, on_onnx = hybrid.torch_engine.tokens_processed, hybrid.step_engine.tokens_processed
+    state_class = RWKV4NumpyState if hybrid.info.architecture == "rwkv4" else RWKV7NumpyState
+    on_torch, on_onnx = hybrid.torch_engine.tokens_processed, hybrid.decode_step.tokens_processed
     _, state = hybrid.forward([[5, 6, 7, 8]] * 2, None)
     assert isinstance(state, state_class) and all(isinstance(a, np.ndarray) for a in state)
     assert hybrid.torch_engine.tokens_processed == on_torch + 8
     _, state = hybrid.forward([[9], [10]], state)
     assert isinstance(state, state_class)
-    assert hybrid.step_engine.tokens_processed == on_onnx + 2 and hybrid.torch_engine.tokens_processed == on_torch + 8
+    assert hybrid.decode_step.tokens_processed == on_onnx + 2 and hybrid.torch_engine.tokens_processed == on_torch + 8
     assert hybrid.info.backend == "torch+onnx" and hybrid.tokens_processed >= 10
 
 
@@ -155,16 +155,16 @@ def test_decoding_runs_on_torch_until_the_step_is_ready_and_after_it_fails(tmp_p
     path = write_model(tmp_path, random_rwkv7_weights(2, 64, VOCAB, seed=4))
     torch_engine = load(path, backend="torch", device="cpu")
     hybrid = HybridEngine(torch_engine, torch_engine.tokenizer, torch_engine.info)
-    assert hybrid.step_engine is None and not hybrid.wait_for_step(0)
+    assert hybrid.decode_step is None and not hybrid.wait_for_decode_step(0)
     _, state = hybrid.forward([[1, 2, 3]], None)
     logits, state = hybrid.forward([[4]], state)  # no step yet: torch
-    assert torch_engine.tokens_processed == 4 and isinstance(state, OnnxState)
+    assert torch_engine.tokens_processed == 4 and isinstance(state, RWKV7NumpyState)
 
     def fails():
         raise LoadError(f"{path}: cannot write its ONNX export to the cache (disk full)")
 
-    hybrid.prepare_step(fails, background=False)
-    assert not hybrid.wait_for_step(0) and hybrid.step_error.endswith("(disk full)")
+    hybrid.prepare_decode_step(fails, background=False)
+    assert not hybrid.wait_for_decode_step(0) and hybrid.decode_step_error.endswith("(disk full)")
     again, _ = hybrid.forward([[4]], hybrid.forward([[1, 2, 3]], None)[1])
     assert np.array_equal(again, logits) and torch_engine.tokens_processed == 8
 
@@ -183,14 +183,18 @@ def test_auto_on_a_cpu_machine_takes_torch_and_onnx_and_says_why(tmp_path, monke
     fake_providers(monkeypatch, ["CPUExecutionProvider"])
     monkeypatch.setenv("AI_WRITER_NATIVE", "0")
     for device in ("auto", "cpu"):
-        backend, chosen, reason = select_backend("auto", device, model)
-        assert (backend, chosen) == ("torch+onnx", "cpu") and reason.startswith("auto")
-        assert "prompts on torch" in reason and "ONNX Runtime" in reason
-    assert select_backend("torch", "auto", model)[:2] == ("torch", "cpu")  # torch means torch alone
-    assert select_backend("torch", "cpu", model)[:2] == ("torch", "cpu")
+        choice = select_backend("auto", device, model)
+        assert (choice.backend, choice.device, choice.auto, choice.reason.why) == ("torch+onnx", "cpu", True, Why.CPU_ONNX_STEP)
+        assert choice.reason.cpu_asked == (device == "cpu") and choice.reason.text().startswith("auto")
+        assert "prompts on torch" in choice.reason.text() and "ONNX Runtime" in choice.reason.text()
+    alone = select_backend("torch", "auto", model)  # torch means torch alone
+    assert (alone.backend, alone.device, alone.auto, alone.reason.text()) == ("torch", "cpu", False,
+                                                                              "torch backend; no CUDA GPU, so the CPU")
+    alone = select_backend("torch", "cpu", model)
+    assert (alone.backend, alone.device, alone.reason.text()) == ("torch", "cpu", "torch backend, device cpu asked for")
     fake_providers(monkeypatch, [])  # no onnxruntime
-    backend, _, reason = select_backend("auto", "auto", model)
-    assert backend == "torch" and "onnxruntime" in reason
+    choice = select_backend("auto", "auto", model)
+    assert choice.backend == "torch" and choice.reason.why == Why.CPU_NO_ONNXRUNTIME and "onnxruntime" in choice.reason.text()
 
 
 def test_auto_keeps_torch_for_models_the_onnx_step_cannot_run(tmp_path, monkeypatch):
@@ -198,8 +202,9 @@ def test_auto_keeps_torch_for_models_the_onnx_step_cannot_run(tmp_path, monkeypa
     six = tmp_path / "six.safetensors"  # RWKV-6's key set
     save_safetensors({"emb.weight": torch.zeros(4, 8), "blocks.0.ln0.weight": torch.ones(8),
                       "blocks.0.att.time_decay": torch.zeros(8), "blocks.0.att.time_maa_x": torch.zeros(1, 1, 8)}, six)
-    backend, device, reason = select_backend("auto", "auto", six, cuda_available=False)
-    assert (backend, device) == ("torch", "cpu") and "rwkv6" in reason
+    choice = select_backend("auto", "auto", six, cuda_available=False)
+    assert (choice.backend, choice.device, choice.reason.architecture) == ("torch", "cpu", "rwkv6")
+    assert "not this rwkv6 model" in choice.reason.text()
 
 
 def test_load_auto_gives_a_torch_engine_for_torch_or_another_dtype(tmp_path):
@@ -207,16 +212,17 @@ def test_load_auto_gives_a_torch_engine_for_torch_or_another_dtype(tmp_path):
     torch_engine = load(model, backend="torch", device="cpu")
     assert torch_engine.info.backend == "torch" and torch_engine.selection.backend == "torch"
     bf16 = load(model, backend="auto", device="cpu", dtype="bfloat16", cache_dir=tmp_path / "cache")
-    assert bf16.info.backend == "torch" and "bfloat16" in bf16.selection.reason
+    assert bf16.info.backend == "torch" and bf16.selection.reason.why == Why.FLOAT32_ONLY
+    assert "bfloat16" in bf16.selection.reason.text()
 
 
 def test_the_export_runs_in_a_child_process_and_fills_the_cache(tmp_path):
-    from backends import onnx_export
+    from backends.files import onnx_export
 
     model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=6))
     cache = tmp_path / "cache"
     exported_here = onnx_export.exports
     hybrid = load(model, backend="torch+onnx", device="cpu", cache_dir=cache)
-    assert hybrid.wait_for_step(120), hybrid.step_error
+    assert hybrid.wait_for_decode_step(120), hybrid.decode_step_error
     assert onnx_export.cache_path(model, cache).is_file()
     assert onnx_export.exports == exported_here  # made by the child, not by this process

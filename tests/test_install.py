@@ -87,7 +87,7 @@ def test_the_wheel_carries_the_defaults_the_model_and_the_native_source(installe
     names = set(wheel.namelist())
     assert wheel.read("studio/defaults.toml") == (REPO / "config.toml").read_bytes()  # the one source, copied
     assert {"models/bundled/zh-novel-rwkv7.safetensors", "models/bundled/zh-novel-rwkv7.json",
-            "backends/native/rwkv7_step.c", "models/world_vocab_v20230424.txt"} <= names
+            "backends/engines/native/rwkv7_step.c", "models/world_vocab_v20230424.txt"} <= names
     assert not any(name.startswith(("tests/", "bench/")) for name in names)
 
 

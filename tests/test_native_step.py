@@ -1,4 +1,4 @@
-"""The torch+native engine: RWKV-7's decode step in C (backends.native_step) against the torch engine.
+"""The torch+native engine: RWKV-7's decode step in C (backends.engines.native_step) against the torch engine.
 
 Random RWKV-7 models run prompt -> decode -> prompt sequences on both engines, with
 1 to 6 rows (the C step reads the weights once for up to 4 rows, so 5 and 6 take a
@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-from backends import LoadError, load, native_step
-from backends.engine import EngineInfo
-from backends.hybrid_engine import HybridEngine
-from backends.native_step import NativeBuildError, NativeStep
-from backends.onnx_engine import OnnxState
-from backends.selection import native_possible, select_backend
+from backends import LoadError, load
+from backends.engines import native_step
+from backends.engines.base import EngineInfo
+from backends.engines.hybrid_engine import HybridEngine
+from backends.engines.native_step import NativeBuildError, NativeStep, native_possible
+from backends.engines.numpy_state import RWKV7NumpyState
+from backends.selection import Why, select_backend
 from models.rwkv7 import RWKV7, RWKV7Config, init_weights
 from tests.helpers import cjk_chars, greedy_texts, random_rwkv7_weights, write_checkpoint, write_model_with_chars
 
@@ -66,15 +67,15 @@ def engines(request, tmp_path_factory):
     path = write_model(tmp_path_factory.mktemp("native"), MODELS[request.param]())
     native = load(path, backend="auto", device="cpu")
     assert native.info.backend == "torch+native", native.selection
-    assert isinstance(native.step_engine, NativeStep)
+    assert isinstance(native.decode_step, NativeStep)
     return load(path, backend="torch", device="cpu"), native
 
 
 def test_prompts_read_through_the_c_scan(engines, monkeypatch):
     _, native = engines
     calls = []
-    scan = native.step_engine._scan
-    monkeypatch.setattr(native.step_engine, "_scan", lambda *args: calls.append(args[:4]) or scan(*args))
+    scan = native.decode_step._scan
+    monkeypatch.setattr(native.decode_step, "_scan", lambda *args: calls.append(args[:4]) or scan(*args))
     native.forward([[1, 2, 3, 4, 5, 6]])
     assert len(calls) == native.info.n_layer and all(c[:2] == (1, 6) for c in calls)  # B = 1, T = 6 per layer
 
@@ -86,7 +87,7 @@ def test_prompt_decode_prompt_agrees_with_torch(engines, rows):
     prompt = rng.integers(0, VOCAB, size=(rows, 9)).tolist()
     ref_logits, ref_state = reference.forward(prompt)
     logits, state = native.forward(prompt)
-    assert isinstance(state, OnnxState)
+    assert isinstance(state, RWKV7NumpyState)
     for _ in range(16):  # decode steps: the C step on the native engine
         tokens = rng.integers(0, VOCAB, size=(rows, 1)).tolist()
         ref_logits, ref_state = reference.forward(tokens, ref_state)
@@ -103,7 +104,7 @@ def test_the_step_runs_several_tokens_and_leaves_its_input_state_alone(engines):
     reference, native = engines
     _, state = native.forward([[3, 4, 5], [6, 7, 8]])
     kept = native.copy_state(state)
-    logits, after = native.step_engine.forward([[9, 10, 11], [12, 13, 14]], state, full_output=True)
+    logits, after = native.decode_step.forward([[9, 10, 11], [12, 13, 14]], state, full_output=True)
     assert logits.shape == (2, 3, VOCAB)
     assert all(np.array_equal(a, b) for a, b in zip(state, kept))
     ref_logits, ref_state = reference.forward([[3, 4, 5, 9, 10, 11], [6, 7, 8, 12, 13, 14]], full_output=True)
@@ -119,16 +120,18 @@ def test_greedy_candidates_are_the_same_text_as_torch(engines):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_auto_takes_the_native_step_on_a_cpu_and_says_why(tmp_path):
     model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=3))
-    backend, device, reason = select_backend("auto", "auto", model)
-    assert (backend, device) == ("torch+native", "cpu")
-    assert reason.startswith("auto") and "compiled for this CPU" in reason
-    assert select_backend("torch+native", "cpu", model)[:2] == ("torch+native", "cpu")
+    choice = select_backend("auto", "auto", model)
+    assert (choice.backend, choice.device, choice.auto, choice.reason.why) == ("torch+native", "cpu", True, Why.CPU_NATIVE)
+    assert choice.reason.text().startswith("auto") and "compiled for this CPU" in choice.reason.text()
+    named = select_backend("torch+native", "cpu", model)
+    assert (named.backend, named.device, named.auto) == ("torch+native", "cpu", False)
+    assert named.reason.text() == "torch+native backend asked for"
 
 
 def test_without_a_compiler_auto_decodes_with_onnx_and_by_name_it_is_one_error(tmp_path, monkeypatch):
     model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=3))
     monkeypatch.setattr(native_step, "find_compiler", lambda: None)
-    assert select_backend("auto", "cpu", model)[0] == "torch+onnx"
+    assert select_backend("auto", "cpu", model).backend == "torch+onnx"
     with pytest.raises(LoadError) as caught:
         load(model, backend="torch+native", device="cpu")
     message = str(caught.value)
@@ -141,7 +144,9 @@ def test_a_compiler_that_fails_falls_back_to_onnx_and_says_why(tmp_path, monkeyp
     monkeypatch.setenv(native_step.CACHE_ENV, str(tmp_path / "native"))
     engine = load(model, backend="auto", device="cpu", cache_dir=tmp_path / "onnx")
     assert engine.info.backend == "torch+onnx" and isinstance(engine, HybridEngine)
-    assert "does not compile" in engine.selection.reason and "ONNX Runtime decodes" in engine.selection.reason
+    reason = engine.selection.reason
+    assert reason.why == Why.NATIVE_FAILED and "does not compile" in reason.error and engine.selection.auto
+    assert reason.text().startswith("auto, device cpu asked for: ") and reason.text().endswith("; so ONNX Runtime decodes")
     with pytest.raises(LoadError, match="does not compile"):
         load(model, backend="torch+native", device="cpu")
 
@@ -149,7 +154,7 @@ def test_a_compiler_that_fails_falls_back_to_onnx_and_says_why(tmp_path, monkeyp
 def test_turned_off_auto_decodes_with_onnx(tmp_path, monkeypatch):
     model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=3))
     monkeypatch.setenv(native_step.SWITCH_ENV, "0")
-    assert select_backend("auto", "cpu", model)[0] == "torch+onnx"
+    assert select_backend("auto", "cpu", model).backend == "torch+onnx"
 
 
 def test_by_name_it_takes_rwkv7_on_the_cpu_only(tmp_path):

@@ -23,9 +23,10 @@ import onnxruntime
 import pytest
 import torch
 
-from backends import EngineError, LoadError, load, onnx_export
-from backends.onnx_engine import session_options
-from backends.selection import select_backend
+from backends import EngineError, LoadError, load
+from backends.engines.onnx_engine import session_options
+from backends.files import onnx_export
+from backends.selection import Why, select_backend
 from tests.helpers import REPO, cpu_auto_backend, greedy_texts, random_rwkv7_weights, write_checkpoint
 
 TOLERANCE = 1e-4
@@ -207,29 +208,40 @@ def fake_providers(monkeypatch, providers):
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: list(providers))
 
 
+def chosen(*args, **kwargs) -> tuple[str, str]:
+    """(backend, device) that select_backend chooses."""
+    choice = select_backend(*args, **kwargs)
+    return choice.backend, choice.device
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_auto_picks_directml_when_there_is_no_cuda(monkeypatch, model):
     fake_providers(monkeypatch, ["DmlExecutionProvider", "CPUExecutionProvider"])
-    backend, device, reason = select_backend("auto", "auto", model)
-    assert (backend, device) == ("onnx", "directml") and "DirectML" in reason
-    assert select_backend("onnx", "auto", model)[:2] == ("onnx", "directml")
-    assert select_backend("directml", "auto", model)[:2] == ("onnx", "directml")
+    choice = select_backend("auto", "auto", model)
+    assert (choice.backend, choice.device, choice.reason.why) == ("onnx", "directml", Why.AUTO_DIRECTML)
+    assert "DirectML" in choice.reason.text()
+    assert chosen("onnx", "auto", model) == ("onnx", "directml")
+    assert chosen("directml", "auto", model) == ("onnx", "directml")
+    assert select_backend("directml", "auto", model).reason.text() == "directml backend, device directml asked for"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_auto_on_a_cpu_machine_is_torch_and_onnx_and_says_why(model):
-    backend, device, reason = select_backend("auto", "auto", model)
-    assert (backend, device) == (cpu_auto_backend(), "cpu")  # backends.hybrid_engine; tests/test_hybrid_engine.py
+    choice = select_backend("auto", "auto", model)
+    reason = choice.reason.text()
+    assert (choice.backend, choice.device) == (cpu_auto_backend(), "cpu")  # backends.engines.hybrid_engine; tests/test_hybrid_engine.py
     assert "CUDA" in reason and "prompts" in reason
-    assert select_backend("auto", "auto", model.with_suffix(".onnx"))[:2] == ("onnx", "cpu")
+    exported = select_backend("auto", "auto", model.with_suffix(".onnx"))
+    assert (exported.backend, exported.device, exported.auto) == ("onnx", "cpu", True)
+    assert exported.reason.text().startswith("auto (an .onnx file) backend: the first of")
 
 
 def test_onnx_takes_providers_in_order(monkeypatch, model):
     fake_providers(monkeypatch, ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    assert select_backend("onnx", "auto", model)[:2] == ("onnx", "cuda")
-    assert select_backend("onnx", "cpu", model)[:2] == ("onnx", "cpu")
+    assert chosen("onnx", "auto", model) == ("onnx", "cuda")
+    assert chosen("onnx", "cpu", model) == ("onnx", "cpu")
     fake_providers(monkeypatch, ["CPUExecutionProvider"])
-    assert select_backend("onnx", "auto", model)[:2] == ("onnx", "cpu")
+    assert chosen("onnx", "auto", model) == ("onnx", "cpu")
     with pytest.raises(LoadError, match="CUDAExecutionProvider"):
         select_backend("onnx", "cuda", model)
 
@@ -268,7 +280,7 @@ def test_directml_session_options():
 def test_the_engine_says_which_backend_and_why(engines):
     torch_engine, onnx_engine = engines
     assert onnx_engine.selection.backend == "onnx" and onnx_engine.info.device == "cpu"
-    assert torch_engine.selection.backend == "torch" and torch_engine.selection.reason
+    assert torch_engine.selection.backend == "torch" and torch_engine.selection.reason.text()
 
 
 # -- the command ---------------------------------------------------------------------------------

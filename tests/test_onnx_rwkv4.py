@@ -25,9 +25,10 @@ import onnxruntime
 import pytest
 import torch
 
-from backends import EngineError, LoadError, load, onnx_export
-from backends.onnx_engine import OnnxState4
-from backends.selection import model_architecture, select_backend
+from backends import EngineError, LoadError, load
+from backends.engines.numpy_state import NO_PAST, RWKV4NumpyState
+from backends.files import onnx_export
+from backends.selection import Why, model_architecture, select_backend
 from models import rwkv4
 from models.checkpoint import save_safetensors
 from tests.helpers import greedy_texts, REPO, random_rwkv7_weights, write_checkpoint
@@ -106,7 +107,7 @@ def test_a_prompt_then_batched_steps_match_torch(which, engines, strong_engines)
     prompts = rng.integers(0, VOCAB, size=(3, 64)).tolist()
     logits_t, state_t = torch_engine.forward(prompts[:1], None)
     logits_o, state_o = onnx_engine.forward(prompts[:1], None)
-    assert isinstance(state_o, OnnxState4) and state_o._fields == rwkv4.RWKV4State._fields
+    assert isinstance(state_o, RWKV4NumpyState) and state_o._fields == rwkv4.RWKV4State._fields
     assert logits_o.dtype == np.float32 and logits_o.shape == (1, VOCAB)
     prompt_diff = max_diff(logits_o, logits_t)
     assert prompt_diff <= TOLERANCE
@@ -135,8 +136,8 @@ def test_a_prompt_then_batched_steps_match_torch(which, engines, strong_engines)
 def test_zero_state_full_output_and_forked_rows(engines):
     torch_engine, onnx_engine = engines
     zero = onnx_engine.zero_state(2)
-    assert isinstance(zero, OnnxState4) and [a.shape for a in zero] == [tuple(t.shape) for t in torch_engine.zero_state(2)]
-    assert onnx_export.NO_PAST == rwkv4.NO_PAST and onnx_export.MIN_DECAY == rwkv4.MIN_DECAY
+    assert isinstance(zero, RWKV4NumpyState) and [a.shape for a in zero] == [tuple(t.shape) for t in torch_engine.zero_state(2)]
+    assert NO_PAST == rwkv4.NO_PAST and onnx_export.MIN_DECAY == rwkv4.MIN_DECAY
     assert (zero.pp == np.float32(rwkv4.NO_PAST)).all() and not any(a.any() for a in (zero.aa, zero.bb, zero.att_x_prev))
 
     tokens = [[5, 17, 42, 99, 250, 3]]
@@ -144,7 +145,7 @@ def test_zero_state_full_output_and_forked_rows(engines):
     full_o, state_o = onnx_engine.forward(tokens, None, full_output=True)
     assert full_o.shape == (1, 6, VOCAB) and max_diff(full_o, full_t) <= TOLERANCE
     forked_t, forked_o = torch_engine.repeat_rows(state_t, 2), onnx_engine.repeat_rows(state_o, 2)
-    assert isinstance(forked_o, OnnxState4)
+    assert isinstance(forked_o, RWKV4NumpyState)
     logits_t, after_t = torch_engine.forward([[1], [2]], forked_t)
     logits_o, after_o = onnx_engine.forward([[1], [2]], forked_o)
     assert max_diff(logits_o, logits_t) <= TOLERANCE
@@ -238,6 +239,12 @@ def fake_providers(monkeypatch, providers):
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: list(providers))
 
 
+def chosen(*args, **kwargs) -> tuple[str, str]:
+    """(backend, device) that select_backend chooses."""
+    choice = select_backend(*args, **kwargs)
+    return choice.backend, choice.device
+
+
 def test_auto_on_directml_takes_onnx_only_for_architectures_it_runs(tmp_path, monkeypatch, model):
     fake_providers(monkeypatch, ["DmlExecutionProvider", "CPUExecutionProvider"])
     pth4 = write_model(tmp_path / "pth", random_rwkv4_weights(1, 32, seed=2), suffix=".pth")
@@ -247,15 +254,16 @@ def test_auto_on_directml_takes_onnx_only_for_architectures_it_runs(tmp_path, mo
                       "blocks.0.att.time_decay": torch.zeros(8), "blocks.0.att.time_maa_x": torch.zeros(1, 1, 8)}, six)
     assert [model_architecture(p) for p in (model, pth4, rwkv7, six)] == ["rwkv4", "rwkv4", "rwkv7", "rwkv6"]
     for path in (model, pth4, rwkv7):
-        assert select_backend("auto", "auto", path, cuda_available=False)[:2] == ("onnx", "directml"), path
-    backend, device, reason = select_backend("auto", "auto", six, cuda_available=False)
-    assert (backend, device) == ("torch", "cpu") and "rwkv6" in reason and "DirectML" in reason
+        assert chosen("auto", "auto", path, cuda_available=False) == ("onnx", "directml"), path
+    choice = select_backend("auto", "auto", six, cuda_available=False)
+    assert (choice.backend, choice.device, choice.reason.why) == ("torch", "cpu", Why.DIRECTML_CANNOT_RUN)
+    assert "rwkv6" in choice.reason.text() and "DirectML" in choice.reason.text()
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"\xff" * 64)
     assert model_architecture(garbage) is None
-    assert select_backend("auto", "auto", garbage, cuda_available=False)[:2] == ("torch", "cpu")
-    assert select_backend("auto", "auto", None, cuda_available=False)[:2] == ("onnx", "directml")
-    assert select_backend("auto", "auto", six, cuda_available=True)[:2] == ("torch", "cuda")
+    assert chosen("auto", "auto", garbage, cuda_available=False) == ("torch", "cpu")
+    assert chosen("auto", "auto", None, cuda_available=False) == ("onnx", "directml")
+    assert chosen("auto", "auto", six, cuda_available=True) == ("torch", "cuda")
 
 
 def test_export_onnx_command_exports_an_rwkv4(tmp_path, capsys, model):

@@ -8,7 +8,7 @@ state update equals the token-by-token loop.
 import pytest
 import torch
 
-from backends import state as state_ops
+from backends.engines import state_rows as state_ops
 from models.rwkv7 import RWKV7, RWKV7Config, init_weights
 from models.rwkv7_fused import prepare_for_inference
 from models.wkv7 import wkv7_chunked, wkv7_loop

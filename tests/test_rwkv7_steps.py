@@ -1,4 +1,4 @@
-"""The C step (backends.native_step) and the ONNX step graph (backends.onnx_export) against the plain
+"""The C step (backends.engines.native_step) and the ONNX step graph (backends.files.onnx_export) against the plain
 reference (models.rwkv7.RWKV7), not only against the torch engine.
 
 Random models of several shapes (head size 64, 32 and 24; LoRA widths and a
@@ -17,11 +17,11 @@ import onnxruntime
 import pytest
 import torch
 
-from backends import native_step, onnx_export
-from backends.engine import EngineInfo
-from backends.native_step import NativeStep
-from backends.onnx_engine import OnnxEngine
-from backends.selection import native_possible
+from backends.engines import native_step
+from backends.engines.base import EngineInfo
+from backends.engines.native_step import NativeStep, native_possible
+from backends.engines.onnx_engine import OnnxEngine
+from backends.files import onnx_export
 from models.rwkv7 import RWKV7, RWKV7Config, init_weights
 from models.rwkv7_fused import prepare_for_inference
 from models.wkv7 import wkv7_loop

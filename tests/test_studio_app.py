@@ -317,7 +317,7 @@ async def test_streaming_candidates_wait_while_the_author_types(make_app, monkey
     import types
 
     import studio.screens.main_screen as main_screen
-    from backends.generation import Chunk
+    from backends.writing.generation import Chunk
 
     app, _ = make_app()
     async with app.run_test(size=(100, 30)) as pilot:

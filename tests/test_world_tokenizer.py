@@ -184,7 +184,7 @@ def _is_utf8(data: bytes) -> bool:
 
 
 def test_generation_runs_on_a_world_rwkv4(tmp_path):
-    from backends.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService
+    from backends.writing.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService
 
     engine = load(_rwkv4_file(tmp_path, WORLD_VOCAB_SIZE, "world.safetensors"), backend="torch", device="cpu")
     service = GenerationService(engine)

@@ -1,25 +1,52 @@
-"""What every backend offers: a tokenizer and a batched `forward` over a state."""
+"""What every engine offers (the Engine protocol), what it says about itself (EngineInfo), and the
+check of a batch of token ids that each forward() starts with."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-
-class EngineError(ValueError):
-    """A request the engine cannot run (bad token ids, mismatched batch)."""
+from backends.errors import EngineError
 
 
 @dataclass(frozen=True)
 class EngineInfo:
-    architecture: str  # "rwkv7", ...
-    backend: str  # "torch", "onnx"
-    device: str  # "cpu", "cuda", ...
+    architecture: str  # "rwkv7", "rwkv4", "aiwriter-v1", ...
+    backend: str  # a backends.engines.names.Backend: "torch", "onnx", "torch+native", "torch+onnx"
+    device: str  # "cpu", "cuda", "directml", ...
     model_path: str
     n_layer: int
     n_embd: int
     vocab_size: int
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """One model behind a batched, stateless forward(): a state goes in and a new one comes out.
+
+    A state is a tuple of arrays (torch tensors or numpy arrays) with the layer on axis 0 and the
+    batch row on axis 1; the row operations fork one prompt's state into N candidates.
+    """
+
+    tokenizer: object  # models.tokenizer.CharTokenizer or models.world_tokenizer.WorldTokenizer
+    info: EngineInfo
+    tokens_processed: int  # positions run through the model, all rows counted once per row
+
+    def forward(self, token_lists, state=None, full_output: bool = False) -> tuple[np.ndarray, object]:
+        """B equal-length id lists (and a state of B rows, or None) -> (float32 logits, new state).
+
+        logits: (B, V) for each last position, or (B, T, V) with full_output. The given state is
+        not modified."""
+
+    def zero_state(self, batch: int = 1): ...
+
+    def copy_state(self, state): ...
+
+    def take_rows(self, state, rows): ...
+
+    def repeat_rows(self, state, times: int): ...
 
 
 def check_batch(token_lists, vocab_size: int) -> np.ndarray:

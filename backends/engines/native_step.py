@@ -1,4 +1,4 @@
-"""RWKV-7's decode step in C (backends/native/rwkv7_step.c), compiled for this CPU on first use.
+"""RWKV-7's decode step in C (native/rwkv7_step.c beside this file), compiled for this CPU on first use.
 
     library = build_library()                      # NativeBuildError (one line) without a C compiler
     step = NativeStep(library, model, tokenizer, info)
@@ -6,15 +6,15 @@
 
 On a CPU a decode step is bound by reading the weights. The C step reads every
 weight matrix once for up to 4 rows, prefetching ahead in each row, so that 4
-candidates cost little more than one (figures: bench/bench_engine.py). It computes
-the equations of models/rwkv7.py at T == 1, in float32, on the onnx backend's state
-layout (OnnxState: numpy arrays, batch on axis 1), and reads the torch model's own
-weight tensors as they are, in the layout models/rwkv7.py documents (no copy).
+candidates cost little more than one (bench/bench_engine.py measures it). It
+computes the equations of models/rwkv7.py at T == 1, in float32, on the numpy
+state of backends.engines.numpy_state, and reads the torch model's own weight
+tensors as they are, in the layout models/rwkv7.py documents (no copy).
 
 The same library scans prompts: torch still computes a prompt's projections in
 large matrix products, but the state update over its T tokens runs token by token
 in C (FusedRWKV7.use_sequence_wkv of an eager model), with each head's state held
-in cache: about a third of the arithmetic of the chunked form (models/wkv7.py).
+in cache: less arithmetic than the chunked form (models/wkv7.py).
 
 The source is compiled with the C compiler found here ($CC, cc, gcc or clang;
 -O3 -march=native, OpenMP when the compiler has it) into the cache folder
@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.engine import EngineInfo, check_batch
-from backends.onnx_engine import NumpyStates, state_layout
+from backends.engines.base import EngineInfo, check_batch
+from backends.engines.numpy_state import NumpyStateOps, state_layout
 
 SOURCE = Path(__file__).resolve().parent / "native" / "rwkv7_step.c"
 CACHE_ENV = "AI_WRITER_NATIVE_CACHE"
@@ -65,6 +65,11 @@ class NativeBuildError(RuntimeError):
 
 def enabled() -> bool:
     return os.environ.get(SWITCH_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def native_possible() -> bool:
+    """Whether the native step may be built here: not turned off, and a C compiler on PATH."""
+    return enabled() and find_compiler() is not None
 
 
 def find_compiler() -> str | None:
@@ -166,8 +171,8 @@ def _open(library: Path):
     return step, scan
 
 
-class NativeStep(NumpyStates):
-    """The C step of one RWKV-7 model (models.rwkv7.RWKV7, float32 on the CPU), with the onnx backend's API."""
+class NativeStep(NumpyStateOps):
+    """The C step of one RWKV-7 model (models.rwkv7.RWKV7, float32 on the CPU), behind the Engine protocol."""
 
     def __init__(self, library: Path, model, tokenizer, info: EngineInfo):
         import torch

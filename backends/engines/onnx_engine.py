@@ -1,93 +1,33 @@
 """The onnx backend: the exported step of RWKV-7 or RWKV-4 on ONNX Runtime (DirectML, CUDA or CPU).
 
-Same API as the torch backend: forward(token_lists, state=None, full_output=False)
--> (float32 numpy logits, state); the state is a tuple of numpy arrays with the
-batch on axis 1, so backends.state's copy / take / repeat work on it:
-(att_x_prev, att_kv, ffn_x_prev) for RWKV-7 (OnnxState), and for RWKV-4
-(att_x_prev, aa, bb, pp, ffn_x_prev) as in models.rwkv4.RWKV4State (OnnxState4;
-an empty state has pp = -1e30). The graph is the single-token step: a prompt of
-T tokens runs T steps.
+The Engine protocol (backends.engines.base) on the numpy state of
+backends.engines.numpy_state. The graph is the single-token step: a prompt of T
+tokens runs T steps.
 
 This module imports ONNX Runtime and numpy only; an .onnx file runs without torch.
 A model file (.safetensors / .pth) is exported on first use into the cache (see
-backends.onnx_export), which needs torch and onnx then.
+backends.files.onnx_export), which needs torch and onnx then.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
-from backends import LoadError
-from backends import state as state_ops
-from backends.engine import EngineError, EngineInfo, check_batch
-from backends.onnx_export import ARCHITECTURES, FORMAT, NO_PAST, READABLE_FORMATS, STEP_IO
-from backends.selection import DML, Selection, providers_for
+from backends.engines.base import EngineInfo, check_batch
+from backends.engines.names import Backend
+from backends.engines.numpy_state import NumpyStateOps, state_layout
+from backends.engines.providers import DML, PROVIDER_DEVICES, providers_for, split_device
+from backends.errors import LoadError
+from backends.files import onnx_export
+from backends.files.onnx_export import ARCHITECTURES, FORMAT, READABLE_FORMATS, STEP_IO
 
 REQUIRED_METADATA = ("format", "architecture", "n_layer", "n_embd", "vocab_size")
 SIZE_METADATA = {"rwkv7": "head_size", "rwkv4": "n_att"}  # the one more size each architecture's state needs
 
 
-class OnnxState(NamedTuple):
-    """Recurrent state as numpy arrays; axis 0 is the layer, axis 1 the batch row."""
-
-    att_x_prev: np.ndarray  # (L, B, C) float32
-    att_kv: np.ndarray  # (L, B, H, N, N) float32, [value, key] order
-    ffn_x_prev: np.ndarray  # (L, B, C) float32
-
-
-class OnnxState4(NamedTuple):
-    """RWKV-4's recurrent state as numpy arrays (models.rwkv4.RWKV4State's fields); axis 1 is the batch row."""
-
-    att_x_prev: np.ndarray  # (L, B, C) float32
-    aa: np.ndarray  # (L, B, A) float32 WKV numerator / e^pp
-    bb: np.ndarray  # (L, B, A) float32 WKV denominator / e^pp
-    pp: np.ndarray  # (L, B, A) float32 the shared exponent; NO_PAST when empty
-    ffn_x_prev: np.ndarray  # (L, B, C) float32
-
-
-def state_layout(architecture: str, n_embd: int, size: int):
-    """(state class, each state array's shape past the (L, B) axes, each one's empty value).
-
-    size: head_size for RWKV-7, n_att for RWKV-4.
-    """
-    if architecture == "rwkv4":
-        return OnnxState4, [(n_embd,), (size,), (size,), (size,), (n_embd,)], [0.0, 0.0, 0.0, NO_PAST, 0.0]
-    return OnnxState, [(n_embd,), (n_embd // size, size, size), (n_embd,)], [0.0, 0.0, 0.0]
-
-
-class NumpyStates:
-    """States as float32 numpy arrays in the exported step's layout (self.state_class, self._shapes,
-    self._fills, self.info): checked, made empty, copied, forked. Shared by the onnx and torch+onnx
-    engines."""
-
-    def _checked(self, state, batch: int):
-        """The state as contiguous float32 numpy arrays of this model's shapes (torch CPU tensors are
-        taken without a copy), or EngineError."""
-        try:
-            arrays = [np.ascontiguousarray(a.numpy() if hasattr(a, "numpy") and not isinstance(a, np.ndarray)
-                                           else np.asarray(a), dtype=np.float32) for a in state]
-        except (TypeError, ValueError, RuntimeError):
-            raise EngineError("the state is not a tuple of CPU float32 arrays") from None
-        wanted = [(self.info.n_layer, batch, *shape) for shape in self._shapes]
-        if len(arrays) != len(wanted) or [a.shape for a in arrays] != wanted:
-            raise EngineError(f"the state's shapes {[a.shape for a in arrays]} do not fit {batch} rows of this model ({wanted})")
-        return self.state_class(*arrays)
-
-    def zero_state(self, batch: int = 1):
-        """The empty state of `batch` rows (OnnxState for RWKV-7, OnnxState4 for RWKV-4)."""
-        L = self.info.n_layer
-        return self.state_class(*(np.full((L, batch, *shape), fill, np.float32)
-                                  for shape, fill in zip(self._shapes, self._fills)))
-
-    copy_state = staticmethod(state_ops.copy_state)
-    take_rows = staticmethod(state_ops.take_rows)
-    repeat_rows = staticmethod(state_ops.repeat_rows)
-
-
-class OnnxEngine(NumpyStates):
+class OnnxEngine(NumpyStateOps):
     def __init__(self, session, tokenizer, info: EngineInfo, head_size: int = 0, n_att: int = 0):
         """head_size for an RWKV-7 step, n_att for an RWKV-4 step (info.architecture says which)."""
         self.session = session
@@ -128,7 +68,6 @@ class OnnxEngine(NumpyStates):
                 every.append(logits)
         self.tokens_processed += batch.size
         return (np.stack(every, axis=1) if full_output else logits), state
-
 
 
 def session_options(providers):
@@ -197,8 +136,9 @@ def _first_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:200]
 
 
-def load_onnx(path: Path, tokenizer, choice: Selection, dtype: str | None = None, cache_dir=None) -> OnnxEngine:
-    """An OnnxEngine for an exported .onnx file, or for a model file through its cached export."""
+def load_onnx(path: Path, tokenizer, device: str, dtype: str | None = None, cache_dir=None) -> OnnxEngine:
+    """An OnnxEngine on this onnx device ("directml", "cuda:1", "cpu", ...) for an exported .onnx file, or
+    for a model file through its cached export."""
     if dtype not in (None, "", "float32"):
         raise LoadError(f"the onnx backend runs float32 only (dtype {dtype!r} asked for)")
     try:
@@ -208,22 +148,21 @@ def load_onnx(path: Path, tokenizer, choice: Selection, dtype: str | None = None
                         "(onnxruntime-directml on Windows)") from None
     if path.suffix.lower() == ".onnx":
         try:
-            session, meta = open_session(path, choice.device)
+            session, meta = open_session(path, device)
         except ValueError as exc:
             raise LoadError(str(exc)) from None
     else:
-        session, meta = _open_cached(path, choice.device, cache_dir)
+        session, meta = _open_cached(path, device, cache_dir)
     vocab_size = int(meta["vocab_size"])
     if vocab_size != tokenizer.vocab_size:
         raise LoadError(f"{path}: the model has {vocab_size} token rows but its vocabulary has "
                         f"{tokenizer.vocab_size} entries")
-    used = session.get_providers()[0]
-    device = {"DmlExecutionProvider": "directml", "CUDAExecutionProvider": "cuda"}.get(used, "cpu")
-    if choice.device.split(":")[0] != "cpu" and device == "cpu":
-        raise LoadError(f"{path}: ONNX Runtime could not start {choice.device} and fell back to the CPU "
+    running = PROVIDER_DEVICES.get(session.get_providers()[0], "cpu")
+    if split_device(device)[0] != "cpu" and running == "cpu":
+        raise LoadError(f"{path}: ONNX Runtime could not start {device} and fell back to the CPU "
                         f"(providers in the session: {', '.join(session.get_providers())})")
     arch = meta["architecture"]
-    info = EngineInfo(arch, "onnx", choice.device if device != "cpu" else "cpu", str(path),
+    info = EngineInfo(arch, Backend.ONNX, device if running != "cpu" else "cpu", str(path),
                       int(meta["n_layer"]), int(meta["n_embd"]), vocab_size)
     if arch == "rwkv4":
         return OnnxEngine(session, tokenizer, info, n_att=int(meta["n_att"]))
@@ -232,8 +171,6 @@ def load_onnx(path: Path, tokenizer, choice: Selection, dtype: str | None = None
 
 def _open_cached(path: Path, device: str, cache_dir=None):
     """The session of this model file's cached export: made on first use; a stale or corrupt file is rebuilt."""
-    from backends import onnx_export
-
     try:
         cached, sha256 = onnx_export.cached_export(path, cache_dir)
     except onnx_export.ExportError as exc:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
-from backends import state as state_ops
-from backends.engine import EngineInfo, check_batch
+from backends.engines import state_rows
+from backends.engines.base import EngineInfo, check_batch
+from backends.engines.names import Backend
+from backends.errors import LoadError
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class TorchEngine:
@@ -36,9 +42,9 @@ class TorchEngine:
     def zero_state(self, batch: int = 1):
         return self.model.zero_state(batch)
 
-    copy_state = staticmethod(state_ops.copy_state)
-    take_rows = staticmethod(state_ops.take_rows)
-    repeat_rows = staticmethod(state_ops.repeat_rows)
+    copy_state = staticmethod(state_rows.copy_state)
+    take_rows = staticmethod(state_rows.take_rows)
+    repeat_rows = staticmethod(state_rows.repeat_rows)
 
 
 def pick_torch_device(device: str) -> str:
@@ -52,3 +58,28 @@ def pick_torch_device(device: str) -> str:
         raise ValueError(f"unknown device {device!r} for the torch backend (available: {', '.join(available)})")
     return device
 
+
+def load_torch(path: Path, tokenizer, device: str, dtype: str | None, script: bool = True) -> TorchEngine:
+    """A TorchEngine of this model file; LoadError (one line) for a device, dtype or file it cannot use.
+    script=False keeps eager layers (the C step hands them its prompt scan)."""
+    from models.checkpoint import ModelFileError, load_model
+
+    try:
+        device = pick_torch_device(device)
+    except ValueError as exc:
+        raise LoadError(str(exc)) from None
+    dtype = dtype or ("float32" if device == "cpu" else "float16")
+    if dtype not in DTYPES:
+        raise LoadError(f"unknown dtype {dtype!r} (available: {', '.join(DTYPES)})")
+    try:
+        model = load_model(path, dtype=DTYPES[dtype], device=device, script=script)
+    except ModelFileError as exc:
+        raise LoadError(str(exc)) from None
+    config = model.config
+    if config.vocab_size != tokenizer.vocab_size:
+        raise LoadError(
+            f"{path}: the model has {config.vocab_size} token rows but its vocabulary has {tokenizer.vocab_size} entries"
+        )
+    architecture = getattr(model, "architecture", "rwkv7")  # models.rwkv4.RWKV4 says "rwkv4"
+    info = EngineInfo(architecture, Backend.TORCH, device, str(path), config.n_layer, config.n_embd, config.vocab_size)
+    return TorchEngine(model, tokenizer, info)

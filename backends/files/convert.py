@@ -12,7 +12,8 @@ import os
 import shutil
 from pathlib import Path
 
-from backends import LoadError, find_vocab
+from backends.errors import LoadError
+from backends.files.vocab import find_vocab
 
 
 def convert_model(source, out, vocab=None) -> dict:

@@ -59,7 +59,6 @@ LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
 GROUP_NORM_EPS = 64e-5  # models.rwkv7.GROUP_NORM_EPS
 DECAY_SCALE = math.exp(-0.5)  # models.rwkv7.DECAY_SCALE
 NORMALIZE_EPS = 1e-12  # F.normalize's default
-NO_PAST = -1e30  # models.rwkv4.NO_PAST: pp of an empty RWKV-4 state
 MIN_DECAY = -1e4  # models.rwkv4.MIN_DECAY: the floor of w = -exp(time_decay)
 MAX_PROTO_BYTES = 2_000_000_000  # one protobuf file holds less than 2 GiB
 
@@ -452,7 +451,7 @@ def _rwkv4_decay(time_decay: np.ndarray) -> np.ndarray:
 def cached_export(model_path, cache_dir=None) -> tuple[Path, str]:
     """(path of this model's cached export, made now if missing; the model file's sha256).
 
-    Only makes the file; whoever opens it checks it (see backends.onnx_engine) and
+    Only makes the file; whoever opens it checks it (see backends.engines.onnx_engine) and
     calls export_onnx again over a stale or corrupt one.
     """
     sha256 = file_sha256(model_path)

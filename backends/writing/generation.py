@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backends.prompt_cache import Checkpoint, PromptCache
-from backends.sampling import Sampler, SamplingSettings
+from backends.engines.base import Engine
+from backends.writing.prompt_cache import Checkpoint, PromptCache
+from backends.writing.sampling import Sampler, SamplingSettings
 from models.textprep import TextPrep
 
 CHECKPOINT_EVERY = 256  # tokens between cached states while reading a prompt
@@ -92,7 +93,7 @@ class Job:
 
 
 class GenerationService:
-    def __init__(self, engine, context_chars: int = 1024):
+    def __init__(self, engine: Engine, context_chars: int = 1024):
         self.engine = engine
         self.cache = PromptCache(context_chars)
         self._ids = itertools.count(1)
@@ -125,7 +126,7 @@ class GenerationService:
             if isinstance(event, (Finished, Failed)) and event.request_id == job.id:
                 return
 
-    def set_engine(self, engine) -> None:
+    def set_engine(self, engine: Engine) -> None:
         """Use another model from the next request on (the cache is dropped)."""
         with self._engine_lock:
             self.engine = engine

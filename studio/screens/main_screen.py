@@ -22,7 +22,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from backends.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService, Started
+from backends.writing.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService, Started
 from models.textprep import format_continuation, paragraph_indent
 from studio.data.history import HistoryLog, history_path_for, new_request_id
 from studio.data.manuscript_file import NO_FILE, ManuscriptError, fingerprint_of, load_manuscript, new_manuscript_path, save_beside
@@ -365,8 +365,8 @@ class MainScreen(Screen):
         self.model_description = f"{Path(info.model_path).name} · {info.architecture} · {info.backend}/{info.device}"
         details = self.model_description
         selection = getattr(engine, "selection", None)
-        if selection is not None and selection.reason:  # why this backend: "auto: no CUDA GPU ..."
-            details += f" — {selection.reason}"
+        if selection is not None:  # why this backend (backends.selection.Reason): "auto: no CUDA GPU ..."
+            details += f" — {selection.reason.text()}"
         self.status.details = details
         self.service.warm(self.context_text(), self.config.generation.text_prep)
         freeze_long_lived()

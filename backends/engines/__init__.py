@@ -1,0 +1,1 @@
+"""The engines: one model file behind the Engine protocol (base.py), on torch, ONNX Runtime or a C step."""

@@ -1,0 +1,79 @@
+"""load(): a model file, its tokenizer and the settings' backend and device -> a ready engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from backends.engines.names import CPU_PAIRS, NAMES, Backend
+from backends.errors import LoadError
+from backends.files.vocab import find_vocab, open_tokenizer
+from backends.selection import Selection, float32_only, select_backend, without_native
+from models.tokenizer import DEFAULT_UNKNOWN_CHAR
+
+
+def load(
+    path,
+    backend: str = "auto",
+    device: str = "auto",
+    vocab=None,
+    dtype: str | None = None,
+    unknown_char: str = DEFAULT_UNKNOWN_CHAR,
+    cache_dir=None,
+    window_refill: int = 0,
+):
+    """Open a model file with its tokenizer; LoadError with one clear line if anything is wrong.
+
+    The engine's `selection` (backends.selection.Selection) says which backend runs it and why.
+    cache_dir: where the onnx backends keep exports (default: the user cache directory).
+    window_refill: AI-Writer v1 models only (others ignore it): 0 reads exactly the last ctx_len
+    characters for every new one, as the original; N restarts a full window from the last N
+    characters and grows it again (models.aiwriter_v1.AIWriterV1.set_refill).
+    """
+    path = Path(path).expanduser()
+    if backend not in NAMES:
+        raise LoadError(f"unknown backend {backend!r} (available: {', '.join(NAMES)})")
+    if not path.is_file() and not path.is_dir():
+        raise LoadError(f"{path}: no such model file")
+    vocab_path = Path(vocab).expanduser() if vocab else find_vocab(path)
+    tokenizer = open_tokenizer(path, vocab_path, unknown_char)
+    choice = select_backend(backend, device, path)
+    if choice.backend == Backend.ONNX:
+        from backends.engines.onnx_engine import load_onnx
+
+        engine = load_onnx(path, tokenizer, choice.device, dtype, cache_dir)
+    elif choice.backend in CPU_PAIRS:
+        engine, choice = _load_cpu_pair(path, tokenizer, choice, dtype, cache_dir)
+    else:
+        from backends.engines.torch_engine import load_torch
+
+        engine = load_torch(path, tokenizer, choice.device, dtype)
+    engine.selection = choice
+    model = getattr(engine, "model", None)
+    if window_refill and hasattr(model, "set_refill"):
+        try:
+            model.set_refill(window_refill)
+        except ValueError as exc:
+            raise LoadError(f"{path}: {exc}") from None
+    return engine
+
+
+def _load_cpu_pair(path: Path, tokenizer, choice: Selection, dtype: str | None, cache_dir):
+    """(engine, selection) for torch+native or torch+onnx. A C step that does not build is a LoadError when
+    torch+native was asked for by name, and torch+onnx under auto; a dtype other than float32 gets torch alone."""
+    from backends.engines.hybrid_engine import native_pair, onnx_pair
+    from backends.engines.native_step import NativeBuildError
+    from backends.engines.torch_engine import load_torch
+
+    float32 = dtype in (None, "", "float32")
+    native = choice.backend == Backend.TORCH_NATIVE and float32
+    torch_engine = load_torch(path, tokenizer, "cpu", dtype, script=not native)  # eager layers take the C scan
+    if not float32:
+        return torch_engine, float32_only(choice, dtype)
+    if native:
+        try:
+            return native_pair(torch_engine), choice
+        except NativeBuildError as exc:
+            if not choice.auto:
+                raise LoadError(f"{path}: {exc}") from None
+            choice = without_native(choice, str(exc))
+    return onnx_pair(torch_engine, cache_dir), choice
