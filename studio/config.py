@@ -17,6 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from backends.engines.names import NAMES as BACKEND_NAMES
 from studio.config_sections import SECTIONS, GenerationSection, ModelSection, SamplingSection, StudioSection, field_names
 from studio.i18n import tr
 
@@ -48,7 +49,7 @@ RANGES = {
     ("studio", "max_fps"): (1, 120),
 }
 CHOICES = {
-    ("model", "backend"): ("auto", "torch", "onnx", "directml", "torch+native", "torch+onnx"),
+    ("model", "backend"): BACKEND_NAMES,
     ("model", "dtype"): ("", "float32", "float16", "bfloat16"),
     ("studio", "language"): ("auto", "en", "zh"),
 }
