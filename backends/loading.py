@@ -13,7 +13,7 @@ from models.tokenizer import DEFAULT_UNKNOWN_CHAR
 
 def load(
     path,
-    backend: str = "auto",
+    backend: str = Backend.AUTO,
     device: str = "auto",
     vocab=None,
     dtype: str | None = None,

@@ -184,7 +184,7 @@ def describe_available(providers, cuda: bool | None) -> str:
     return "available: " + "; ".join(parts)
 
 
-def select_backend(backend: str = "auto", device: str = "auto", model_path=None, providers=None,
+def select_backend(backend: str = Backend.AUTO, device: str = "auto", model_path=None, providers=None,
                    cuda_available: bool | None = None, probe: Probe | None = None) -> Selection:
     """The Selection for these settings and this model file, or LoadError (one line).
 

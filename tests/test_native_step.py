@@ -20,7 +20,7 @@ import torch
 
 from backends import LoadError, load
 from backends.engines import native_step
-from backends.engines.base import EngineInfo
+from backends.engines.base import Engine, EngineInfo
 from backends.engines.hybrid_engine import HybridEngine
 from backends.engines.native_step import NativeBuildError, NativeStep, native_possible
 from backends.engines.numpy_state import RWKV7NumpyState
@@ -69,6 +69,12 @@ def engines(request, tmp_path_factory):
     assert native.info.backend == "torch+native", native.selection
     assert isinstance(native.decode_step, NativeStep)
     return load(path, backend="torch", device="cpu"), native
+
+
+def test_the_pair_and_its_step_are_engines(engines):
+    reference, native = engines
+    assert all(isinstance(e, Engine) for e in (reference, native, native.decode_step))
+    assert not isinstance(native.model, Engine)  # the check can fail: a torch module has no forward(token_lists)
 
 
 def test_prompts_read_through_the_c_scan(engines, monkeypatch):

@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from backends import EngineError, LoadError, load
+from backends.engines.base import Engine
 from backends.engines.onnx_engine import session_options
 from backends.files import onnx_export
 from backends.selection import Why, select_backend
@@ -279,6 +280,7 @@ def test_directml_session_options():
 
 def test_the_engine_says_which_backend_and_why(engines):
     torch_engine, onnx_engine = engines
+    assert isinstance(torch_engine, Engine) and isinstance(onnx_engine, Engine)
     assert onnx_engine.selection.backend == "onnx" and onnx_engine.info.device == "cpu"
     assert torch_engine.selection.backend == "torch" and torch_engine.selection.reason.text()
 
