@@ -1,5 +1,5 @@
 """Build step: the wheel carries the top-level config.toml (the documented defaults) as
-studio/defaults.toml, where studio/config.py looks first. Everything else is in pyproject.toml."""
+ai_writer/studio/defaults.toml, where studio/config.py looks first. Everything else is in pyproject.toml."""
 
 from pathlib import Path
 
@@ -7,7 +7,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 DEFAULTS = "config.toml"
-TARGET = ("studio", "defaults.toml")
+TARGET = ("ai_writer", "studio", "defaults.toml")
 
 
 class build_py_with_defaults(build_py):

@@ -1,6 +1,6 @@
 """Backends run a model file behind one API:
 
-    from backends import load
+    from ai_writer.backends import load
     engine = load("model.safetensors", backend="torch", device="cpu")
     ids = engine.tokenizer.encode("第一章")
     logits, state = engine.forward([[1, 2, 3], [4, 5, 6]], None)   # (B, V) float32
@@ -21,7 +21,7 @@ loading.py. Imports point one way: writing -> engines -> files -> models.
 
 from __future__ import annotations
 
-from backends.errors import EngineError, LoadError
-from backends.loading import load
+from ai_writer.backends.errors import EngineError, LoadError
+from ai_writer.backends.loading import load
 
 __all__ = ["load", "LoadError", "EngineError"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backends.engines.names import CPU_PAIRS, NAMES, Backend
-from backends.errors import LoadError
-from backends.files.vocab import find_vocab, open_tokenizer
-from backends.selection import Selection, float32_only, select_backend, without_native
-from models.tokenizer import DEFAULT_UNKNOWN_CHAR
+from ai_writer.backends.engines.names import CPU_PAIRS, NAMES, Backend
+from ai_writer.backends.errors import LoadError
+from ai_writer.backends.files.vocab import find_vocab, open_tokenizer
+from ai_writer.backends.selection import Selection, float32_only, select_backend, without_native
+from ai_writer.models.tokenizer import DEFAULT_UNKNOWN_CHAR
 
 
 def load(
@@ -38,13 +38,13 @@ def load(
     tokenizer = open_tokenizer(path, vocab_path, unknown_char)
     choice = select_backend(backend, device, path)
     if choice.backend == Backend.ONNX:
-        from backends.engines.onnx_engine import load_onnx
+        from ai_writer.backends.engines.onnx_engine import load_onnx
 
         engine = load_onnx(path, tokenizer, choice.device, dtype, cache_dir)
     elif choice.backend in CPU_PAIRS:
         engine, choice = _load_cpu_pair(path, tokenizer, choice, dtype, cache_dir)
     else:
-        from backends.engines.torch_engine import load_torch
+        from ai_writer.backends.engines.torch_engine import load_torch
 
         engine = load_torch(path, tokenizer, choice.device, dtype)
     engine.selection = choice
@@ -60,9 +60,9 @@ def load(
 def _load_cpu_pair(path: Path, tokenizer, choice: Selection, dtype: str | None, cache_dir):
     """(engine, selection) for torch+native or torch+onnx. A C step that does not build is a LoadError when
     torch+native was asked for by name, and torch+onnx under auto; a dtype other than float32 gets torch alone."""
-    from backends.engines.hybrid_engine import native_pair, onnx_pair
-    from backends.engines.native_step import NativeBuildError
-    from backends.engines.torch_engine import load_torch
+    from ai_writer.backends.engines.hybrid_engine import native_pair, onnx_pair
+    from ai_writer.backends.engines.native_step import NativeBuildError
+    from ai_writer.backends.engines.torch_engine import load_torch
 
     float32 = dtype in (None, "", "float32")
     native = choice.backend == Backend.TORCH_NATIVE and float32

@@ -33,12 +33,12 @@ from enum import Enum
 from functools import cached_property
 from pathlib import Path
 
-from backends.engines import native_step
-from backends.engines.names import CPU_PAIRS, NAMES, Backend
-from backends.engines.providers import (CPU, DEVICE_PROVIDERS, DML, PROVIDER_DEVICES, PROVIDER_ORDER,
+from ai_writer.backends.engines import native_step
+from ai_writer.backends.engines.names import CPU_PAIRS, NAMES, Backend
+from ai_writer.backends.engines.providers import (CPU, DEVICE_PROVIDERS, DML, PROVIDER_DEVICES, PROVIDER_ORDER,
                                         available_providers, split_device)
-from backends.errors import LoadError
-from backends.files.onnx_export import ARCHITECTURES as ONNX_ARCHITECTURES
+from ai_writer.backends.errors import LoadError
+from ai_writer.backends.files.onnx_export import ARCHITECTURES as ONNX_ARCHITECTURES
 
 ONNX_STEP_TEXT = ("prompts on torch, decoding on ONNX Runtime; torch reads prompts in chunks, ONNX Runtime's "
                   "step decodes 1-4 candidates faster than torch's on a CPU")
@@ -143,7 +143,7 @@ def torch_cuda_available() -> bool:
 def model_architecture(model_path) -> str | None:
     """The architecture of a model file from its key names ('rwkv7', 'rwkv4', ...), or None if unreadable.
     No tensor is read (models.checkpoint.peek_keys)."""
-    from models.checkpoint import detect_architecture, peek_keys
+    from ai_writer.models.checkpoint import detect_architecture, peek_keys
 
     keys = peek_keys(model_path)
     return detect_architecture(dict.fromkeys(keys)) if keys else None

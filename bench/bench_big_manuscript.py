@@ -106,7 +106,7 @@ def open_and_type(config_path: Path, manuscript: Path, text: str, home: Path) ->
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
     script = REPO / ".venv" / "bin" / "ai-writer"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "studio.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "ai_writer.studio.cli"]
     started = time.perf_counter()
     proc = subprocess.Popen(command + ["--config", str(config_path), str(manuscript)], stdin=slave, stdout=slave,
                             stderr=slave, env=env, cwd=str(home), start_new_session=True, close_fds=True)
@@ -167,8 +167,8 @@ def open_and_type(config_path: Path, manuscript: Path, text: str, home: Path) ->
 async def save_stall(config_path: Path, manuscript: Path, data_dir: Path) -> dict:
     from textual import events
 
-    from studio.app import StudioApp
-    from studio.config import load_config
+    from ai_writer.studio.app import StudioApp
+    from ai_writer.studio.config import load_config
 
     config = load_config(config_path, user_path=config_path.parent / "no-user.toml")
     app = StudioApp(config, manuscript, data_dir=data_dir)

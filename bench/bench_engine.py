@@ -59,11 +59,11 @@ sys.path.insert(0, str(REPO))
 
 from bench_common import cpu_name, load_average  # noqa: E402
 
-from backends import load  # noqa: E402
-from backends.writing.generation import Chunk, Failed, GenerationRequest, GenerationService  # noqa: E402
-from backends.writing.sampling import SamplingSettings  # noqa: E402
-from models.checkpoint import save_safetensors  # noqa: E402
-from models.rwkv7 import RWKV7, RWKV7Config, init_weights  # noqa: E402
+from ai_writer.backends import load  # noqa: E402
+from ai_writer.backends.writing.generation import Chunk, Failed, GenerationRequest, GenerationService  # noqa: E402
+from ai_writer.backends.writing.sampling import SamplingSettings  # noqa: E402
+from ai_writer.models.checkpoint import save_safetensors  # noqa: E402
+from ai_writer.models.rwkv7 import RWKV7, RWKV7Config, init_weights  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 VOCAB = SHARED / "aiwriter" / "wangwen-2022-02-15.json"
@@ -250,7 +250,7 @@ def load_hybrid_timed(path, cache_dir):
 
 def load_native_timed(path, cache_dir):
     """(the torch+native engine auto picks, [seconds in load() with the step compiled, then from its cache])."""
-    from backends.engines.native_step import CACHE_ENV
+    from ai_writer.backends.engines.native_step import CACHE_ENV
 
     os.environ[CACHE_ENV] = str(cache_dir)  # a cold cache: the first load compiles
     times = []

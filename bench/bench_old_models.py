@@ -47,12 +47,12 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_common import cpu_name, load_average  # noqa: E402
 
-from backends import load  # noqa: E402
-from backends.engines.base import EngineInfo  # noqa: E402
-from backends.engines.torch_engine import TorchEngine  # noqa: E402
-from models.aiwriter_v1 import AIWriterV1, AIWriterV1Config  # noqa: E402
-from models.checkpoint import build_model, save_safetensors  # noqa: E402
-from models.rwkv4 import RWKV4, RWKV4Config, init_weights  # noqa: E402
+from ai_writer.backends import load  # noqa: E402
+from ai_writer.backends.engines.base import EngineInfo  # noqa: E402
+from ai_writer.backends.engines.torch_engine import TorchEngine  # noqa: E402
+from ai_writer.models.aiwriter_v1 import AIWriterV1, AIWriterV1Config  # noqa: E402
+from ai_writer.models.checkpoint import build_model, save_safetensors  # noqa: E402
+from ai_writer.models.rwkv4 import RWKV4, RWKV4Config, init_weights  # noqa: E402
 
 
 def best_rate(fn, tokens: int, reps: int) -> float:

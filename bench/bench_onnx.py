@@ -44,9 +44,9 @@ sys.path.insert(0, str(REPO))
 
 from bench_common import cpu_name, load_average  # noqa: E402
 
-from backends import load  # noqa: E402
-from models.checkpoint import save_safetensors  # noqa: E402
-from models.rwkv7 import RWKV7, RWKV7Config, init_weights  # noqa: E402
+from ai_writer.backends import load  # noqa: E402
+from ai_writer.models.checkpoint import save_safetensors  # noqa: E402
+from ai_writer.models.rwkv7 import RWKV7, RWKV7Config, init_weights  # noqa: E402
 
 VOCAB_SIZE = 8849
 FULL = dict(n_layer=12, n_embd=768, prompt=128, steps=64, reps=3)

@@ -305,8 +305,8 @@ async def typing_session(config_path: Path, manuscript: Path, data_dir: Path, ke
                          gc_freeze: bool = False) -> dict:
     from textual import events
 
-    from studio.app import StudioApp
-    from studio.config import load_config
+    from ai_writer.studio.app import StudioApp
+    from ai_writer.studio.config import load_config
 
     config = load_config(config_path, user_path=config_path.parent / "no-user.toml")
     app = StudioApp(config, manuscript, data_dir=data_dir)
@@ -523,11 +523,11 @@ def main(argv=None) -> None:
     import textual
     import torch
 
-    import studio.screens.main_screen
-    from studio.screens.main_screen import generation_threads
+    import ai_writer.studio.screens.main_screen as main_screen
+    from ai_writer.studio.screens.main_screen import generation_threads
 
     if args.typing_redraw_interval is not None:
-        studio.screens.main_screen.TYPING_REDRAW_INTERVAL = args.typing_redraw_interval
+        main_screen.TYPING_REDRAW_INTERVAL = args.typing_redraw_interval
 
     def threads_label(setting: int) -> str:
         return f"threads {setting}" if setting else f"threads auto = {generation_threads(0)}"
@@ -541,7 +541,7 @@ def main(argv=None) -> None:
     print(f"- Other load at the start: {other_load()}")
     print(f"- [model] backend: {args.backend}; [generation] threads: "
           f"{', '.join(threads_label(value) for value in thread_settings)}")
-    print(f"- Candidates redrawn at most every {studio.screens.main_screen.TYPING_REDRAW_INTERVAL * 1000:.0f} ms while typing "
+    print(f"- Candidates redrawn at most every {main_screen.TYPING_REDRAW_INTERVAL * 1000:.0f} ms while typing "
           "(headless app; the launched one as the studio)")
     if args.gc_freeze:
         print("- Variant: gc.freeze() after the model loaded (headless app only)")

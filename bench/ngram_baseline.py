@@ -61,8 +61,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.textprep import TextPrep  # noqa: E402
-from models.train import build_vocab, prepare_corpus  # noqa: E402
+from ai_writer.models.textprep import TextPrep  # noqa: E402
+from ai_writer.models.train import build_vocab, prepare_corpus  # noqa: E402
 
 CORPUS = Path("/work/shared/corpus")
 

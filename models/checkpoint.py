@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from models.rwkv7 import RWKV7Config
-from models.rwkv7_fused import FusedRWKV7, prepare_for_inference
+from ai_writer.models.rwkv7 import RWKV7Config
+from ai_writer.models.rwkv7_fused import FusedRWKV7, prepare_for_inference
 
 
 class ModelFileError(ValueError):
@@ -26,7 +26,7 @@ class ModelFileError(ValueError):
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors stored in a model file, by name."""
     path = Path(path)
-    from models.aiwriter_v2 import is_bin_folder, read_bin_folder
+    from ai_writer.models.aiwriter_v2 import is_bin_folder, read_bin_folder
 
     if path.exists() and is_bin_folder(path):
         try:
@@ -197,15 +197,15 @@ NAMES = {"rwkv7": "RWKV-7", "rwkv4": "RWKV-4", "aiwriter-v1": "AI-Writer v1", "a
 def _architecture_classes(arch: str):
     """(model class, config class, prepare function) of a supported architecture."""
     if arch == "rwkv4":
-        from models import rwkv4
+        from ai_writer.models import rwkv4
 
         return rwkv4.RWKV4, rwkv4.RWKV4Config, rwkv4.prepare_for_inference
     if arch == "aiwriter-v1":
-        from models import aiwriter_v1
+        from ai_writer.models import aiwriter_v1
 
         return aiwriter_v1.AIWriterV1, aiwriter_v1.AIWriterV1Config, _freeze
     if arch == "aiwriter-v2":
-        from models import aiwriter_v2
+        from ai_writer.models import aiwriter_v2
 
         return aiwriter_v2.AIWriterV2, aiwriter_v2.AIWriterV2Config, _freeze
     return FusedRWKV7, RWKV7Config, prepare_for_inference
@@ -246,7 +246,7 @@ def peek_keys(path: str | Path) -> list[str] | None:
     """The tensor names of a model file without reading its tensors (a safetensors header, a .bin
     folder's file names, a .pth memory-mapped where its format allows); None if unreadable."""
     path = Path(path)
-    from models.aiwriter_v2 import is_bin_folder
+    from ai_writer.models.aiwriter_v2 import is_bin_folder
 
     try:
         if path.exists() and is_bin_folder(path):

@@ -45,7 +45,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from models.random_weights import fill_parameters
+from ai_writer.models.random_weights import fill_parameters
 
 CHUNK = 16  # positions per chunk of the sequence form
 MAX_CHUNK_ELEMENTS = 1 << 22  # B * T * CHUNK * C floats per pass; longer inputs go in segments
@@ -328,7 +328,7 @@ class RWKV4(nn.Module):
 def prepare_for_inference(model: RWKV4, script: bool = True) -> RWKV4:
     """Freeze the weights and compile the mixing layers (models.rwkv7_fused.freeze_and_script);
     values, names and results are unchanged."""
-    from models.rwkv7_fused import freeze_and_script
+    from ai_writer.models.rwkv7_fused import freeze_and_script
 
     return freeze_and_script(model, script=script)
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.random_weights import fill_parameters
+from ai_writer.models.random_weights import fill_parameters
 
 HEAD_SIZE = 64
 # exp(w) = e^-0.5 * sigmoid(w0 + ...) for TimeMix's w: the decay exp(-exp(w)) as the fused forms,

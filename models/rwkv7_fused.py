@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.rwkv7 import DECAY_SCALE, GROUP_NORM_EPS, RWKV7, ChannelMix, RWKV7Config, RWKV7State, TimeMix
-from models.wkv7 import wkv7_chunked, wkv7_step
+from ai_writer.models.rwkv7 import DECAY_SCALE, GROUP_NORM_EPS, RWKV7, ChannelMix, RWKV7Config, RWKV7State, TimeMix
+from ai_writer.models.wkv7 import wkv7_chunked, wkv7_step
 
 
 def _shift_delta(x, x_prev):

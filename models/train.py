@@ -1,8 +1,8 @@
 """Train a character-level RWKV-7 on UTF-8 text files, with the inference model code.
 
-    python -m models.train --data ../shared/corpus/*.txt --out runs/zh --minutes 60
-    python -m models.train --out runs/zh --resume --minutes 30      # go on from its checkpoint
-    python -m models.train --out runs/zh --export models/bundled/zh-novel-rwkv7.safetensors
+    python -m ai_writer.models.train --data ../shared/corpus/*.txt --out runs/zh --minutes 60
+    python -m ai_writer.models.train --out runs/zh --resume --minutes 30      # go on from its checkpoint
+    python -m ai_writer.models.train --out runs/zh --export models/bundled/zh-novel-rwkv7.safetensors
 
 The vocabulary is built from the training text in AI-Writer's JSON format: the most
 frequent characters that together cover at least 99.99% of it, plus UNKNOWN_CHAR for
@@ -26,11 +26,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from models.checkpoint import save_safetensors
-from models.rwkv7 import RWKV7, RWKV7Config
-from models.rwkv7_fused import FusedRWKV7
-from models.textprep import TextPrep
-from models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer
+from ai_writer.models.checkpoint import save_safetensors
+from ai_writer.models.rwkv7 import RWKV7, RWKV7Config
+from ai_writer.models.rwkv7_fused import FusedRWKV7
+from ai_writer.models.textprep import TextPrep
+from ai_writer.models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer
 
 COVERAGE = 0.9999
 
@@ -169,7 +169,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m ai_writer.models.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", nargs="*", default=[], help="UTF-8 training text files")
     p.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.jsonl, recipe.json, vocab.json")
     p.add_argument("--layers", type=int, default=4)
@@ -284,7 +284,7 @@ def main(argv=None) -> int:
         step = checkpoint["step"]
     else:
         (out / "recipe.json").write_text(json.dumps({
-            "command": "python -m models.train " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+            "command": "python -m ai_writer.models.train " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                                                          if k not in ("data", "out", "resume", "export") and v not in (None, False)),
             "args": {k: v for k, v in vars(args).items() if k != "data"},
             "data_files": data_files,

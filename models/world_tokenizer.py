@@ -28,7 +28,7 @@ import ast
 import codecs
 from pathlib import Path
 
-from models.tokenizer import VocabError
+from ai_writer.models.tokenizer import VocabError
 
 WORLD_VOCAB_FILE = "rwkv_vocab_v20230424.txt"  # its name in the rwkv package
 BUNDLED_VOCAB = Path(__file__).with_name("world_vocab_v20230424.txt")

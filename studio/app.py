@@ -7,13 +7,13 @@ from pathlib import Path
 
 from textual.app import App, SystemCommand
 
-from studio.config import Config
-from studio.data.manuscript_file import NO_FILE, ManuscriptError, save_atomic
-from studio.i18n import choose_language, set_language, tr
-from studio.keys import ACTIONS, describe, keymap
-from studio.screens.main_screen import TYPING_REDRAW_INTERVAL, MainScreen  # noqa: F401 (tests tune it)
-from studio.terminal_widths import set_ambiguous_width
-from studio.textual_compat import install_key_fixes
+from ai_writer.studio.config import Config
+from ai_writer.studio.data.manuscript_file import NO_FILE, ManuscriptError, save_atomic
+from ai_writer.studio.i18n import choose_language, set_language, tr
+from ai_writer.studio.keys import ACTIONS, describe, keymap
+from ai_writer.studio.screens.main_screen import TYPING_REDRAW_INTERVAL, MainScreen  # noqa: F401 (tests tune it)
+from ai_writer.studio.terminal_widths import set_ambiguous_width
+from ai_writer.studio.textual_compat import install_key_fixes
 
 EXIT_SIGNALS = ("SIGHUP", "SIGTERM", "SIGINT")  # a dropped SSH connection, kill, kill -INT
 
@@ -103,7 +103,7 @@ class StudioApp(App):
         self.finish(finished.error if finished is not None else "")
 
     def ask_where_to_save(self, error: str) -> None:
-        from studio.dialogs.open_file import OpenFileDialog
+        from ai_writer.studio.dialogs.open_file import OpenFileDialog
 
         main = self.main
         main.status.message = tr("quit_refused", error=error)

@@ -19,8 +19,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from studio.config import RANGES, ConfigError, load_config, user_config_path
-from studio.data.manuscript_file import ManuscriptError, load_manuscript, read_manuscript
+from ai_writer.studio.config import RANGES, ConfigError, load_config, user_config_path
+from ai_writer.studio.data.manuscript_file import ManuscriptError, load_manuscript, read_manuscript
 
 
 class UserError(Exception):
@@ -28,9 +28,9 @@ class UserError(Exception):
 
 
 def open_engine(config, model: str | None = None, device: str | None = None):
-    from backends import LoadError
+    from ai_writer.backends import LoadError
 
-    from studio.engine_loading import load_engine
+    from ai_writer.studio.engine_loading import load_engine
 
     try:
         return load_engine(config.model, model, device)
@@ -39,8 +39,8 @@ def open_engine(config, model: str | None = None, device: str | None = None):
 
 
 def command_continue(args) -> int:
-    from backends.writing.generation import Failed, Finished, GenerationRequest, GenerationService
-    from models.textprep import format_continuation, paragraph_indent
+    from ai_writer.backends.writing.generation import Failed, Finished, GenerationRequest, GenerationService
+    from ai_writer.models.textprep import format_continuation, paragraph_indent
 
     longest = RANGES[("generation", "length")][1]
     if args.length is not None and args.length > longest:
@@ -87,7 +87,7 @@ def command_continue(args) -> int:
 
 
 def command_eval(args) -> int:
-    from backends.writing.evaluation import text_bits
+    from ai_writer.backends.writing.evaluation import text_bits
 
     config = load_config(args.config)
     texts = {name: read_manuscript(name) for name in args.files}
@@ -117,8 +117,8 @@ def command_eval(args) -> int:
 def command_export_onnx(args) -> int:
     import shutil
 
-    from backends.files.onnx_export import ExportError, export_onnx
-    from backends.files.vocab import find_vocab
+    from ai_writer.backends.files.onnx_export import ExportError, export_onnx
+    from ai_writer.backends.files.vocab import find_vocab
 
     model, out = Path(args.model).expanduser(), Path(args.out).expanduser()
     if out.suffix.lower() != ".onnx":
@@ -137,7 +137,7 @@ def command_export_onnx(args) -> int:
         except OSError as exc:
             raise UserError(f"{beside}: cannot copy the vocabulary there ({exc.strerror or exc})") from None
     size = out.stat().st_size / 1e6
-    from backends.files.onnx_export import ARCHITECTURE_NAMES
+    from ai_writer.backends.files.onnx_export import ARCHITECTURE_NAMES
 
     name = ARCHITECTURE_NAMES.get(meta["architecture"], meta["architecture"])
     print(f"{out}: {name} {meta['n_layer']} x {meta['n_embd']}, vocabulary {meta['vocab_size']}, "
@@ -146,8 +146,8 @@ def command_export_onnx(args) -> int:
 
 
 def command_convert(args) -> int:
-    from backends import LoadError
-    from backends.files.convert import convert_model
+    from ai_writer.backends import LoadError
+    from ai_writer.backends.files.convert import convert_model
 
     try:
         done = convert_model(args.model, args.out, args.vocab)
@@ -174,7 +174,7 @@ def command_studio(args) -> int:
             load_manuscript(path, for_editing=True)  # refuse what the editor cannot keep, before the screen opens
         elif not path.parent.exists():
             raise UserError(f"{path}: the folder {path.parent} does not exist")
-    from studio.app import StudioApp
+    from ai_writer.studio.app import StudioApp
 
     app = StudioApp(config, args.file)
     code = app.run()

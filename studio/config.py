@@ -17,9 +17,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from backends.engines.names import NAMES as BACKEND_NAMES
-from studio.config_sections import SECTIONS, GenerationSection, ModelSection, SamplingSection, StudioSection, field_names
-from studio.i18n import tr
+from ai_writer.backends.engines.names import NAMES as BACKEND_NAMES
+from ai_writer.studio.config_sections import SECTIONS, GenerationSection, ModelSection, SamplingSection, StudioSection, field_names
+from ai_writer.studio.i18n import tr
 
 APP_NAME = "ai-writer-studio"
 # The folder that holds studio/, backends/ and models/: the repository, or site-packages once installed.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from backends.writing.sampling import SamplingSettings
-from models.textprep import TextPrep
+from ai_writer.backends.writing.sampling import SamplingSettings
+from ai_writer.models.textprep import TextPrep
 
 
 @dataclass(frozen=True)

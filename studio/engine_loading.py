@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from studio.config_sections import ModelSection
+from ai_writer.studio.config_sections import ModelSection
 
 
 def load_engine(model: ModelSection, path: str | None = None, device: str | None = None):
     """The engine for `model` (path and device may be overridden, as the CLI's --model and --device do)."""
-    from backends import load
+    from ai_writer.backends import load
 
     return load(path or model.path, backend=model.backend, device=device or model.device,
                 vocab=model.vocab or None, dtype=model.dtype or None, unknown_char=model.unknown_char,

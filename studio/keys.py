@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
-from studio.i18n import tr
+from ai_writer.studio.i18n import tr
 
 # (binding id = [keys] name in config.toml, action on the main screen, i18n key of its description, in the footer)
 ACTIONS = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.data.manuscript_file import DiskFingerprint, ManuscriptError, ManuscriptLocked, load_manuscript, newer_recovery_copy
-from studio.data.manuscript_lock import ManuscriptLock
-from studio.i18n import tr
+from ai_writer.studio.data.manuscript_file import DiskFingerprint, ManuscriptError, ManuscriptLocked, load_manuscript, newer_recovery_copy
+from ai_writer.studio.data.manuscript_lock import ManuscriptLock
+from ai_writer.studio.i18n import tr
 
 
 @dataclass

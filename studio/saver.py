@@ -16,7 +16,7 @@ from pathlib import Path
 
 from textual.message import Message
 
-from studio.data.manuscript_file import (
+from ai_writer.studio.data.manuscript_file import (
     DiskFingerprint,
     ManuscriptConflict,
     ManuscriptEncodingError,
@@ -26,7 +26,7 @@ from studio.data.manuscript_file import (
     save_atomic,
     save_recovery_copy,
 )
-from studio.i18n import tr
+from ai_writer.studio.i18n import tr
 
 
 class SaveOutcome(enum.Enum):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from backends.writing.generation import Chunk
+from ai_writer.backends.writing.generation import Chunk
 
 
 class StreamBuffer:

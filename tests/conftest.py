@@ -18,7 +18,7 @@ def _cache_in(tmp_path_factory, name: str, variable: str):
 @pytest.fixture(scope="session", autouse=True)
 def onnx_cache(tmp_path_factory):
     """ONNX exports (the torch+onnx backend exports the model's step) go to a temporary folder, not the user's cache."""
-    from backends.files.onnx_export import CACHE_ENV
+    from ai_writer.backends.files.onnx_export import CACHE_ENV
 
     yield from _cache_in(tmp_path_factory, "onnx-cache", CACHE_ENV)
 
@@ -26,7 +26,7 @@ def onnx_cache(tmp_path_factory):
 @pytest.fixture(scope="session", autouse=True)
 def native_cache(tmp_path_factory):
     """The native step (backend auto on a CPU builds it for an RWKV-7) is compiled into a temporary folder."""
-    from backends.engines.native_step import CACHE_ENV
+    from ai_writer.backends.engines.native_step import CACHE_ENV
 
     yield from _cache_in(tmp_path_factory, "native-cache", CACHE_ENV)
 
@@ -39,7 +39,7 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_model):
-    from backends import load
+    from ai_writer.backends import load
 
     return load(tiny_model, backend="torch", device="cpu")
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from backends import EngineError, LoadError
-from backends.engines import state_rows as state_ops
-from backends.engines.base import EngineInfo, check_batch
-from models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer
+from ai_writer.backends import EngineError, LoadError
+from ai_writer.backends.engines import state_rows as state_ops
+from ai_writer.backends.engines.base import EngineInfo, check_batch
+from ai_writer.models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer
 
 CONTEXT = 3  # ids a state remembers
 SCALE = 1.5  # spread of each table row: the sum of CONTEXT rows gives a peaked softmax

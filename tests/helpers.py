@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import save_safetensors
-from models.rwkv7 import RWKV7, RWKV7Config, init_weights
+from ai_writer.models.checkpoint import save_safetensors
+from ai_writer.models.rwkv7 import RWKV7, RWKV7Config, init_weights
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -33,7 +33,7 @@ def write_checkpoint(path: Path, weights: dict) -> Path:
 
 def write_model_with_vocab(folder: Path, stem="tiny", n_layer=2, n_embd=64, seed=0, vocab=REAL_VOCAB) -> Path:
     """A random RWKV-7 sized for `vocab` (the real AI-Writer vocabulary by default), vocab beside it."""
-    from models.tokenizer import CharTokenizer
+    from ai_writer.models.tokenizer import CharTokenizer
 
     size = CharTokenizer.from_file(vocab).vocab_size
     path = write_checkpoint(Path(folder) / f"{stem}.safetensors", random_rwkv7_weights(n_layer, n_embd, size, seed))
@@ -60,9 +60,9 @@ def write_model_with_chars(folder: Path, weights: dict, chars: list[str], stem="
 def greedy_texts(engine, chars, n=2, length=40) -> tuple:
     """The texts of n greedy (temperature 0) candidates written from a prompt made of `chars`, through the
     generation service: the same on two engines means they compute the same model."""
-    from backends.writing.generation import Finished, GenerationRequest, GenerationService
-    from backends.writing.sampling import SamplingSettings
-    from models.textprep import TextPrep
+    from ai_writer.backends.writing.generation import Finished, GenerationRequest, GenerationService
+    from ai_writer.backends.writing.sampling import SamplingSettings
+    from ai_writer.models.textprep import TextPrep
 
     request = GenerationRequest("。".join(chars[10:60]) + "\n" + "".join(chars[60:90]), n=n, length=length,
                                 sampling=SamplingSettings(temperature=0.0, seed=0), prep=TextPrep())
@@ -77,7 +77,7 @@ def greedy_texts(engine, chars, n=2, length=40) -> tuple:
 
 def cpu_auto_backend() -> str:
     """What backend auto picks for an RWKV-7 on this CPU: the native step where a C compiler builds it."""
-    from backends.engines.native_step import native_possible
+    from ai_writer.backends.engines.native_step import native_possible
 
     return "torch+native" if native_possible() else "torch+onnx"
 

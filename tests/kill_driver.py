@@ -49,10 +49,10 @@ from pathlib import Path
 from textual import events
 from textual.keys import _character_to_key
 
-from studio.app import StudioApp
-from studio.screens.main_screen import MainScreen
-from studio.config import load_config
-from studio.data.manuscript_file import load_manuscript
+from ai_writer.studio.app import StudioApp
+from ai_writer.studio.screens.main_screen import MainScreen
+from ai_writer.studio.config import load_config
+from ai_writer.studio.data.manuscript_file import load_manuscript
 
 MAX_SECONDS = 60.0
 TYPED = "他抬起头，望向远处灰蒙蒙的天空。“走吧！”少年说。　　雨还在下，风吹过林间的小路。"
@@ -189,7 +189,7 @@ def serve(model: str) -> None:
     import torch
 
     torch.set_num_threads(1)  # before any op: no OpenMP pool in the parent of the forks
-    from backends import load
+    from ai_writer.backends import load
 
     load(model, backend="torch", device="cpu")  # pulls in the modules torch imports lazily, once
     print("ready", flush=True)

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from backends import LoadError, load
-from backends.files.convert import convert_model
-from backends.writing.generation import Chunk, Finished, GenerationRequest, GenerationService
-from backends.writing.sampling import SamplingSettings
-from models.checkpoint import ModelFileError, detect_architecture, read_weights
-from studio.cli import main as cli_main
+from ai_writer.backends import LoadError, load
+from ai_writer.backends.files.convert import convert_model
+from ai_writer.backends.writing.generation import Chunk, Finished, GenerationRequest, GenerationService
+from ai_writer.backends.writing.sampling import SamplingSettings
+from ai_writer.models.checkpoint import ModelFileError, detect_architecture, read_weights
+from ai_writer.studio.cli import main as cli_main
 from tests.aiwriter_fixtures import (
     random_v1_weights,
     random_v2_weights,
@@ -269,8 +269,8 @@ def test_convert_refuses_a_bad_source_with_one_line(tmp_path, capsys):
 # -- in the studio -------------------------------------------------------------------------
 
 async def test_the_studio_writes_with_a_v1_pth_and_names_it(v1_file, tmp_path):
-    from studio.app import StudioApp
-    from studio.config import load_config
+    from ai_writer.studio.app import StudioApp
+    from ai_writer.studio.config import load_config
     from tests.test_studio_app import generate, ready, wait_until, write_config
 
     path, _ = v1_file
@@ -293,7 +293,7 @@ async def test_the_studio_writes_with_a_v1_pth_and_names_it(v1_file, tmp_path):
 
 def test_a_long_manuscript_reads_only_the_last_window(v1_file):
     """A v1 model sees the last ctx_len characters; the prompt reader skips what lies before them."""
-    from models.textprep import TextPrep
+    from ai_writer.models.textprep import TextPrep
 
     path, weights = v1_file
     engine = load(path, backend="torch", device="cpu")

@@ -8,9 +8,9 @@ models/bundled/README.md), so a broken export or a damaged file fails here.
 import json
 from pathlib import Path
 
-from backends import load
-from backends.writing.evaluation import text_bits
-from studio.config import load_config
+from ai_writer.backends import load
+from ai_writer.backends.writing.evaluation import text_bits
+from ai_writer.studio.config import load_config
 
 BUNDLED = Path(__file__).resolve().parent.parent / "models" / "bundled"
 MODEL = BUNDLED / "zh-novel-rwkv7.safetensors"

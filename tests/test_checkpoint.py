@@ -11,9 +11,9 @@ import shutil
 import pytest
 import torch
 
-from backends import LoadError, load
-from backends.files.vocab import find_vocab
-from models.checkpoint import ModelFileError, detect_architecture, embedding_rows, load_model, peek_keys, read_weights
+from ai_writer.backends import LoadError, load
+from ai_writer.backends.files.vocab import find_vocab
+from ai_writer.models.checkpoint import ModelFileError, detect_architecture, embedding_rows, load_model, peek_keys, read_weights
 from tests.helpers import REAL_VOCAB, random_rwkv7_weights, write_checkpoint
 
 VOCAB = 50
@@ -200,7 +200,7 @@ def test_a_zip_claiming_4_gib_is_refused_from_its_directory(tmp_path, weights, m
 
 
 def test_an_ordinary_pth_passes_the_size_check_and_the_cap_applies(tmp_path, weights, monkeypatch):
-    import models.checkpoint as checkpoint
+    import ai_writer.models.checkpoint as checkpoint
 
     path = write_checkpoint(tmp_path / "plain.pth", weights)
     assert read_weights(path).keys() == weights.keys()

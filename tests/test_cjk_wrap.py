@@ -12,13 +12,13 @@ from textual.app import App, ComposeResult
 from textual.geometry import Offset
 from textual.widgets import TextArea
 
-from studio.widgets.cjk_wrap import (
+from ai_writer.studio.widgets.cjk_wrap import (
     CLOSING_PUNCTUATION,
     OPENING_PUNCTUATION,
     cjk_wrap_offsets,
     piece_width,
 )
-from studio.widgets.manuscript_area import CJKWrappedDocument, ManuscriptArea
+from ai_writer.studio.widgets.manuscript_area import CJKWrappedDocument, ManuscriptArea
 
 INDENT = "\u3000\u3000"
 PARAGRAPH = (

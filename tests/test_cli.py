@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from models.textprep import TextPrep, format_continuation, paragraph_indent
-from models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer
-from studio.cli import main
+from ai_writer.models.textprep import TextPrep, format_continuation, paragraph_indent
+from ai_writer.models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer
+from ai_writer.studio.cli import main
 from tests.helpers import REAL_VOCAB, REPO, cpu_auto_backend, random_rwkv7_weights, write_checkpoint
 
 MANUSCRIPT = "第一章 山雨欲来\n他走进了房间，四下看了看。\n“你来了。”\n"
@@ -236,7 +236,7 @@ def test_config_path_command(capsys, tmp_path):
 
 def _command():
     script = Path(sys.executable).parent / "ai-writer"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "studio.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "ai_writer.studio.cli"]
 
 
 def _subprocess(tmp_path, *argv):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.config import DEFAULTS_PATH, ConfigError, load_config, read_toml
+from ai_writer.studio.config import DEFAULTS_PATH, ConfigError, load_config, read_toml
 
 
 @pytest.fixture

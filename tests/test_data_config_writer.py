@@ -15,8 +15,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from studio.data import manuscript_file as mf
-from studio.data.config_writer import ConfigWriteError, toml_string, update_config_file
+from ai_writer.studio.data import manuscript_file as mf
+from ai_writer.studio.data.config_writer import ConfigWriteError, toml_string, update_config_file
 
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from studio.data import fingerprint as fingerprint_module
-from studio.data.manuscript_file import (
+from ai_writer.studio.data import fingerprint as fingerprint_module
+from ai_writer.studio.data.manuscript_file import (
     NO_FILE,
     ManuscriptConflict,
     ManuscriptEncodingError,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.data.manuscript_file import (
+from ai_writer.studio.data.manuscript_file import (
     ManuscriptConflict,
     ManuscriptEncodingError,
     ManuscriptError,
@@ -251,7 +251,7 @@ def test_loading_30_mb_takes_well_under_a_second(tmp_path):
 
 @pytest.mark.parametrize("name", ["UTF-8", "GBK", "GB18030", "Big5", "UTF-16LE", "UTF-16BE"])
 def test_chunked_encoding_matches_encoding_at_once(monkeypatch, name):
-    from studio.data import encodings
+    from ai_writer.studio.data import encodings
 
     text = "　　第一行\n第二行\n\n三" * 5
     codec = encodings.CODECS[name]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from studio.data import history as history_module
-from studio.data.history import HistoryLog, history_path_for, new_request_id
+from ai_writer.studio.data import history as history_module
+from ai_writer.studio.data.history import HistoryLog, history_path_for, new_request_id
 
 SETTINGS = {"temperature": 1.0, "top_p": 0.75, "length": 200, "seed": None}
 CONTEXT = "第一章　风起\n" + "夜色如墨，他推开了门。" * 40

@@ -3,8 +3,8 @@
 import pytest
 from textual.widgets.text_area import Document
 
-from studio.data.line_breaks import SPLITTING
-from studio.data.manuscript_file import ManuscriptNotEditable, load_manuscript, read_manuscript, save_atomic
+from ai_writer.studio.data.line_breaks import SPLITTING
+from ai_writer.studio.data.manuscript_file import ManuscriptNotEditable, load_manuscript, read_manuscript, save_atomic
 
 LINES = "第一行\n第二行\n"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from studio.data.manuscript_errors import ManuscriptLocked
-from studio.data.manuscript_lock import ManuscriptLock, lock_path_for
+from ai_writer.studio.data.manuscript_errors import ManuscriptLocked
+from ai_writer.studio.data.manuscript_lock import ManuscriptLock, lock_path_for
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -18,7 +18,7 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTH
 # A second process: take the lock, say so, then wait to be told to go (or killed).
 HOLDER = """
 import sys
-from studio.data.manuscript_lock import ManuscriptLock
+from ai_writer.studio.data.manuscript_lock import ManuscriptLock
 lock = ManuscriptLock.acquire(sys.argv[1])
 print("locked" if lock.locked else "unlocked", flush=True)
 sys.stdin.readline()
@@ -28,8 +28,8 @@ print("released", flush=True)
 # A second process that only tries: prints what it was told.
 TRY = """
 import sys
-from studio.data.manuscript_errors import ManuscriptLocked
-from studio.data.manuscript_lock import ManuscriptLock
+from ai_writer.studio.data.manuscript_errors import ManuscriptLocked
+from ai_writer.studio.data.manuscript_lock import ManuscriptLock
 try:
     lock = ManuscriptLock.acquire(sys.argv[1])
 except ManuscriptLocked as exc:

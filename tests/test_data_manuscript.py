@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from studio.data import manuscript_file as mf
-from studio.data.manuscript_file import (
+from ai_writer.studio.data import manuscript_file as mf
+from ai_writer.studio.data.manuscript_file import (
     DATA_DIR_ENV,
     ManuscriptError,
     load_manuscript,
@@ -114,7 +114,7 @@ def test_permission_denied_is_one_clear_line(tmp_path, monkeypatch):
     def denied(file, *args, **kwargs):  # as root a chmod would not stop the read
         raise PermissionError(errno.EACCES, "Permission denied", str(file))
 
-    monkeypatch.setattr("studio.data.fingerprint.open", denied, raising=False)
+    monkeypatch.setattr("ai_writer.studio.data.fingerprint.open", denied, raising=False)
     with pytest.raises(ManuscriptError, match=r"locked\.txt: cannot read it \(permission denied\)$"):
         read_manuscript(path)
 
@@ -342,7 +342,7 @@ def test_data_folder_override_by_environment(data_dir):
 
 CHILD = """
 import sys
-from studio.data.manuscript_file import save_atomic
+from ai_writer.studio.data.manuscript_file import save_atomic
 target, start, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def text(k):
     return f"{k}\\n" + chr(0x4E00 + k % 2000) * size + f"\\nend {k}\\n"

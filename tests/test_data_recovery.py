@@ -2,7 +2,7 @@
 
 import os
 
-from studio.data.manuscript_file import (
+from ai_writer.studio.data.manuscript_file import (
     discard_recovery_copy,
     load_manuscript,
     newer_recovery_copy,

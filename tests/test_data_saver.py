@@ -6,15 +6,15 @@ import time
 
 import pytest
 
-from studio.data import atomic_save
-from studio.data.manuscript_file import (
+from ai_writer.studio.data import atomic_save
+from ai_writer.studio.data.manuscript_file import (
     ManuscriptConflict,
     ManuscriptEncodingError,
     fingerprint_of,
     load_manuscript,
     recovery_path_for,
 )
-from studio.saver import ManuscriptSaver, SaveFinished, SaveOutcome
+from ai_writer.studio.saver import ManuscriptSaver, SaveFinished, SaveOutcome
 
 TEXT = "　　第一章　风起\n"
 TRADITIONAL = "　　第一章　風起\n"

@@ -14,9 +14,9 @@ from textual.app import App
 from textual.document._document import Document
 from textual.geometry import Offset
 
-from studio.widgets.cjk_document import CJKWrappedDocument
-from studio.widgets.cjk_wrap import cjk_wrap_offsets
-from studio.widgets.editor import ManuscriptEditor
+from ai_writer.studio.widgets.cjk_document import CJKWrappedDocument
+from ai_writer.studio.widgets.cjk_wrap import cjk_wrap_offsets
+from ai_writer.studio.widgets.editor import ManuscriptEditor
 from tests.test_cjk_wrap import assert_cjk_wrapped
 
 PIECES = ["天色渐渐暗了下来，", "街上的行人越来越少。", "他说：“明天会更好吗？”", "……", "风吹过树梢，",

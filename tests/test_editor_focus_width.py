@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import App
 from textual.widgets import Input, TextArea
 
-from studio.widgets.editor import ManuscriptEditor
+from ai_writer.studio.widgets.editor import ManuscriptEditor
 
 # Rows that end exactly at the right edge: a hidden last character would show.
 TEXT = "　　" + "天地玄黄宇宙洪荒日月盈昃辰宿列张寒来暑往秋收冬藏闰余成岁律吕调阳云腾致雨露结为霜" * 3

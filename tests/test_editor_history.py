@@ -13,7 +13,7 @@ import pytest
 from textual.app import App
 from textual.widgets import TextArea
 
-from studio.widgets.editor import ManuscriptEditor
+from ai_writer.studio.widgets.editor import ManuscriptEditor
 
 # Fills 6 of the 8 rows of a 40 x 8 editor: no scrollbar until the accept.
 TEXT = "\n".join(f"　　第{n}段，天色暗了。" for n in range(6))

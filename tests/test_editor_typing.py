@@ -14,8 +14,8 @@ from textual._xterm_parser import XTermParser
 from textual.app import App
 from textual.widgets import TextArea
 
-from studio.widgets.editor import ManuscriptEditor
-from studio.widgets.manuscript_area import is_typed_text
+from ai_writer.studio.widgets.editor import ManuscriptEditor
+from ai_writer.studio.widgets.manuscript_area import is_typed_text
 
 TEXT = "　　第一段。\n　　第二段。\n　　第三段"
 UNICODE_SPACES = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Zs" and c != 0x20]

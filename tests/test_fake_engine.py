@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends import LoadError
-from backends import EngineError
-from backends.writing.evaluation import text_bits
-from backends.writing.generation import Chunk, Finished, GenerationRequest, GenerationService, Started
-from backends.writing.sampling import SamplingSettings
-from models.textprep import TextPrep
+from ai_writer.backends import LoadError
+from ai_writer.backends import EngineError
+from ai_writer.backends.writing.evaluation import text_bits
+from ai_writer.backends.writing.generation import Chunk, Finished, GenerationRequest, GenerationService, Started
+from ai_writer.backends.writing.sampling import SamplingSettings
+from ai_writer.models.textprep import TextPrep
 from tests.fake_engine import FakeEngine, fake_loader, write_fake_model
 from tests.test_studio_app import MANUSCRIPT
 

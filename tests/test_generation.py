@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from backends.writing.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService, Started
-from backends.writing.sampling import SamplingSettings
-from models.textprep import TextPrep
+from ai_writer.backends.writing.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService, Started
+from ai_writer.backends.writing.sampling import SamplingSettings
+from ai_writer.models.textprep import TextPrep
 from tests.helpers import wait_until
 
 MANUSCRIPT = "　　第一章　天才少年\n\n　　那少年抬头望向远方，只见山峦起伏，云雾缭绕。" * 6

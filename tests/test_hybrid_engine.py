@@ -18,12 +18,12 @@ import onnxruntime
 import pytest
 import torch
 
-from backends import EngineError, LoadError, load
-from backends.engines.hybrid_engine import HybridEngine
-from backends.engines.numpy_state import RWKV4NumpyState, RWKV7NumpyState
-from backends.selection import Why, select_backend
-from models import rwkv4
-from models.checkpoint import save_safetensors
+from ai_writer.backends import EngineError, LoadError, load
+from ai_writer.backends.engines.hybrid_engine import HybridEngine
+from ai_writer.backends.engines.numpy_state import RWKV4NumpyState, RWKV7NumpyState
+from ai_writer.backends.selection import Why, select_backend
+from ai_writer.models import rwkv4
+from ai_writer.models.checkpoint import save_safetensors
 from tests.helpers import cjk_chars, greedy_texts, random_rwkv7_weights, write_model_with_chars
 
 TOLERANCE = 1e-5
@@ -217,7 +217,7 @@ def test_load_auto_gives_a_torch_engine_for_torch_or_another_dtype(tmp_path):
 
 
 def test_the_export_runs_in_a_child_process_and_fills_the_cache(tmp_path):
-    from backends.files import onnx_export
+    from ai_writer.backends.files import onnx_export
 
     model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=6))
     cache = tmp_path / "cache"

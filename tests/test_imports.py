@@ -23,9 +23,12 @@ ALLOWED = {
 }
 
 
+PACKAGE = "ai_writer"  # the import package the three folders install under (pyproject.toml)
+
+
 def module_name(path: Path) -> str:
     parts = path.relative_to(REPO).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    return ".".join((PACKAGE, *(parts[:-1] if parts[-1] == "__init__" else parts)))
 
 
 def sources(package: str) -> dict[str, Path]:
@@ -51,13 +54,13 @@ def imported(path: Path, known: dict[str, Path]) -> set[str]:
 
 
 def part(module: str) -> str:
-    pieces = module.split(".")
+    pieces = module.split(".")[1:]  # without "ai_writer"
     return "__init__" if len(pieces) == 1 else pieces[1]
 
 
 def backends_graph() -> dict[str, set[str]]:
     known = sources("backends")
-    return {name: {m for m in imported(path, known) if m == "backends" or m.startswith("backends.")}
+    return {name: {m for m in imported(path, known) if m == f"{PACKAGE}.backends" or m.startswith(f"{PACKAGE}.backends.")}
             for name, path in known.items()}
 
 
@@ -85,7 +88,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_backends_import_graph_has_no_circle():
     graph = backends_graph()
-    assert len(graph) > 15 and "backends.engines.native_step" in graph["backends.selection"]
+    assert len(graph) > 15 and f"{PACKAGE}.backends.engines.native_step" in graph[f"{PACKAGE}.backends.selection"]
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
@@ -110,7 +113,7 @@ def test_models_imports_neither_backends_nor_studio_and_backends_never_studio():
     for package, forbidden in (("models", ("backends", "studio")), ("backends", ("studio",))):
         known = sources(package)
         wrong = [f"{name} imports {m}" for name, path in known.items() for m in imported(path, known)
-                 if m.split(".")[0] in forbidden]
+                 if m.split(".")[0] in forbidden or (m.startswith(PACKAGE + ".") and m.split(".")[1] in forbidden)]
         assert wrong == [], wrong
 
 
@@ -118,8 +121,8 @@ def test_every_backends_module_imports_in_a_fresh_interpreter():
     """The writing service, the selection and the file tools load without torch; then every module loads."""
     names = sorted(sources("backends"))
     code = ("import importlib, sys\n"
-            "for name in ('backends', 'backends.selection', 'backends.writing.generation', 'backends.files.vocab',"
-            " 'backends.engines.onnx_engine'):\n"
+            "for name in ('ai_writer.backends', 'ai_writer.backends.selection', 'ai_writer.backends.writing.generation',"
+            " 'ai_writer.backends.files.vocab', 'ai_writer.backends.engines.onnx_engine'):\n"
             "    importlib.import_module(name)\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n"
             f"for name in {names!r}:\n"
@@ -127,3 +130,16 @@ def test_every_backends_module_imports_in_a_fresh_interpreter():
             "print(len(sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_nothing_imports_the_folders_under_their_bare_names():
+    """Every import goes through ai_writer: a bare `import models` would load a second copy of the module
+    (from the repository root on sys.path) or someone else's package of that name."""
+    wrong = []
+    for folder in ("studio", "backends", "models", "tests", "bench"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+                wrong += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] in ("studio", "backends", "models")]
+    assert wrong == []

@@ -24,6 +24,15 @@ import pytest
 
 from tests.helpers import REPO
 
+
+def _project() -> dict:
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+VERSION = _project()["project"]["version"]
+
 SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "config.toml", "studio", "backends", "models")
 MANUSCRIPT = "　　第一章　山雨欲来\n　　他走进了房间，四下看了看。\n"
 BIN = "Scripts" if os.name == "nt" else "bin"
@@ -85,16 +94,27 @@ def ai_writer(installed, *argv, timeout=120):
 def test_the_wheel_carries_the_defaults_the_model_and_the_native_source(installed):
     wheel = zipfile.ZipFile(installed[0])
     names = set(wheel.namelist())
-    assert wheel.read("studio/defaults.toml") == (REPO / "config.toml").read_bytes()  # the one source, copied
-    assert {"models/bundled/zh-novel-rwkv7.safetensors", "models/bundled/zh-novel-rwkv7.json",
-            "backends/engines/native/rwkv7_step.c", "models/world_vocab_v20230424.txt"} <= names
-    assert not any(name.startswith(("tests/", "bench/")) for name in names)
+    assert wheel.read("ai_writer/studio/defaults.toml") == (REPO / "config.toml").read_bytes()  # the one source, copied
+    assert {"ai_writer/models/bundled/zh-novel-rwkv7.safetensors", "ai_writer/models/bundled/zh-novel-rwkv7.json",
+            "ai_writer/backends/engines/native/rwkv7_step.c", "ai_writer/models/world_vocab_v20230424.txt"} <= names
+    # one import package: nothing at the top of site-packages under a generic name
+    assert {name.split("/")[0] for name in names} - {"ai_writer"} == {f"ai_writer_studio-{VERSION}.dist-info"}
+    assert not any(name.startswith(("ai_writer/tests/", "ai_writer/bench/")) for name in names)
+
+
+def test_every_package_folder_is_in_pyproject():
+    listed = set(_project()["tool"]["setuptools"]["packages"])
+    folders = {"ai_writer." + ".".join(p.parent.relative_to(REPO).parts)
+               for top in ("studio", "backends", "models") for p in (REPO / top).rglob("*.py")
+               if "__pycache__" not in p.parts}
+    assert listed == folders
 
 
 def test_the_installed_code_is_the_wheels_not_the_repositorys(installed):
     _, venv, env, run_dir = installed
     python = venv / BIN / ("python.exe" if os.name == "nt" else "python")
-    probe = "import studio.config as c, backends, models; print(c.__file__); print(c.DEFAULTS_PATH); print(models.__file__)"
+    probe = ("import ai_writer.studio.config as c, ai_writer.backends, ai_writer.models as models; print(c.__file__); "
+             "print(c.DEFAULTS_PATH); print(models.__file__)")
     lines = _run([python, "-c", probe], cwd=run_dir, env=env).stdout.decode().splitlines()
     assert all(Path(line).resolve().is_relative_to(venv.resolve()) for line in lines), lines
     assert Path(lines[1]).name == "defaults.toml"

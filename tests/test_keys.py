@@ -1,13 +1,13 @@
 """Every key binding has an id, every id is in config.toml's [keys] with the key it really has,
 and an author can rebind any of them from their own config."""
 
-from studio.config import load_config, read_toml, DEFAULTS_PATH
-from studio.dialogs.confirm import ConfirmDialog
-from studio.dialogs.history_view import HistoryView
-from studio.dialogs.open_file import OpenFileDialog
-from studio.keys import ACTIONS, make_bindings
-from studio.widgets.candidates import CandidatesPanel
-from studio.widgets.manuscript_area import ManuscriptArea
+from ai_writer.studio.config import load_config, read_toml, DEFAULTS_PATH
+from ai_writer.studio.dialogs.confirm import ConfirmDialog
+from ai_writer.studio.dialogs.history_view import HistoryView
+from ai_writer.studio.dialogs.open_file import OpenFileDialog
+from ai_writer.studio.keys import ACTIONS, make_bindings
+from ai_writer.studio.widgets.candidates import CandidatesPanel
+from ai_writer.studio.widgets.manuscript_area import ManuscriptArea
 from tests.test_studio_app import MANUSCRIPT, make_app, wait_until  # noqa: F401 (fixture)
 
 OWN_BINDINGS = [CandidatesPanel, ManuscriptArea, ConfirmDialog, HistoryView, OpenFileDialog]
@@ -54,7 +54,7 @@ async def test_a_panel_key_is_rebound_from_the_authors_config(make_app):
 def test_a_binding_id_the_studio_does_not_have_is_refused_with_its_line(tmp_path):
     import pytest
 
-    from studio.config import ConfigError
+    from ai_writer.studio.config import ConfigError
 
     path = tmp_path / "mine.toml"
     path.write_text('[keys]\n"candidates.nonsense" = "q"\n', encoding="utf-8")

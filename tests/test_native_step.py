@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 import torch
 
-from backends import LoadError, load
-from backends.engines import native_step
-from backends.engines.base import Engine, EngineInfo
-from backends.engines.hybrid_engine import HybridEngine
-from backends.engines.native_step import NativeBuildError, NativeStep, native_possible
-from backends.engines.numpy_state import RWKV7NumpyState
-from backends.selection import Why, select_backend
-from models.rwkv7 import RWKV7, RWKV7Config, init_weights
+from ai_writer.backends import LoadError, load
+from ai_writer.backends.engines import native_step
+from ai_writer.backends.engines.base import Engine, EngineInfo
+from ai_writer.backends.engines.hybrid_engine import HybridEngine
+from ai_writer.backends.engines.native_step import NativeBuildError, NativeStep, native_possible
+from ai_writer.backends.engines.numpy_state import RWKV7NumpyState
+from ai_writer.backends.selection import Why, select_backend
+from ai_writer.models.rwkv7 import RWKV7, RWKV7Config, init_weights
 from tests.helpers import cjk_chars, greedy_texts, random_rwkv7_weights, write_checkpoint, write_model_with_chars
 
 pytestmark = pytest.mark.skipif(not native_possible(), reason="needs a C compiler (CI has gcc)")

@@ -23,11 +23,11 @@ import onnxruntime
 import pytest
 import torch
 
-from backends import EngineError, LoadError, load
-from backends.engines.base import Engine
-from backends.engines.onnx_engine import session_options
-from backends.files import onnx_export
-from backends.selection import Why, select_backend
+from ai_writer.backends import EngineError, LoadError, load
+from ai_writer.backends.engines.base import Engine
+from ai_writer.backends.engines.onnx_engine import session_options
+from ai_writer.backends.files import onnx_export
+from ai_writer.backends.selection import Why, select_backend
 from tests.helpers import REPO, cpu_auto_backend, greedy_texts, random_rwkv7_weights, write_checkpoint
 
 TOLERANCE = 1e-4
@@ -147,7 +147,7 @@ def test_the_graph_uses_opset_17_and_no_group_normalization(exported):
 
 
 def test_an_onnx_file_runs_without_torch(exported):
-    code = ("import sys; from backends import load; e = load('x.onnx', backend='onnx'); "
+    code = ("import sys; from ai_writer.backends import load; e = load('x.onnx', backend='onnx'); "
             "logits, state = e.forward([[1]], None); assert logits.shape == (1, 300), logits.shape; "
             "assert 'torch' not in sys.modules, 'torch was imported'; "
             "e = load('x.onnx'); assert e.info.backend == 'onnx' and 'torch' not in sys.modules")
@@ -289,7 +289,7 @@ def test_the_engine_says_which_backend_and_why(engines):
 
 
 def test_export_onnx_command_writes_the_file_and_its_vocabulary(tmp_path, capsys, model):
-    from studio.cli import main
+    from ai_writer.studio.cli import main
 
     out = tmp_path / "out" / "novel.onnx"
     assert main(["export-onnx", str(model), str(out)]) == 0

@@ -1,6 +1,6 @@
 """RWKV-4 on the onnx backend against the torch backend, on real ONNX Runtime CPU sessions.
 
-Random RWKV-4s from models.rwkv4's seeded init (2 layers x 128, vocabulary 300,
+Random RWKV-4s from ai_writer.models.rwkv4's seeded init (2 layers x 128, vocabulary 300,
 BlinkDL key names) run on both backends. Tolerance: max |Δlogit| <= 1e-4 (float32)
 after a 64-token prompt (the ONNX side steps through it token by token, torch reads
 it in one sequence forward) and after each of 16 batched steps of 3 rows. Two
@@ -25,12 +25,12 @@ import onnxruntime
 import pytest
 import torch
 
-from backends import EngineError, LoadError, load
-from backends.engines.numpy_state import NO_PAST, RWKV4NumpyState
-from backends.files import onnx_export
-from backends.selection import Why, model_architecture, select_backend
-from models import rwkv4
-from models.checkpoint import save_safetensors
+from ai_writer.backends import EngineError, LoadError, load
+from ai_writer.backends.engines.numpy_state import NO_PAST, RWKV4NumpyState
+from ai_writer.backends.files import onnx_export
+from ai_writer.backends.selection import Why, model_architecture, select_backend
+from ai_writer.models import rwkv4
+from ai_writer.models.checkpoint import save_safetensors
 from tests.helpers import greedy_texts, REPO, random_rwkv7_weights, write_checkpoint
 
 TOLERANCE = 1e-4
@@ -189,7 +189,7 @@ def test_the_graph_is_opset_17_float32_with_a_dynamic_batch_and_rwkv4_metadata(e
 
 
 def test_an_rwkv4_onnx_file_runs_without_torch_and_matches_its_model(exported, engines):
-    code = ("import sys; from backends import load; e = load('x.onnx'); "
+    code = ("import sys; from ai_writer.backends import load; e = load('x.onnx'); "
             "logits, state = e.forward([[3, 1, 4, 1, 5]], None); "
             "assert e.info.architecture == 'rwkv4' and e.info.backend == 'onnx', e.info; "
             "assert 'torch' not in sys.modules, 'torch was imported'; "
@@ -267,7 +267,7 @@ def test_auto_on_directml_takes_onnx_only_for_architectures_it_runs(tmp_path, mo
 
 
 def test_export_onnx_command_exports_an_rwkv4(tmp_path, capsys, model):
-    from studio.cli import main
+    from ai_writer.studio.cli import main
 
     out = tmp_path / "out" / "four.onnx"
     assert main(["export-onnx", str(model), str(out)]) == 0

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from backends import load
-from models.checkpoint import detect_architecture
-from models.rwkv4 import RWKV4, RWKV4Config, init_weights, prepare_for_inference, wkv4_chunked, wkv4_loop
+from ai_writer.backends import load
+from ai_writer.models.checkpoint import detect_architecture
+from ai_writer.models.rwkv4 import RWKV4, RWKV4Config, init_weights, prepare_for_inference, wkv4_chunked, wkv4_loop
 from tests.helpers import write_checkpoint
 
 ORACLE = Path(__file__).parent / "oracle" / "rwkv4_package_run.py"

@@ -8,10 +8,10 @@ state update equals the token-by-token loop.
 import pytest
 import torch
 
-from backends.engines import state_rows as state_ops
-from models.rwkv7 import RWKV7, RWKV7Config, init_weights
-from models.rwkv7_fused import prepare_for_inference
-from models.wkv7 import wkv7_chunked, wkv7_loop
+from ai_writer.backends.engines import state_rows as state_ops
+from ai_writer.models.rwkv7 import RWKV7, RWKV7Config, init_weights
+from ai_writer.models.rwkv7_fused import prepare_for_inference
+from ai_writer.models.wkv7 import wkv7_chunked, wkv7_loop
 
 
 def _plain():

@@ -14,10 +14,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.checkpoint import load_model
-from models.rwkv7 import RWKV7, RWKV7Config, init_weights
-from models.rwkv7_fused import FusedRWKV7, FusedTimeMix, fuse, prepare_for_inference
-from models.wkv7 import wkv7_chunked, wkv7_loop
+from ai_writer.models.checkpoint import load_model
+from ai_writer.models.rwkv7 import RWKV7, RWKV7Config, init_weights
+from ai_writer.models.rwkv7_fused import FusedRWKV7, FusedTimeMix, fuse, prepare_for_inference
+from ai_writer.models.wkv7 import wkv7_chunked, wkv7_loop
 from tests.helpers import REPO, random_rwkv7_weights, write_checkpoint
 
 TOLERANCE = 1e-5

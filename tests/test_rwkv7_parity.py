@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from backends import load
-from models.rwkv7 import RWKV7, RWKV7Config
+from ai_writer.backends import load
+from ai_writer.models.rwkv7 import RWKV7, RWKV7Config
 from tests.helpers import random_rwkv7_weights, write_checkpoint
 
 ORACLE = Path(__file__).parent / "oracle" / "rwkv_package_run.py"

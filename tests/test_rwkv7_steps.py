@@ -17,14 +17,14 @@ import onnxruntime
 import pytest
 import torch
 
-from backends.engines import native_step
-from backends.engines.base import EngineInfo
-from backends.engines.native_step import NativeStep, native_possible
-from backends.engines.onnx_engine import OnnxEngine
-from backends.files import onnx_export
-from models.rwkv7 import RWKV7, RWKV7Config, init_weights
-from models.rwkv7_fused import prepare_for_inference
-from models.wkv7 import wkv7_loop
+from ai_writer.backends.engines import native_step
+from ai_writer.backends.engines.base import EngineInfo
+from ai_writer.backends.engines.native_step import NativeStep, native_possible
+from ai_writer.backends.engines.onnx_engine import OnnxEngine
+from ai_writer.backends.files import onnx_export
+from ai_writer.models.rwkv7 import RWKV7, RWKV7Config, init_weights
+from ai_writer.models.rwkv7_fused import prepare_for_inference
+from ai_writer.models.wkv7 import wkv7_loop
 
 TOLERANCE = 1e-5
 CONFIGS = {

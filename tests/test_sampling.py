@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from backends.writing.sampling import Sampler, SamplingSettings, cut_top_p, filter_probs
+from ai_writer.backends.writing.sampling import Sampler, SamplingSettings, cut_top_p, filter_probs
 
 PROBS = np.array([0.05, 0.5, 0.15, 0.3])
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from studio.app import StudioApp
-from studio.config import load_config
-from studio.widgets.candidates import first_sentence_end
+from ai_writer.studio.app import StudioApp
+from ai_writer.studio.config import load_config
+from ai_writer.studio.widgets.candidates import first_sentence_end
 from tests.fake_engine import fake_loader
 from tests.helpers import cpu_auto_backend
 
@@ -209,7 +209,7 @@ async def test_history_view_takes_an_earlier_candidate(make_app):
 async def test_chinese_interface(make_app):
     app, _ = make_app(extra="")
     app.config = app.config.with_value("studio", "language", "zh")
-    from studio.i18n import choose_language, set_language, tr
+    from ai_writer.studio.i18n import choose_language, set_language, tr
 
     set_language(choose_language("zh"))
     try:
@@ -255,7 +255,7 @@ async def test_the_terminal_cursor_follows_the_insertion_point_for_input_methods
 
 @pytest.mark.parametrize("width", [1, 2])
 async def test_ambiguous_width_punctuation_keeps_the_cursor_on_its_character(make_app, width):
-    from studio.terminal_widths import set_ambiguous_width
+    from ai_writer.studio.terminal_widths import set_ambiguous_width
 
     app, _ = make_app(text="", extra=f"ambiguous_width = {width}\n")
     try:
@@ -283,7 +283,7 @@ async def test_the_status_line_says_which_backend_auto_chose_and_why(make_app):
 def test_generation_threads_leave_a_core_to_the_ui_unless_set():
     import os
 
-    from studio.screens.main_screen import generation_threads
+    from ai_writer.studio.screens.main_screen import generation_threads
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert generation_threads(0) == max(1, cpus - 1)
@@ -303,7 +303,7 @@ async def test_the_model_gets_the_configured_threads_before_generating(make_app,
 
 
 def test_a_bad_threads_setting_is_one_line(tmp_path, tiny_model):
-    from studio.config import ConfigError
+    from ai_writer.studio.config import ConfigError
 
     path = write_config(tmp_path, tiny_model)
     path.write_text(path.read_text(encoding="utf-8").replace("length = 12\n", "length = 12\nthreads = -2\n"),
@@ -316,8 +316,8 @@ def test_a_bad_threads_setting_is_one_line(tmp_path, tiny_model):
 async def test_streaming_candidates_wait_while_the_author_types(make_app, monkeypatch):
     import types
 
-    import studio.screens.main_screen as main_screen
-    from backends.writing.generation import Chunk
+    import ai_writer.studio.screens.main_screen as main_screen
+    from ai_writer.backends.writing.generation import Chunk
 
     app, _ = make_app()
     async with app.run_test(size=(100, 30)) as pilot:

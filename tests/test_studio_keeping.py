@@ -4,11 +4,11 @@ encodings, and quitting when nothing can be saved. Pilot, a tiny model, real fil
 import os
 import time
 
-import studio.saver as saver_module
-from studio.data.manuscript_file import ManuscriptError, recovery_path_for, save_recovery_copy
-from studio.data.manuscript_lock import ManuscriptLock
-from studio.dialogs.confirm import ConfirmDialog
-from studio.dialogs.open_file import OpenFileDialog
+import ai_writer.studio.saver as saver_module
+from ai_writer.studio.data.manuscript_file import ManuscriptError, recovery_path_for, save_recovery_copy
+from ai_writer.studio.data.manuscript_lock import ManuscriptLock
+from ai_writer.studio.dialogs.confirm import ConfirmDialog
+from ai_writer.studio.dialogs.open_file import OpenFileDialog
 from tests.test_studio_app import MANUSCRIPT, make_app, wait_until  # noqa: F401 (fixture)
 
 async def test_a_manuscript_open_in_another_studio_opens_read_only(make_app, tmp_path):

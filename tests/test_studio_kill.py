@@ -34,10 +34,10 @@ from pathlib import Path
 
 import pytest
 
-import studio.saver as saver_module
-from studio.app import StudioApp
-from studio.config import load_config
-from studio.data.manuscript_file import load_manuscript
+import ai_writer.studio.saver as saver_module
+from ai_writer.studio.app import StudioApp
+from ai_writer.studio.config import load_config
+from ai_writer.studio.data.manuscript_file import load_manuscript
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = Path(__file__).resolve().parent / "fixtures" / "studio_snapshot_manuscript.txt"

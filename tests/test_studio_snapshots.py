@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from studio.app import StudioApp
-from studio.config import load_config
-from studio.i18n import set_language
-from studio.widgets import status_line
+from ai_writer.studio.app import StudioApp
+from ai_writer.studio.config import load_config
+from ai_writer.studio.i18n import set_language
+from ai_writer.studio.widgets import status_line
 from tests.fake_engine import fake_loader, write_fake_model
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

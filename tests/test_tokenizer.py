@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer, VocabError
+from ai_writer.models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer, VocabError
 from tests.helpers import REAL_VOCAB
 
 PASSAGE = (

@@ -8,10 +8,10 @@ from argparse import Namespace
 import pytest
 import torch
 
-from backends import load
-from models.rwkv7 import RWKV7, RWKV7Config, init_weights
-from models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer
-from models.train import (build_vocab, grow_from, grown_layer_sources, learning_rate, main,
+from ai_writer.backends import load
+from ai_writer.models.rwkv7 import RWKV7, RWKV7Config, init_weights
+from ai_writer.models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer
+from ai_writer.models.train import (build_vocab, grow_from, grown_layer_sources, learning_rate, main,
                           pick_device, sample_batch)
 
 TEXT = "\n".join(["天下大势，分久必合，合久必分。", "话说宝玉在林黛玉房中说耗子精。", "却说孙悟空回到花果山。"] * 40)
@@ -138,8 +138,8 @@ def test_a_grown_model_computes_what_the_trained_one_did_until_it_trains(tmp_pat
 
 
 def test_under_mixed_precision_the_state_update_still_runs_in_fp32(monkeypatch):
-    from models.rwkv7_fused import FusedRWKV7, FusedTimeMix
-    from models.wkv7 import wkv7_chunked
+    from ai_writer.models.rwkv7_fused import FusedRWKV7, FusedTimeMix
+    from ai_writer.models.wkv7 import wkv7_chunked
 
     seen = []
 

@@ -6,9 +6,9 @@ import pytest
 from textual.app import App
 from textual.widgets import Input, Label, Static
 
-from studio.config import load_config, parse_setting
-from studio.i18n import set_language
-from studio.widgets.settings_panel import SettingsPanel, field_id
+from ai_writer.studio.config import load_config, parse_setting
+from ai_writer.studio.i18n import set_language
+from ai_writer.studio.widgets.settings_panel import SettingsPanel, field_id
 
 
 class Host(App):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from textual.app import App
 
-from studio.i18n import set_language, tr
-from studio.widgets.status_line import StatusLine
+from ai_writer.studio.i18n import set_language, tr
+from ai_writer.studio.widgets.status_line import StatusLine
 
 # What the app put first before: model, architecture, backend and why (about 150 cells).
 LONG_MODEL = ("zh-novel-rwkv7.safetensors · rwkv7 · torch+native/cpu (auto: no CUDA GPU, so on the CPU: "
@@ -131,8 +131,8 @@ async def test_details_are_the_tooltip_not_the_line():
 async def test_the_studio_at_80_columns_shows_a_failed_save_whole(tmp_path, fake_model):
     """The real app (on the fake engine): the manuscript's file turns into a folder, so saving fails; the line
     says so, whole."""
-    from studio.app import StudioApp
-    from studio.config import load_config
+    from ai_writer.studio.app import StudioApp
+    from ai_writer.studio.config import load_config
     from tests.fake_engine import fake_loader
 
     config_path = tmp_path / "config.toml"

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from backends import LoadError, load
-from models.rwkv4 import RWKV4, RWKV4Config, init_weights
-from models.tokenizer import VocabError
-from models.world_tokenizer import (
+from ai_writer.backends import LoadError, load
+from ai_writer.models.rwkv4 import RWKV4, RWKV4Config, init_weights
+from ai_writer.models.tokenizer import VocabError
+from ai_writer.models.world_tokenizer import (
     BUNDLED_VOCAB,
     WORLD_ENTRIES,
     WORLD_VOCAB_SIZE,
@@ -184,7 +184,7 @@ def _is_utf8(data: bytes) -> bool:
 
 
 def test_generation_runs_on_a_world_rwkv4(tmp_path):
-    from backends.writing.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService
+    from ai_writer.backends.writing.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService
 
     engine = load(_rwkv4_file(tmp_path, WORLD_VOCAB_SIZE, "world.safetensors"), backend="torch", device="cpu")
     service = GenerationService(engine)

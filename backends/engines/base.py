@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from backends.errors import EngineError
+from ai_writer.backends.errors import EngineError
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,9 @@ from pathlib import Path
 
 import torch
 
-from backends.engines.base import Engine, EngineInfo, check_batch
-from backends.engines.names import Backend
-from backends.engines.numpy_state import NumpyStateOps, state_layout
+from ai_writer.backends.engines.base import Engine, EngineInfo, check_batch
+from ai_writer.backends.engines.names import Backend
+from ai_writer.backends.engines.numpy_state import NumpyStateOps, state_layout
 
 
 class HybridEngine(NumpyStateOps):
@@ -124,7 +124,7 @@ def _pair(torch_engine, backend: Backend) -> HybridEngine:
 def native_pair(torch_engine) -> HybridEngine:
     """torch+native around a CPU float32 TorchEngine of an RWKV-7 with eager layers (they take the C scan for
     prompts): the C step built, or found in its cache, now. NativeBuildError (one line) if it cannot be."""
-    from backends.engines.native_step import NativeStep, build_library
+    from ai_writer.backends.engines.native_step import NativeStep, build_library
 
     engine = _pair(torch_engine, Backend.TORCH_NATIVE)
     engine.use_decode_step(NativeStep(build_library(), torch_engine.model, torch_engine.tokenizer, engine.info))
@@ -138,7 +138,7 @@ def onnx_pair(torch_engine, cache_dir=None, background: bool = True) -> HybridEn
     path = Path(torch_engine.info.model_path)
 
     def make_step():
-        from backends.engines.onnx_engine import load_onnx
+        from ai_writer.backends.engines.onnx_engine import load_onnx
 
         export_in_child(path, cache_dir)  # if that fails, load_onnx exports here (and says why it cannot)
         return load_onnx(path, torch_engine.tokenizer, "cpu", None, cache_dir)
@@ -153,7 +153,7 @@ EXPORT_IN_CHILD = """
 import os, sys
 if hasattr(os, "nice"):
     os.nice(10)  # behind the app's own threads
-from backends.files.onnx_export import cached_export
+from ai_writer.backends.files.onnx_export import cached_export
 cached_export(sys.argv[1], sys.argv[2] or None)
 """
 
@@ -171,7 +171,7 @@ def export_in_child(path, cache_dir=None, timeout: float = 1800) -> bool:
 
 
 def _export_in_child(path, cache_dir, timeout: float) -> bool:
-    from backends.files import onnx_export
+    from ai_writer.backends.files import onnx_export
 
     if onnx_export.cache_path(path, cache_dir).is_file():
         return True

@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.engines.base import EngineInfo, check_batch
-from backends.engines.numpy_state import NumpyStateOps, state_layout
+from ai_writer.backends.engines.base import EngineInfo, check_batch
+from ai_writer.backends.engines.numpy_state import NumpyStateOps, state_layout
 
 SOURCE = Path(__file__).resolve().parent / "native" / "rwkv7_step.c"
 CACHE_ENV = "AI_WRITER_NATIVE_CACHE"
@@ -224,7 +224,7 @@ class NativeStep(NumpyStateOps):
         autograd (training) or for other dtypes, the chunked form."""
         import torch
 
-        from models.wkv7 import wkv7_chunked
+        from ai_writer.models.wkv7 import wkv7_chunked
 
         inputs = (state, r, log_w, k, v, a, b)
         if torch.is_grad_enabled() or any(t.dtype != torch.float32 or t.device.type != "cpu" for t in inputs):

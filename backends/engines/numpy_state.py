@@ -9,8 +9,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from backends.engines import state_rows
-from backends.errors import EngineError
+from ai_writer.backends.engines import state_rows
+from ai_writer.backends.errors import EngineError
 
 NO_PAST = -1e30  # models.rwkv4.NO_PAST: pp of an empty RWKV-4 state
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.engines.base import EngineInfo, check_batch
-from backends.engines.names import Backend
-from backends.engines.numpy_state import NumpyStateOps, state_layout
-from backends.engines.providers import DML, PROVIDER_DEVICES, providers_for, split_device
-from backends.errors import LoadError
-from backends.files import onnx_export
-from backends.files.onnx_export import ARCHITECTURES, FORMAT, READABLE_FORMATS, STEP_IO
+from ai_writer.backends.engines.base import EngineInfo, check_batch
+from ai_writer.backends.engines.names import Backend
+from ai_writer.backends.engines.numpy_state import NumpyStateOps, state_layout
+from ai_writer.backends.engines.providers import DML, PROVIDER_DEVICES, providers_for, split_device
+from ai_writer.backends.errors import LoadError
+from ai_writer.backends.files import onnx_export
+from ai_writer.backends.files.onnx_export import ARCHITECTURES, FORMAT, READABLE_FORMATS, STEP_IO
 
 REQUIRED_METADATA = ("format", "architecture", "n_layer", "n_embd", "vocab_size")
 SIZE_METADATA = {"rwkv7": "head_size", "rwkv4": "n_att"}  # the one more size each architecture's state needs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.errors import LoadError
+from ai_writer.backends.errors import LoadError
 
 DML = "DmlExecutionProvider"
 CUDA = "CUDAExecutionProvider"

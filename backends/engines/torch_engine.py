@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from backends.engines import state_rows
-from backends.engines.base import EngineInfo, check_batch
-from backends.engines.names import Backend
-from backends.errors import LoadError
+from ai_writer.backends.engines import state_rows
+from ai_writer.backends.engines.base import EngineInfo, check_batch
+from ai_writer.backends.engines.names import Backend
+from ai_writer.backends.errors import LoadError
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -62,7 +62,7 @@ def pick_torch_device(device: str) -> str:
 def load_torch(path: Path, tokenizer, device: str, dtype: str | None, script: bool = True) -> TorchEngine:
     """A TorchEngine of this model file; LoadError (one line) for a device, dtype or file it cannot use.
     script=False keeps eager layers (the C step hands them its prompt scan)."""
-    from models.checkpoint import ModelFileError, load_model
+    from ai_writer.models.checkpoint import ModelFileError, load_model
 
     try:
         device = pick_torch_device(device)

@@ -12,14 +12,14 @@ import os
 import shutil
 from pathlib import Path
 
-from backends.errors import LoadError
-from backends.files.vocab import find_vocab
+from ai_writer.backends.errors import LoadError
+from ai_writer.backends.files.vocab import find_vocab
 
 
 def convert_model(source, out, vocab=None) -> dict:
     """Write `source` as `out` (.safetensors) and its vocabulary as out.json. Returns a summary
     (architecture, n_layer, n_embd, vocab_size, tensors, bytes, vocab). LoadError names what is wrong."""
-    from models.checkpoint import NAMES, ModelFileError, build_model, read_weights, save_safetensors
+    from ai_writer.models.checkpoint import NAMES, ModelFileError, build_model, read_weights, save_safetensors
 
     source, out = Path(source).expanduser(), Path(out).expanduser()
     if out.suffix != ".safetensors":

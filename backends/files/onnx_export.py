@@ -126,7 +126,7 @@ def read_step_weights(model_path) -> tuple[str, dict[str, np.ndarray]]:
     """(architecture, float32 weights) of an RWKV-7 or RWKV-4 model file, checked against the architecture."""
     import torch
 
-    from models.checkpoint import ModelFileError, _first_line, detect_architecture, read_weights
+    from ai_writer.models.checkpoint import ModelFileError, _first_line, detect_architecture, read_weights
 
     try:
         weights = read_weights(model_path)
@@ -136,9 +136,9 @@ def read_step_weights(model_path) -> tuple[str, dict[str, np.ndarray]]:
     if arch not in ARCHITECTURES:
         raise ExportError(f"{model_path}: only RWKV-7 and RWKV-4 models export to ONNX (this one: {arch})")
     if arch == "rwkv4":
-        from models.rwkv4 import RWKV4 as model_class, RWKV4Config as config_class
+        from ai_writer.models.rwkv4 import RWKV4 as model_class, RWKV4Config as config_class
     else:
-        from models.rwkv7 import RWKV7 as model_class, RWKV7Config as config_class
+        from ai_writer.models.rwkv7 import RWKV7 as model_class, RWKV7Config as config_class
     try:
         with torch.device("meta"):
             model_class(config_class.from_state_dict(weights)).load_state_dict(weights, strict=True, assign=True)

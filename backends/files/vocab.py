@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backends.errors import LoadError
-from models.tokenizer import CharTokenizer, VocabError
+from ai_writer.backends.errors import LoadError
+from ai_writer.models.tokenizer import CharTokenizer, VocabError
 
 PILE_VOCAB_SIZE = 50277  # RWKV-4 Pile / Raven models: the GPT-NeoX 20B tokenizer
 
@@ -25,7 +25,7 @@ def open_tokenizer(path: Path, vocab_path: Path | None, unknown_char: str):
     """The vocabulary's tokenizer: a JSON one (CharTokenizer) or the World one (a .txt vocab, or
     vocab "world"). Without a vocabulary file, a model of 65,536 token rows gets the World tokenizer.
     LoadError (one line) when there is none that fits."""
-    from models.world_tokenizer import WORLD_VOCAB_SIZE, WorldTokenizer, is_world_vocab
+    from ai_writer.models.world_tokenizer import WORLD_VOCAB_SIZE, WorldTokenizer, is_world_vocab
 
     rows = None
     try:
@@ -36,7 +36,7 @@ def open_tokenizer(path: Path, vocab_path: Path | None, unknown_char: str):
         if vocab_path is not None:
             return CharTokenizer.from_file(vocab_path, unknown_char=unknown_char)
         if path.suffix in (".safetensors", ".pth", ".pt", ".bin", ".ckpt"):
-            from models.checkpoint import embedding_rows
+            from ai_writer.models.checkpoint import embedding_rows
 
             rows = embedding_rows(path)
         if rows == WORLD_VOCAB_SIZE:

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from models.textprep import TextPrep
+from ai_writer.models.textprep import TextPrep
 
 
 def log_softmax_at(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backends.engines.base import Engine
-from backends.writing.prompt_cache import Checkpoint, PromptCache
-from backends.writing.sampling import Sampler, SamplingSettings
-from models.textprep import TextPrep
+from ai_writer.backends.engines.base import Engine
+from ai_writer.backends.writing.prompt_cache import Checkpoint, PromptCache
+from ai_writer.backends.writing.sampling import Sampler, SamplingSettings
+from ai_writer.models.textprep import TextPrep
 
 CHECKPOINT_EVERY = 256  # tokens between cached states while reading a prompt
 

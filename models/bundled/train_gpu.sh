@@ -22,11 +22,11 @@ py=${PYTHON:-python3}
 mkdir -p "$out"
 run=$(mktemp -d)/run
 "$py" -c "import torch; print('torch', torch.__version__, '| cuda', torch.cuda.is_available(), '|', torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"
-"$py" -m models.train --data "$corpus"/*.txt --out "$run" --device "$device" \
+"$py" -m ai_writer.models.train --data "$corpus"/*.txt --out "$run" --device "$device" \
     --layers "${LAYERS:-8}" --embd "${EMBD:-320}" --batch "${BATCH:-32}" --ctx "${CTX:-512}" \
     --lr "${LR:-1e-3}" --lr-final "${LR_FINAL:-5e-5}" --seed "${SEED:-0}" \
     --steps 0 --minutes "$minutes" --save-every 200 2>&1 | tee "$out/train.log"
-"$py" -m models.train --out "$run" --export "$run/zh-novel-rwkv7.safetensors"
+"$py" -m ai_writer.models.train --out "$run" --export "$run/zh-novel-rwkv7.safetensors"
 cp "$run/log.jsonl" "$out/run-log.jsonl"
 cp "$run/recipe.json" "$run/zh-novel-rwkv7.json" "$out/"
 split -b "${PIECE_MB:-15}m" -d "$run/zh-novel-rwkv7.safetensors" "$out/zh-novel-rwkv7.safetensors.part"

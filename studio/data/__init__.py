@@ -5,9 +5,9 @@ Every problem the user can cause or meet (a missing file, a full disk, a
 read-only folder) is reported as one line naming the file, never a traceback.
 """
 
-from studio.data.config_writer import ConfigWriteError, update_config_file
-from studio.data.history import HistoryLog, history_path_for, new_request_id
-from studio.data.manuscript_file import (
+from ai_writer.studio.data.config_writer import ConfigWriteError, update_config_file
+from ai_writer.studio.data.history import HistoryLog, history_path_for, new_request_id
+from ai_writer.studio.data.manuscript_file import (
     NO_FILE,
     DiskFingerprint,
     Manuscript,
@@ -28,7 +28,7 @@ from studio.data.manuscript_file import (
     save_recovery_copy,
     user_data_path,
 )
-from studio.data.manuscript_lock import ManuscriptLock
+from ai_writer.studio.data.manuscript_lock import ManuscriptLock
 
 __all__ = [
     "NO_FILE",

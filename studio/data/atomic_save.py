@@ -16,10 +16,10 @@ import secrets
 import stat
 from pathlib import Path
 
-from studio.data.encodings import encode_manuscript
-from studio.data.fingerprint import DiskFingerprint, changed_on_disk, read_with_fingerprint
-from studio.data.manuscript_errors import ManuscriptConflict, ManuscriptError
-from studio.i18n import tr
+from ai_writer.studio.data.encodings import encode_manuscript
+from ai_writer.studio.data.fingerprint import DiskFingerprint, changed_on_disk, read_with_fingerprint
+from ai_writer.studio.data.manuscript_errors import ManuscriptConflict, ManuscriptError
+from ai_writer.studio.i18n import tr
 
 
 _REASONS = {

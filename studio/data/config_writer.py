@@ -25,7 +25,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from studio.data.manuscript_file import ManuscriptError, save_atomic
+from ai_writer.studio.data.manuscript_file import ManuscriptError, save_atomic
 
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _KEY_TOKEN = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""

@@ -28,8 +28,8 @@ import codecs
 import re
 from dataclasses import dataclass
 
-from studio.data.manuscript_errors import ManuscriptEncodingError, ManuscriptError
-from studio.i18n import tr
+from ai_writer.studio.data.manuscript_errors import ManuscriptEncodingError, ManuscriptError
+from ai_writer.studio.i18n import tr
 
 PROBE = 8192  # bytes looked at for NULs (binary files, BOM-less UTF-16)
 SAMPLE = 65536  # bytes decoded both ways to tell GB from Big5

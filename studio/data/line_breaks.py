@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 
-from studio.data.manuscript_errors import ManuscriptNotEditable
-from studio.i18n import tr
+from ai_writer.studio.data.manuscript_errors import ManuscriptNotEditable
+from ai_writer.studio.i18n import tr
 
 # The characters str.splitlines breaks on besides "\n" and "\r" (a lone CR is found apart);
 # each has a name in studio/i18n.py as "mf_char_XXXX".

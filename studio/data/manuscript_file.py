@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from studio.data.atomic_save import (
+from ai_writer.studio.data.atomic_save import (
     reason_of,
     remove_stale_temporaries,
     save_atomic,
@@ -34,19 +34,19 @@ from studio.data.atomic_save import (
     save_failed,
     write_bytes_atomic,
 )
-from studio.data.data_folder import APP_NAME, DATA_DIR_ENV, user_data_path
-from studio.data.encodings import decode_manuscript, encode_manuscript
-from studio.data.fingerprint import NO_FILE, DiskFingerprint, changed_on_disk, fingerprint_of, read_with_fingerprint
-from studio.data.line_breaks import check_editable, newline_style
-from studio.data.manuscript_errors import (
+from ai_writer.studio.data.data_folder import APP_NAME, DATA_DIR_ENV, user_data_path
+from ai_writer.studio.data.encodings import decode_manuscript, encode_manuscript
+from ai_writer.studio.data.fingerprint import NO_FILE, DiskFingerprint, changed_on_disk, fingerprint_of, read_with_fingerprint
+from ai_writer.studio.data.line_breaks import check_editable, newline_style
+from ai_writer.studio.data.manuscript_errors import (
     ManuscriptConflict,
     ManuscriptEncodingError,
     ManuscriptError,
     ManuscriptLocked,
     ManuscriptNotEditable,
 )
-from studio.data.recovery import discard_recovery_copy, newer_recovery_copy, recovery_path_for, save_recovery_copy
-from studio.i18n import tr
+from ai_writer.studio.data.recovery import discard_recovery_copy, newer_recovery_copy, recovery_path_for, save_recovery_copy
+from ai_writer.studio.i18n import tr
 
 __all__ = [
     "APP_NAME", "DATA_DIR_ENV", "NO_FILE", "Conversion", "DiskFingerprint", "Manuscript", "ManuscriptConflict",

@@ -17,8 +17,8 @@ import os
 import time
 from pathlib import Path
 
-from studio.data.manuscript_errors import ManuscriptLocked
-from studio.i18n import tr
+from ai_writer.studio.data.manuscript_errors import ManuscriptLocked
+from ai_writer.studio.i18n import tr
 
 try:
     import fcntl

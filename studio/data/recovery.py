@@ -14,12 +14,12 @@ import hashlib
 import os
 from pathlib import Path
 
-from studio.data.atomic_save import save_atomic, write_bytes_atomic
-from studio.data.data_folder import user_data_path
-from studio.data.encodings import decode_manuscript
-from studio.data.fingerprint import DiskFingerprint
-from studio.data.manuscript_errors import ManuscriptEncodingError, ManuscriptError
-from studio.i18n import tr
+from ai_writer.studio.data.atomic_save import save_atomic, write_bytes_atomic
+from ai_writer.studio.data.data_folder import user_data_path
+from ai_writer.studio.data.encodings import decode_manuscript
+from ai_writer.studio.data.fingerprint import DiskFingerprint
+from ai_writer.studio.data.manuscript_errors import ManuscriptEncodingError, ManuscriptError
+from ai_writer.studio.i18n import tr
 
 
 def _untitled(path) -> bool:

@@ -7,7 +7,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from studio.i18n import tr
+from ai_writer.studio.i18n import tr
 
 
 class ConfirmDialog(ModalScreen[bool]):

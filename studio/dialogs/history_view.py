@@ -8,7 +8,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from studio.i18n import tr
+from ai_writer.studio.i18n import tr
 
 
 class HistoryView(ModalScreen[str | None]):

@@ -22,25 +22,25 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from backends.writing.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService, Started
-from models.textprep import format_continuation, paragraph_indent
-from studio.data.history import HistoryLog, history_path_for, new_request_id
-from studio.data.manuscript_file import NO_FILE, ManuscriptError, fingerprint_of, load_manuscript, new_manuscript_path, save_beside
-from studio.dialogs.confirm import ConfirmDialog
-from studio.engine_loading import load_engine
-from studio.dialogs.history_view import HistoryView
-from studio.dialogs.open_file import OpenFileDialog
-from studio.generation_run import GenerationRun
-from studio.i18n import tr
-from studio.keys import make_bindings
-from studio.open_manuscript import OpenManuscript
-from studio.saver import ManuscriptSaver, SaveFinished, SaveOutcome
-from studio.stream_buffer import StreamBuffer
-from studio.textual_compat import set_bindings
-from studio.widgets.candidates import CandidatesPanel
-from studio.widgets.editor import ManuscriptEditor
-from studio.widgets.settings_panel import SettingsPanel
-from studio.widgets.status_line import StatusLine
+from ai_writer.backends.writing.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService, Started
+from ai_writer.models.textprep import format_continuation, paragraph_indent
+from ai_writer.studio.data.history import HistoryLog, history_path_for, new_request_id
+from ai_writer.studio.data.manuscript_file import NO_FILE, ManuscriptError, fingerprint_of, load_manuscript, new_manuscript_path, save_beside
+from ai_writer.studio.dialogs.confirm import ConfirmDialog
+from ai_writer.studio.engine_loading import load_engine
+from ai_writer.studio.dialogs.history_view import HistoryView
+from ai_writer.studio.dialogs.open_file import OpenFileDialog
+from ai_writer.studio.generation_run import GenerationRun
+from ai_writer.studio.i18n import tr
+from ai_writer.studio.keys import make_bindings
+from ai_writer.studio.open_manuscript import OpenManuscript
+from ai_writer.studio.saver import ManuscriptSaver, SaveFinished, SaveOutcome
+from ai_writer.studio.stream_buffer import StreamBuffer
+from ai_writer.studio.textual_compat import set_bindings
+from ai_writer.studio.widgets.candidates import CandidatesPanel
+from ai_writer.studio.widgets.editor import ManuscriptEditor
+from ai_writer.studio.widgets.settings_panel import SettingsPanel
+from ai_writer.studio.widgets.status_line import StatusLine
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
 # While the author types (an edit in the last TYPING_QUIET s), streaming candidates are drawn
@@ -339,7 +339,7 @@ class MainScreen(Screen):
 
     @work(thread=True, exclusive=True, group="model")
     def load_engine(self) -> None:
-        from backends import LoadError
+        from ai_writer.backends import LoadError
 
         model = self.config.model
         self.app.call_from_thread(setattr, self.status, "model", tr("loading_model", model=Path(model.path).name))
@@ -543,8 +543,8 @@ class MainScreen(Screen):
             self.load_engine()
 
     def save_setting(self, section: str, key: str, value) -> str:
-        from studio.config import user_config_path
-        from studio.data.config_writer import update_config_file
+        from ai_writer.studio.config import user_config_path
+        from ai_writer.studio.data.config_writer import update_config_file
 
         path = self.config.sources[-1] if len(self.config.sources) > 1 else user_config_path()
         try:

@@ -28,8 +28,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
-from studio.i18n import tr
-from studio.widgets.cjk_wrap import cjk_wrap_offsets
+from ai_writer.studio.i18n import tr
+from ai_writer.studio.widgets.cjk_wrap import cjk_wrap_offsets
 
 SENTENCE_ENDS = "。！？!?…；;"
 CLOSERS = "”’」』）)》"

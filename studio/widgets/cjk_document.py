@@ -33,7 +33,7 @@ from textual.document._wrapped_document import WrappedDocument
 from textual.expand_tabs import expand_tabs_inline, get_tab_widths
 from textual.geometry import Offset, clamp
 
-from studio.widgets.cjk_wrap import cjk_wrap_offsets
+from ai_writer.studio.widgets.cjk_wrap import cjk_wrap_offsets
 
 __all__ = ["CJKWrappedDocument"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from studio.widgets.manuscript_area import ManuscriptArea
+from ai_writer.studio.widgets.manuscript_area import ManuscriptArea
 
 
 class ManuscriptEditor(ManuscriptArea):

@@ -58,10 +58,10 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widgets import TextArea
 
-from studio.i18n import tr
-from studio.widgets import _textarea_compat as compat
-from studio.widgets.cjk_document import CJKWrappedDocument
-from studio.widgets.cjk_wrap import cjk_wrap_offsets
+from ai_writer.studio.i18n import tr
+from ai_writer.studio.widgets import _textarea_compat as compat
+from ai_writer.studio.widgets.cjk_document import CJKWrappedDocument
+from ai_writer.studio.widgets.cjk_wrap import cjk_wrap_offsets
 
 __all__ = ["CJKWrappedDocument", "GhostLayout", "ManuscriptArea", "is_typed_text", "layout_ghost"]
 

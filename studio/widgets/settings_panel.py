@@ -18,8 +18,8 @@ from textual.message import Message
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Static
 
-from studio.config import Config, parse_setting
-from studio.i18n import tr
+from ai_writer.studio.config import Config, parse_setting
+from ai_writer.studio.i18n import tr
 
 FIELDS = [  # (section, key) in the order shown
     ("model", "path"),

@@ -93,7 +93,7 @@ def studio_command() -> list[str]:
     script = Path(sys.executable).with_name("ai-writer")
     if script.exists() and os.access(script, os.X_OK):
         return [str(script)]
-    return [sys.executable, "-m", "studio.cli"]
+    return [sys.executable, "-m", "ai_writer.studio.cli"]
 
 
 def isolated_env(root: Path) -> dict:
