@@ -17,7 +17,7 @@ from ai_writer.backends.writing.generation import Chunk, Finished, GenerationReq
 from ai_writer.backends.writing.sampling import SamplingSettings
 from ai_writer.models.textprep import TextPrep
 from tests.fake_engine import FakeEngine, fake_loader, write_fake_model
-from tests.test_studio_app import MANUSCRIPT
+from tests.studio.test_app import MANUSCRIPT
 
 SNAPSHOT_MANUSCRIPT = (Path(__file__).resolve().parent / "fixtures" / "studio_snapshot_manuscript.txt").read_text(
     encoding="utf-8")

@@ -164,7 +164,7 @@ def test_turned_off_auto_decodes_with_onnx(tmp_path, monkeypatch):
 
 
 def test_by_name_it_takes_rwkv7_on_the_cpu_only(tmp_path):
-    from tests.test_hybrid_engine import rwkv4_weights
+    from tests.backends.test_hybrid_engine import rwkv4_weights
 
     four = write_checkpoint(tmp_path / "four.safetensors", rwkv4_weights())
     with pytest.raises(LoadError, match="rwkv7 only, not this rwkv4 model"):

@@ -18,9 +18,9 @@ import torch
 
 from ai_writer.backends import load
 from ai_writer.models.rwkv7 import RWKV7, RWKV7Config
-from tests.helpers import random_rwkv7_weights, write_checkpoint
+from tests.helpers import REPO, random_rwkv7_weights, write_checkpoint
 
-ORACLE = Path(__file__).parent / "oracle" / "rwkv_package_run.py"
+ORACLE = REPO / "tests" / "oracle" / "rwkv_package_run.py"
 TOLERANCE = 1e-4
 SHAPES = [  # (n_layer, n_embd, vocab, seed, spread)
     (2, 128, 500, 1, 1.0),

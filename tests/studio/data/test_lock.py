@@ -11,8 +11,8 @@ import pytest
 
 from ai_writer.studio.data.manuscript_errors import ManuscriptLocked
 from ai_writer.studio.data.manuscript_lock import ManuscriptLock, lock_path_for
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 # A second process: take the lock, say so, then wait to be told to go (or killed).

@@ -7,7 +7,7 @@ from textual.app import App
 from ai_writer.studio.widgets.cjk_wrap import cjk_wrap_offsets
 from ai_writer.studio.widgets.editor import ManuscriptEditor
 from ai_writer.studio.widgets.manuscript_area import layout_ghost
-from tests.test_studio_app import MANUSCRIPT, generate, make_app, ready, wait_until  # noqa: F401 (fixture)
+from tests.studio.test_app import MANUSCRIPT, generate, make_app, ready, wait_until  # noqa: F401 (fixture)
 
 TEXT = "　　第一章　天才少年\n　　他抬头望向远方，\n　　第三行"
 # 40 distinct characters: wider than the editor, so the ghost needs several rows.

@@ -11,11 +11,12 @@ from pathlib import Path
 from ai_writer.backends import load
 from ai_writer.backends.writing.evaluation import text_bits
 from ai_writer.studio.config import load_config
+from tests.helpers import FIXTURES, REPO
 
-BUNDLED = Path(__file__).resolve().parent.parent / "models" / "bundled"
+BUNDLED = REPO / "models" / "bundled"
 MODEL = BUNDLED / "zh-novel-rwkv7.safetensors"
 # the first 3,000 characters of the corpus's heldout/hongloumeng.txt (tests/fixtures/README.md)
-HELDOUT = Path(__file__).resolve().parent / "fixtures" / "hongloumeng-heldout-3000.txt"
+HELDOUT = FIXTURES / "hongloumeng-heldout-3000.txt"
 FACTS = json.loads((BUNDLED / "eval.json").read_text(encoding="utf-8"))
 
 

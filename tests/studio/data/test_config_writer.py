@@ -17,8 +17,9 @@ else:  # pragma: no cover
 
 from ai_writer.studio.data import manuscript_file as mf
 from ai_writer.studio.data.config_writer import ConfigWriteError, toml_string, update_config_file
+from tests.helpers import REPO
 
-REPO_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
+REPO_CONFIG = REPO / "config.toml"
 
 USER_CONFIG = """\
 # My settings for AI-Writer Studio.

@@ -38,9 +38,9 @@ import ai_writer.studio.saver as saver_module
 from ai_writer.studio.app import StudioApp
 from ai_writer.studio.config import load_config
 from ai_writer.studio.data.manuscript_file import load_manuscript
+from tests.helpers import FIXTURES, REPO
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = Path(__file__).resolve().parent / "fixtures" / "studio_snapshot_manuscript.txt"
+SAMPLE = FIXTURES / "studio_snapshot_manuscript.txt"
 NAME = "novel.txt"
 PHASE_TIMEOUT = 60.0
 

@@ -19,9 +19,9 @@ import torch
 from ai_writer.backends import load
 from ai_writer.models.checkpoint import detect_architecture
 from ai_writer.models.rwkv4 import RWKV4, RWKV4Config, init_weights, prepare_for_inference, wkv4_chunked, wkv4_loop
-from tests.helpers import write_checkpoint
+from tests.helpers import REPO, write_checkpoint
 
-ORACLE = Path(__file__).parent / "oracle" / "rwkv4_package_run.py"
+ORACLE = REPO / "tests" / "oracle" / "rwkv4_package_run.py"
 TOLERANCE = 1e-4
 SHAPES = [  # (n_layer, n_embd, vocab, seed, spread)
     (2, 128, 500, 1, 1.0),

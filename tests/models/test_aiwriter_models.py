@@ -271,7 +271,7 @@ def test_convert_refuses_a_bad_source_with_one_line(tmp_path, capsys):
 async def test_the_studio_writes_with_a_v1_pth_and_names_it(v1_file, tmp_path):
     from ai_writer.studio.app import StudioApp
     from ai_writer.studio.config import load_config
-    from tests.test_studio_app import generate, ready, wait_until, write_config
+    from tests.studio.test_app import generate, ready, wait_until, write_config
 
     path, _ = v1_file
     manuscript = tmp_path / "novel.txt"

@@ -20,8 +20,8 @@ from ai_writer.studio.data.manuscript_file import (
     read_manuscript,
     save_atomic,
 )
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SIMPLIFIED = (FIXTURES / "studio_snapshot_manuscript.txt").read_text(encoding="utf-8").rstrip("\n") + "\n"
 CLASSICAL = (FIXTURES / "hongloumeng-heldout-3000.txt").read_text(encoding="utf-8")
 TRADITIONAL = (

@@ -27,8 +27,8 @@ from ai_writer.studio.config import load_config
 from ai_writer.studio.i18n import set_language
 from ai_writer.studio.widgets import status_line
 from tests.fake_engine import fake_loader, write_fake_model
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CONFIG = FIXTURES / "studio_snapshot.toml"
 MANUSCRIPT = FIXTURES / "studio_snapshot_manuscript.txt"
 FIXED_ACTIVITY = "123 chars/s"  # stands in for the measured speed

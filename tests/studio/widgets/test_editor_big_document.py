@@ -17,7 +17,7 @@ from textual.geometry import Offset
 from ai_writer.studio.widgets.cjk_document import CJKWrappedDocument
 from ai_writer.studio.widgets.cjk_wrap import cjk_wrap_offsets
 from ai_writer.studio.widgets.editor import ManuscriptEditor
-from tests.test_cjk_wrap import assert_cjk_wrapped
+from tests.studio.widgets.test_cjk_wrap import assert_cjk_wrapped
 
 PIECES = ["天色渐渐暗了下来，", "街上的行人越来越少。", "他说：“明天会更好吗？”", "……", "风吹过树梢，",
           "（那条熟悉的小巷）", "Python 3.11", "——真的。", "「你好」", "沙沙的声响"]

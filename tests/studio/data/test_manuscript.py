@@ -23,8 +23,8 @@ from ai_writer.studio.data.manuscript_file import (
     save_atomic,
     save_recovery_copy,
 )
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 TEXT = "第一章　风起\n\n　　夜色如墨，他推开了门。\n“你来了。”\n"
 
 

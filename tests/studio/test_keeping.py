@@ -9,7 +9,7 @@ from ai_writer.studio.data.manuscript_file import ManuscriptError, recovery_path
 from ai_writer.studio.data.manuscript_lock import ManuscriptLock
 from ai_writer.studio.dialogs.confirm import ConfirmDialog
 from ai_writer.studio.dialogs.open_file import OpenFileDialog
-from tests.test_studio_app import MANUSCRIPT, make_app, wait_until  # noqa: F401 (fixture)
+from tests.studio.test_app import MANUSCRIPT, make_app, wait_until  # noqa: F401 (fixture)
 
 async def test_a_manuscript_open_in_another_studio_opens_read_only(make_app, tmp_path):
     app, path = make_app()
