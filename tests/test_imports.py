@@ -143,3 +143,21 @@ def test_nothing_imports_the_folders_under_their_bare_names():
                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
                 wrong += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] in ("studio", "backends", "models")]
     assert wrong == []
+
+
+def test_textual_private_api_stays_in_the_compat_module_and_its_range_is_pyprojects():
+    import tomllib
+
+    from ai_writer.studio import textual_compat
+
+    wrong = []
+    for path in sorted((REPO / "studio").rglob("*.py")):
+        if path.name == "textual_compat.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("textual"):
+                if any(piece.startswith("_") for piece in node.module.split(".")):
+                    wrong.append(f"{path.relative_to(REPO)}: from {node.module}")
+    assert wrong == []
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    assert f"textual{textual_compat.TESTED_TEXTUAL}" in deps

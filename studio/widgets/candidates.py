@@ -2,7 +2,7 @@
 
 Side by side when the panel is wide (each candidate scrolls in its own column),
 stacked when narrow (the panel scrolls). Each candidate is shown from its start,
-wrapped like the manuscript (studio/widgets/cjk_wrap.py: no line starts with 。，
+wrapped like the manuscript (studio/text/cjk_wrap.py: no line starts with 。，
 and the like). While a candidate streams its column follows the newest text; when
 it finishes (unless the author scrolled it meanwhile) it goes back to its start.
 
@@ -29,7 +29,7 @@ from textual.strip import Strip
 from textual.widgets import Static
 
 from ai_writer.studio.i18n import tr
-from ai_writer.studio.widgets.cjk_wrap import cjk_wrap_offsets
+from ai_writer.studio.text.cjk_wrap import cjk_wrap_offsets
 
 SENTENCE_ENDS = "。！？!?…；;"
 CLOSERS = "”’」』）)》"

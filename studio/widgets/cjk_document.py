@@ -4,7 +4,7 @@ Textual's ``WrappedDocument`` wraps every line up front and keeps one Python
 tuple per row; its ``height`` sums every line on each call.  For a manuscript
 of millions of characters that is seconds before the first frame and
 milliseconds per keystroke.  :class:`CJKWrappedDocument` keeps, per line, its
-break offsets (from :func:`studio.widgets.cjk_wrap.cjk_wrap_offsets`) or
+break offsets (from :func:`studio.text.cjk_wrap.cjk_wrap_offsets`) or
 ``None`` while they are not known yet, its row count (exact, or an estimate
 from its length while unknown), and the first row of every line as prefix sums
 rebuilt from the first changed line on demand.
@@ -27,13 +27,13 @@ from bisect import bisect_right
 from itertools import accumulate, islice
 from time import perf_counter
 
-from textual._cells import cell_len
-from textual.document._document import DocumentBase, Location
-from textual.document._wrapped_document import WrappedDocument
+from rich.cells import cell_len
+from ai_writer.studio.textual_compat import DocumentBase, Location
+from ai_writer.studio.textual_compat import WrappedDocument
 from textual.expand_tabs import expand_tabs_inline, get_tab_widths
 from textual.geometry import Offset, clamp
 
-from ai_writer.studio.widgets.cjk_wrap import cjk_wrap_offsets
+from ai_writer.studio.text.cjk_wrap import cjk_wrap_offsets
 
 __all__ = ["CJKWrappedDocument"]
 

@@ -20,7 +20,7 @@ Besides that the area:
   with binding ids ``editor.document_start`` etc. for keymaps.
 
 How Textual's internals are used (checked against Textual 8.2.8; private calls
-are in :mod:`studio.widgets._textarea_compat`):
+are in :mod:`studio.textual_compat`):
 
 * ``TextArea.__init__`` and ``_set_document`` assign ``self.wrapped_document``;
   it is a property here whose setter turns a plain ``WrappedDocument`` into a
@@ -50,8 +50,8 @@ from rich.text import Text
 from textual import events
 from textual.binding import Binding
 from textual.cache import LRUCache
-from textual.document._document import Location
-from textual.document._wrapped_document import WrappedDocument
+from ai_writer.studio.textual_compat import Location
+from ai_writer.studio.textual_compat import WrappedDocument
 from textual.events import MouseEvent
 from textual.geometry import Offset, Size
 from textual.reactive import reactive
@@ -59,9 +59,9 @@ from textual.strip import Strip
 from textual.widgets import TextArea
 
 from ai_writer.studio.i18n import tr
-from ai_writer.studio.widgets import _textarea_compat as compat
+from ai_writer.studio import textual_compat as compat
 from ai_writer.studio.widgets.cjk_document import CJKWrappedDocument
-from ai_writer.studio.widgets.cjk_wrap import cjk_wrap_offsets
+from ai_writer.studio.text.cjk_wrap import cjk_wrap_offsets
 
 __all__ = ["CJKWrappedDocument", "GhostLayout", "ManuscriptArea", "is_typed_text", "layout_ghost"]
 

@@ -19,7 +19,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from ai_writer.studio.i18n import tr
-from ai_writer.studio.widgets.cjk_wrap import cjk_wrap_offsets
+from ai_writer.studio.text.cjk_wrap import cjk_wrap_offsets
 
 SEPARATOR = " │ "
 MIN_PIECE = 6  # cells: a cut part shorter than this is left out instead

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import App
 
-from ai_writer.studio.widgets.cjk_wrap import cjk_wrap_offsets
+from ai_writer.studio.text.cjk_wrap import cjk_wrap_offsets
 from ai_writer.studio.widgets.editor import ManuscriptEditor
 from ai_writer.studio.widgets.manuscript_area import layout_ghost
 from tests.studio.test_app import MANUSCRIPT, generate, make_app, ready, wait_until  # noqa: F401 (fixture)

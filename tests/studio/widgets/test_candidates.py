@@ -8,7 +8,7 @@ from textual.widgets import Footer
 
 from ai_writer.studio.i18n import set_language
 from ai_writer.studio.widgets.candidates import CandidateRows, CandidatesPanel, CandidateView
-from ai_writer.studio.widgets.cjk_wrap import CLOSING_PUNCTUATION, cjk_wrap_offsets
+from ai_writer.studio.text.cjk_wrap import CLOSING_PUNCTUATION, cjk_wrap_offsets
 
 # Sentences of varied length, so stops and commas land at every column.
 SENTENCES = ["他抬头望向远方，", "天边的云彩被夕阳染成了金红色。", "风吹过，", "她笑了。", "“走吧！”她轻声说道，",

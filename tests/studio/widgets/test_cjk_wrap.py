@@ -12,7 +12,7 @@ from textual.app import App, ComposeResult
 from textual.geometry import Offset
 from textual.widgets import TextArea
 
-from ai_writer.studio.widgets.cjk_wrap import (
+from ai_writer.studio.text.cjk_wrap import (
     CLOSING_PUNCTUATION,
     OPENING_PUNCTUATION,
     cjk_wrap_offsets,

@@ -15,7 +15,7 @@ from textual.document._document import Document
 from textual.geometry import Offset
 
 from ai_writer.studio.widgets.cjk_document import CJKWrappedDocument
-from ai_writer.studio.widgets.cjk_wrap import cjk_wrap_offsets
+from ai_writer.studio.text.cjk_wrap import cjk_wrap_offsets
 from ai_writer.studio.widgets.editor import ManuscriptEditor
 from tests.studio.widgets.test_cjk_wrap import assert_cjk_wrapped
 
