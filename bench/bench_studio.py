@@ -187,7 +187,7 @@ class FrameProbe:
             original_display(screen, renderable)
             if renderable is None or app._batch_count:
                 return
-            if isinstance(renderable, CompositorUpdate):  # the bytes a terminal would be sent
+            if isinstance(renderable, CompositorUpdate) and self._devnull is not None:  # what a terminal would be sent
                 os.write(self._devnull, renderable.render_segments(app.console).encode("utf-8"))
             now = time.perf_counter()
             self.frames += 1
@@ -217,7 +217,9 @@ class FrameProbe:
         compositor.render_update = render_update
 
     def close(self) -> None:
+        """After this the app may still draw (while it shuts down); those frames are not written."""
         os.close(self._devnull)
+        self._devnull = None
 
     def last_line_length(self) -> int:
         document = self.editor.document
@@ -569,7 +571,7 @@ def main(argv=None) -> None:
             for _ in range(cfg["startups"]):
                 home = folder / f"home-{len(first_frames)}"
                 home.mkdir()
-                times = launch(config_path, manuscript, first_text, f"{model.name} · rwkv7", home)
+                times = launch(config_path, manuscript, first_text, f"{model.stem} · ", home)
                 if times["first_frame"] is not None:
                     first_frames.append(times["first_frame"])
                 if times["model"] is not None:

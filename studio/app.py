@@ -11,7 +11,7 @@ from ai_writer.studio.config import Config
 from ai_writer.studio.data.manuscript_file import NO_FILE, ManuscriptError, save_atomic
 from ai_writer.studio.i18n import choose_language, set_language, tr
 from ai_writer.studio.keys import ACTIONS, describe, keymap
-from ai_writer.studio.screens.main_screen import TYPING_REDRAW_INTERVAL, MainScreen  # noqa: F401 (tests tune it)
+from ai_writer.studio.screens.main_screen import MainScreen
 from ai_writer.studio.terminal_widths import set_ambiguous_width
 from ai_writer.studio.textual_compat import install_key_fixes
 

@@ -17,7 +17,7 @@ so a seed reproduces every candidate's text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 

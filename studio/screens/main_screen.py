@@ -163,6 +163,11 @@ class MainScreen(Screen):
     def on_resize(self) -> None:
         self.check_size()
 
+    def on_unmount(self) -> None:
+        """However the app ends (quit, a signal, a test's exit): the manuscript's lock goes with it."""
+        if self.file is not None:
+            self.file.close()
+
     def check_size(self) -> None:
         width, height = self.app.size
         small = width < MIN_WIDTH or height < MIN_HEIGHT

@@ -10,7 +10,6 @@ on CPUs and the chunked scan used elsewhere). Then the forms against each other.
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

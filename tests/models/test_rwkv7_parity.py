@@ -10,7 +10,6 @@ torch engine (the fused form, models.rwkv7_fused) and for the plain reference
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

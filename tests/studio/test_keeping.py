@@ -171,3 +171,15 @@ async def test_continuous_typing_is_saved_within_the_autosave_delay(make_app):
                 break
         assert typed < 100, "nothing typed reached the disk while typing went on"
         assert on_disk == MANUSCRIPT + "字" * len(on_disk[len(MANUSCRIPT):]), on_disk
+
+
+async def test_the_lock_is_released_however_the_app_ends(make_app):
+    """Not only on quit: an app that is simply shut down (as at the end of run_test) lets the file go."""
+    app, path = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.2)
+        assert not app.editor.read_only
+    second, _ = make_app()
+    async with second.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.2)
+        assert not second.editor.read_only, second.status.message

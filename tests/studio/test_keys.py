@@ -8,7 +8,7 @@ from ai_writer.studio.dialogs.open_file import OpenFileDialog
 from ai_writer.studio.keys import ACTIONS, make_bindings
 from ai_writer.studio.widgets.candidates import CandidatesPanel
 from ai_writer.studio.widgets.manuscript_area import ManuscriptArea
-from tests.studio.test_app import MANUSCRIPT, make_app, wait_until  # noqa: F401 (fixture)
+from tests.studio.test_app import make_app, wait_until  # noqa: F401 (fixture)
 
 OWN_BINDINGS = [CandidatesPanel, ManuscriptArea, ConfirmDialog, HistoryView, OpenFileDialog]
 

@@ -429,6 +429,11 @@ class Studio(Terminal):
         """The manuscript on disk, decoded strictly."""
         return self.manuscript.read_bytes().decode("utf-8")
 
+    def save_and_expect(self, expected: str) -> None:
+        """ctrl+s, then wait until the manuscript on disk is exactly `expected`."""
+        self.send(b"\x13")
+        wait_file(self.manuscript, expected, screen=self)
+
     def candidates(self) -> list[dict]:
         """The candidate boxes on screen, in order: {"number", "length", "streaming", "text"}.
 

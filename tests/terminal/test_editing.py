@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.terminal.harness import ctrl, wait_file
+from tests.terminal.harness import ctrl
 
 ORIGINAL = "　　他走进了房间。\n"
 
@@ -22,8 +22,7 @@ def test_chinese_typed_key_by_key_reaches_the_screen_and_the_file(start_studio):
     studio.type_text(typed)
     studio.wait_for("“你回来了？”")
     assert "她抬起头，笑了。" in studio.screen_text()
-    studio.send(ctrl("s"))
-    wait_file(studio.manuscript, ORIGINAL + typed, screen=studio)
+    studio.save_and_expect(ORIGINAL + typed)
 
 
 def test_ideographic_space_typed_as_a_key_is_kept(start_studio):
@@ -33,8 +32,7 @@ def test_ideographic_space_typed_as_a_key_is_kept(start_studio):
     studio.type_text(typed)
     studio.wait_for("雨停了。")
     studio.wait_for("第一章　重逢", timeout=2)
-    studio.send(ctrl("s"))
-    wait_file(studio.manuscript, ORIGINAL + typed, screen=studio)
+    studio.save_and_expect(ORIGINAL + typed)
 
 
 def test_bracketed_paste_inserts_the_text_once(start_studio):
@@ -43,8 +41,7 @@ def test_bracketed_paste_inserts_the_text_once(start_studio):
     pasted = "窗外，第一章　重逢的钟声响了。"
     studio.paste(pasted)
     studio.wait_for("的钟声响了。")
-    studio.send(ctrl("s"))
-    wait_file(studio.manuscript, ORIGINAL + pasted, screen=studio)
+    studio.save_and_expect(ORIGINAL + pasted)
 
 
 def test_ctrl_home_and_ctrl_end_move_to_the_ends_of_the_manuscript(start_studio):
@@ -59,8 +56,7 @@ def test_ctrl_home_and_ctrl_end_move_to_the_ends_of_the_manuscript(start_studio)
     studio.press("ctrl+end")
     studio.type_text("末")
     studio.wait_for("庚辛壬。末")
-    studio.send(ctrl("s"))
-    wait_file(studio.manuscript, "始" + text + "末", screen=studio)
+    studio.save_and_expect("始" + text + "末")
 
 
 def test_quit_saves_exits_0_prints_the_path_and_restores_the_terminal(start_studio):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.terminal.harness import ctrl, fkey, wait_file
+from tests.terminal.harness import ctrl, fkey
 
 ORIGINAL = "　　他走进了房间。\n"
 TOO_SMALL = "needs at least 60x16"
@@ -19,8 +19,7 @@ def test_a_too_small_window_says_so_and_typing_works_once_it_is_back(start_studi
                     message="waited for the manuscript to come back;")
     studio.type_text("灯亮了。")
     studio.wait_for("灯亮了。", timeout=5)
-    studio.send(ctrl("s"))
-    wait_file(studio.manuscript, ORIGINAL + "灯亮了。", screen=studio)
+    studio.save_and_expect(ORIGINAL + "灯亮了。")
 
 
 def test_ctrl_p_opens_the_command_palette_and_escape_closes_it(start_studio):
@@ -32,8 +31,7 @@ def test_ctrl_p_opens_the_command_palette_and_escape_closes_it(start_studio):
     studio.wait_gone("Search for commands", timeout=5)
     studio.type_text("好。")
     studio.wait_for("好。", timeout=5)
-    studio.send(ctrl("s"))
-    wait_file(studio.manuscript, ORIGINAL + "好。", screen=studio)
+    studio.save_and_expect(ORIGINAL + "好。")
 
 
 def test_f3_opens_the_history_and_escape_closes_it(start_studio):
@@ -44,5 +42,4 @@ def test_f3_opens_the_history_and_escape_closes_it(start_studio):
     studio.press("escape")
     studio.wait_gone("No history yet.", timeout=5)
     studio.type_text("好。")
-    studio.send(ctrl("s"))
-    wait_file(studio.manuscript, ORIGINAL + "好。", screen=studio)
+    studio.save_and_expect(ORIGINAL + "好。")
