@@ -97,9 +97,9 @@ def write_config(folder: Path, model: Path | None) -> Path:
 # -- 1. under a pseudo-terminal -----------------------------------------------------------
 
 
-def open_and_type(config_path: Path, manuscript: Path, text: str, home: Path) -> dict:
-    """Spawn the studio on `manuscript`, time its first frame and the echo of each typed key."""
-    keys = [c for c in KEY_CHARS if c not in text][:KEYS]
+def spawn_studio(config_path: Path, manuscript: Path, home: Path) -> tuple[subprocess.Popen, int, float]:
+    """`ai-writer --config C FILE` under a pty of SIZE, with its own config and data folders under `home`:
+    (the process, the pty's master side, when it was started)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEXTUAL")}
     env.update(XDG_CONFIG_HOME=str(home / "xdg-config"), XDG_DATA_HOME=str(home / "xdg-data"),
                TERM="xterm-256color", COLORTERM="truecolor", LANG="C.UTF-8", LC_ALL="C.UTF-8")
@@ -111,6 +111,21 @@ def open_and_type(config_path: Path, manuscript: Path, text: str, home: Path) ->
     proc = subprocess.Popen(command + ["--config", str(config_path), str(manuscript)], stdin=slave, stdout=slave,
                             stderr=slave, env=env, cwd=str(home), start_new_session=True, close_fds=True)
     os.close(slave)
+    return proc, master, started
+
+
+def stop_studio(proc: subprocess.Popen, master: int) -> None:
+    """Kill the studio's process group if it is still running, and close the pty."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    os.close(master)
+
+
+def open_and_type(config_path: Path, manuscript: Path, text: str, home: Path) -> dict:
+    """Spawn the studio on `manuscript`, time its first frame and the echo of each typed key."""
+    keys = [c for c in KEY_CHARS if c not in text][:KEYS]
+    proc, master, started = spawn_studio(config_path, manuscript, home)
     output = bytearray()
     result: dict = {"first_frame": None, "echoes_ms": [], "missing": 0}
 
@@ -151,10 +166,7 @@ def open_and_type(config_path: Path, manuscript: Path, text: str, home: Path) ->
         while proc.poll() is None and time.perf_counter() < end:
             read_until(lambda: False, 0.05)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        os.close(master)
+        stop_studio(proc, master)
     if result["first_frame"] is None:
         tail = bytes(output[-400:]).decode("utf-8", "replace")
         print(f"warning: {manuscript.name}: no first frame seen; output ended with {tail!r}", file=sys.stderr)

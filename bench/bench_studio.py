@@ -62,18 +62,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
 import gc
 import os
 import platform
 import select
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import threading
 import time
 from pathlib import Path
@@ -354,19 +351,7 @@ async def typing_session(config_path: Path, manuscript: Path, data_dir: Path, ke
 
 
 def launch(config_path: Path, manuscript: Path, first_text: str, model_text: str, home: Path) -> dict:
-    env = dict(os.environ)
-    for name in list(env):
-        if name.startswith("TEXTUAL"):
-            del env[name]
-    env.update(XDG_CONFIG_HOME=str(home / "xdg-config"), XDG_DATA_HOME=str(home / "xdg-data"),
-               TERM="xterm-256color", COLORTERM="truecolor", LANG="C.UTF-8", LC_ALL="C.UTF-8")
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
-    command = [str(REPO / ".venv" / "bin" / "ai-writer"), "--config", str(config_path), str(manuscript)]
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=str(home),
-                            start_new_session=True, close_fds=True)
-    os.close(slave)
+    proc, master, started = bench_big_manuscript.spawn_studio(config_path, manuscript, home)
     first, model = first_text.encode("utf-8"), model_text.encode("utf-8")
     output = bytearray()
     times: dict = {"first_frame": None, "model": None, "peak_rss_mb": None, "exit": None, "killed": False,
@@ -428,10 +413,7 @@ def launch(config_path: Path, manuscript: Path, first_text: str, model_text: str
             said = " after printing 'terminate called…'" if b"terminate called" in after_quit else ""
             times["abnormal_detail"] = f"exit status {proc.returncode}{said}"
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        os.close(master)
+        bench_big_manuscript.stop_studio(proc, master)
     if times["first_frame"] is None:
         tail = bytes(output[-400:]).decode("utf-8", "replace")
         print(f"warning: no first frame seen; output ended with {tail!r}", file=sys.stderr)

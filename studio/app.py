@@ -130,7 +130,6 @@ class StudioApp(App):
             self.exit_lines.append(tr("exit_manuscript", path=main.path))
             if main.file.save_to is not None:
                 self.exit_lines.append(tr("exit_beside", path=main.file.save_to))
-            main.file.close()
         if error:
             self.exit_lines.append(error)
         self.exit(return_code=return_code)

@@ -1,6 +1,5 @@
-"""An independent, straightforward reading of the documented AI-Writer v1 and v2 equations
-(../shared/docs/aiwriter-formats.md), in float64 numpy, with no caching and no batching:
-the test oracle for models/aiwriter_v1.py and models/aiwriter_v2.py."""
+"""An independent, straightforward reading of the original AI-Writer's v1 and v2 model equations,
+in float64 numpy, with no caching and no batching: the test oracle for models/aiwriter_v1.py and models/aiwriter_v2.py."""
 
 from __future__ import annotations
 

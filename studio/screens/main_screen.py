@@ -233,13 +233,10 @@ class MainScreen(Screen):
 
     def on_text_area_changed(self, event) -> None:
         self._last_edit = time.monotonic()
-        if self.editor.edit_version == self.saved_version:  # e.g. undone back to what is on disk
-            self.status.dirty = False
-            return
-        self.status.dirty = True
+        self.status.dirty = self.editor.edit_version != self.saved_version  # undone back to the disk's text: clean
         self.update_ghost()
         # Saved at most autosave_seconds after the first unsaved change, even while the author keeps typing.
-        if self._autosave_timer is None:
+        if self.status.dirty and self._autosave_timer is None:
             self._autosave_timer = self.set_timer(self.config.studio.autosave_seconds, self.autosave)
 
     def on_text_area_selection_changed(self, event) -> None:
