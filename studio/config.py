@@ -18,7 +18,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ai_writer.backends.engines.names import NAMES as BACKEND_NAMES
-from ai_writer.studio.config_sections import SECTIONS, GenerationSection, ModelSection, SamplingSection, StudioSection, field_names
+from ai_writer.backends.writing.story import ContextBudgets
+from ai_writer.studio.config_sections import (SECTIONS, GenerationSection, ModelSection, SamplingSection, StorySection,
+                                              StudioSection, field_names)
 from ai_writer.studio.i18n import tr
 
 APP_NAME = "ai-writer-studio"
@@ -41,7 +43,11 @@ RANGES = {
     ("model", "window_refill"): (0, 100000),  # the model checks it against its own ctx_len
     ("generation", "candidates"): (1, 9),
     ("generation", "length"): (1, 20000),
-    ("generation", "context_chars"): (16, 200000),
+    ("generation", "context_chars"): (0, 10_000_000),
+    ("generation", "state_cache_mb"): (0, 1_000_000),
+    ("story", "memory_budget"): (0, 100_000),
+    ("story", "lore_budget"): (0, 100_000),
+    ("story", "note_budget"): (0, 100_000),
     ("generation", "threads"): (0, 1024),
     ("sampling", "seed"): (-1, 2**63 - 1),
     ("studio", "autosave_seconds"): (0.2, 3600.0),
@@ -195,6 +201,7 @@ class Config:
 
     model: ModelSection
     generation: GenerationSection
+    story: StorySection
     sampling: SamplingSection
     studio: StudioSection
     keys: dict  # binding id -> keys ("ctrl+g", "alt+1,f9")
@@ -204,6 +211,12 @@ class Config:
     def from_tables(cls, tables: dict, sources: tuple) -> "Config":
         sections = {name: section_type(**tables[name]) for name, section_type in SECTIONS.items()}
         return cls(**sections, keys=dict(tables["keys"]), sources=tuple(sources))
+
+    @property
+    def budgets(self) -> ContextBudgets:
+        """How many characters each part of the context may take."""
+        return ContextBudgets(self.generation.context_chars, self.story.memory_budget, self.story.lore_budget,
+                              self.story.note_budget)
 
     def value(self, section: str, key: str):
         return self.keys[key] if section == "keys" else getattr(getattr(self, section), key)

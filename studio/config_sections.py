@@ -23,7 +23,8 @@ class ModelSection:
 class GenerationSection:
     candidates: int
     length: int
-    context_chars: int
+    context_chars: int  # 0: the whole book
+    state_cache_mb: int
     threads: int
     strip_indents: bool
     drop_empty_lines: bool
@@ -56,6 +57,13 @@ class SamplingSection:
 
 
 @dataclass(frozen=True)
+class StorySection:
+    memory_budget: int
+    lore_budget: int
+    note_budget: int
+
+
+@dataclass(frozen=True)
 class StudioSection:
     language: str
     autosave_seconds: float
@@ -64,8 +72,8 @@ class StudioSection:
 
 
 # [section] name -> its type; [keys] is a table of binding id -> keys.
-SECTIONS = {"model": ModelSection, "generation": GenerationSection, "sampling": SamplingSection,
-            "studio": StudioSection}
+SECTIONS = {"model": ModelSection, "generation": GenerationSection, "story": StorySection,
+            "sampling": SamplingSection, "studio": StudioSection}
 
 
 def field_names(section_type) -> list[str]:
