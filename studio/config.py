@@ -60,6 +60,12 @@ CHOICES = {
     ("studio", "language"): ("auto", "en", "zh"),
 }
 PATH_KEYS = {("model", "path"), ("model", "vocab")}
+# What a story file's [generation] table may set (NAME.story.toml), and the config section of each key.
+STORY_OVERRIDE_KEYS = {
+    **{key: "sampling" for key in field_names(SamplingSection)},
+    "candidates": "generation", "length": "generation", "context_chars": "generation",
+    **{key: "story" for key in field_names(StorySection)},
+}
 
 
 class ConfigError(ValueError):
@@ -225,6 +231,13 @@ class Config:
         if section == "keys":
             return replace(self, keys={**self.keys, key: value})
         return replace(self, **{section: replace(getattr(self, section), **{key: value})})
+
+    def with_story_overrides(self, overrides: dict) -> "Config":
+        """These settings with a story file's [generation] table laid over them (keys already checked)."""
+        config = self
+        for key, value in overrides.items():
+            config = config.with_value(STORY_OVERRIDE_KEYS[key], key, value)
+        return config
 
     def tables(self) -> dict:
         """Section -> key -> value, as in the TOML files."""
