@@ -31,6 +31,14 @@ def native_cache(tmp_path_factory):
     yield from _cache_in(tmp_path_factory, "native-cache", CACHE_ENV)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_cache(tmp_path_factory):
+    """Prompt states kept on disk (backends.writing.state_store) go to a temporary folder, not the user's cache."""
+    from ai_writer.backends.writing.state_store import CACHE_ENV
+
+    yield from _cache_in(tmp_path_factory, "state-cache", CACHE_ENV)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """Path of a random 2 x 64 RWKV-7 .safetensors with the real AI-Writer vocabulary beside it."""

@@ -3,10 +3,12 @@
 A state is a tuple of arrays (torch tensors or numpy arrays) whose axis 1 is the
 batch row; axis 0 is the layer. These helpers fork one prompt's state into N
 candidates, keep some rows, or copy a state so that two branches never share
-memory.
+memory; state_to_numpy and state_from_numpy carry a state to and from disk.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 
 def _copy(array):
@@ -37,3 +39,29 @@ def repeat_rows(state, times: int):
 
 def batch_size(state) -> int:
     return state[0].shape[1]
+
+
+def state_to_numpy(state) -> list:
+    """The state's arrays as numpy on the CPU: floating ones as float32, integer ones (ids, lengths) as they are."""
+    arrays = []
+    for array in state:
+        if hasattr(array, "detach"):  # a torch tensor
+            array = array.detach()
+            array = (array.float() if array.is_floating_point() else array).cpu().numpy()
+        array = np.asarray(array)
+        arrays.append(array.astype(np.float32) if np.issubdtype(array.dtype, np.floating) else array)
+    return arrays
+
+
+def state_from_numpy(like_state, arrays):
+    """A state of like_state's type from numpy arrays: torch tensors on its arrays' device and dtype, numpy
+    arrays in its arrays' dtype."""
+    rebuilt = []
+    for like, array in zip(like_state, arrays, strict=True):
+        if hasattr(like, "detach"):
+            import torch
+
+            rebuilt.append(torch.from_numpy(np.ascontiguousarray(array)).to(device=like.device, dtype=like.dtype))
+        else:
+            rebuilt.append(np.array(array, dtype=like.dtype))
+    return _rebuild(like_state, rebuilt)
