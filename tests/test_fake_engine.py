@@ -89,9 +89,11 @@ def test_the_prompt_cache_reads_only_what_was_added(fake_engine):
     service = GenerationService(fake_engine)
     try:
         events, _ = run(service, MANUSCRIPT, n=1, length=5)
-        assert isinstance(events[0], Started) and events[0].prompt_tokens > 10
+        started = [e for e in events if isinstance(e, Started)]
+        assert len(started) == 1 and started[0].prompt_tokens > 10
         events, warm = run(service, MANUSCRIPT + "他笑了。", n=1, length=5)
-        assert isinstance(events[0], Started) and events[0].prompt_tokens == 4
+        started = [e for e in events if isinstance(e, Started)]
+        assert len(started) == 1 and started[0].prompt_tokens == 4
         _, cold = run(GenerationService(FakeEngine()), MANUSCRIPT + "他笑了。", n=1, length=5)
         assert warm.texts == cold.texts  # a state from the cache continues as reading it all again does
     finally:

@@ -1,32 +1,39 @@
 """The generation service: N candidate continuations of a manuscript, streamed as events.
 
-    service = GenerationService(engine)
-    job = service.submit(GenerationRequest(text, n=3, length=200), on_event)
-    ...                      # on_event(Chunk(...)) arrives on the service's thread
+    service = GenerationService(engine, state_store=StateStore(None, model_path, 1 << 30))
+    job = service.submit(GenerationRequest(text, story=story, n=3, length=200), on_event)
+    ...                      # on_event(Reading(...)), Started, Chunk(...) arrive on the service's thread
     job.cancel()             # takes effect within one step
+    service.plan(request)    # what the next request reads, without running the model
 
 One worker thread runs one job at a time; submitting a new job cancels the one
-running. The prompt is read once (from the longest cached prefix), its state is
-forked into N rows, and the N candidates decode together as one batch. Errors
-become a Failed event; the caller's thread never runs model code.
+running. The prompt is what backends.writing.context assembles (memory, lore, the
+story window, the author's note), read part after part from the longest prefix held
+in memory (backends.writing.prompt_cache) or on disk (backends.writing.state_store);
+its state is forked into N rows, and the N candidates decode together as one batch.
+Errors become a Failed event; the caller's thread never runs model code.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ai_writer.backends.engines.base import Engine
-from ai_writer.backends.writing.prompt_cache import Checkpoint, PromptCache
+from ai_writer.backends.writing.context import AssembledContext, assemble
+from ai_writer.backends.writing.prompt_cache import INTERVAL, Checkpoint, PromptCache, PromptLayout, prefix_hashes
 from ai_writer.backends.writing.sampling import Sampler, SamplingSettings
+from ai_writer.backends.writing.story import ContextBudgets, Story
 from ai_writer.models.textprep import TextPrep
 
-CHECKPOINT_EVERY = 256  # tokens between cached states while reading a prompt
+DISK_EVERY = 4096  # ids between states kept on disk (absolute positions, so a later prompt finds them)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,31 @@ class GenerationRequest:
     prep: TextPrep = field(default_factory=TextPrep)
     banned_chars: str = ""
     penalty_exempt_chars: str = ""
+    story: Story = Story()
+    budgets: ContextBudgets | None = None  # None: ContextBudgets(context_chars=the service's context_chars)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a request would read: its context, and how much of it is already held."""
+
+    context: AssembledContext
+    total_tokens: int  # the prompt's ids
+    cached_tokens: int  # of those, the ones not read again (from memory or disk; before a model's window)
+    from_disk: bool  # the reading starts from a state on disk
+
+    @property
+    def tokens_to_read(self) -> int:
+        return self.total_tokens - self.cached_tokens
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Progress of a prompt read, after each chunk of it."""
+
+    request_id: int
+    done_tokens: int  # read so far for this request
+    total_tokens: int  # to read for this request (the rest came from the cache)
 
 
 @dataclass(frozen=True)
@@ -93,9 +125,15 @@ class Job:
 
 
 class GenerationService:
-    def __init__(self, engine: Engine, context_chars: int = 1024):
+    def __init__(self, engine: Engine, context_chars: int = 1024, state_store=None):
+        """state_store: a backends.writing.state_store.StateStore for states on disk, or None (memory only)."""
         self.engine = engine
-        self.cache = PromptCache(context_chars)
+        self.context_chars = context_chars
+        self.cache = PromptCache()
+        self.cache_lock = threading.Lock()  # the cache is read by plan() on the caller's thread
+        self.state_store = _store_for(state_store, engine)
+        self._like_state = None  # an empty one-row state of the engine: what disk states are rebuilt as
+        self._store_failed = ""
         self._ids = itertools.count(1)
         self._queue: queue.Queue = queue.Queue()
         self._current: Job | None = None
@@ -126,15 +164,45 @@ class GenerationService:
             if isinstance(event, (Finished, Failed)) and event.request_id == job.id:
                 return
 
+    def plan(self, request: GenerationRequest) -> Plan:
+        """What this request would read now, without running the model (safe beside the worker; never hashes
+        the model file here: disk states count only once its hash is known)."""
+        engine = self.engine
+        store = self._disk_store(engine)
+        model_hash = store.known_model_hash() if store is not None else None
+        context, layout = self._assemble(request, engine)
+        disk_lengths = self._disk_lengths(store, model_hash, len(layout)) if model_hash else set()
+        with self.cache_lock:
+            memory_lengths = self.cache.lengths()
+        hashes = prefix_hashes(layout.array(), set(layout.stops()) | memory_lengths | disk_lengths)
+        with self.cache_lock:
+            hit = self.cache.longest(hashes)
+        start = hit.n_tokens if hit else 0
+        on_disk = [n for n in disk_lengths if n > start and store.has(hashes[n], n, model_hash)]
+        from_disk = bool(on_disk)
+        start = max(on_disk, default=start)
+        to_read = self._to_read(engine, len(layout), start)
+        return Plan(context, len(layout), len(layout) - to_read, from_disk)
+
+    @property
+    def store_problem(self) -> str:
+        """Why states are not kept on disk, one line ('' while they are, or without a store)."""
+        return (self.state_store.problem if self.state_store is not None else "") or self._store_failed
+
     def set_engine(self, engine: Engine) -> None:
-        """Use another model from the next request on (the cache is dropped)."""
+        """Use another model from the next request on (the cache is dropped; the disk store follows the model)."""
         with self._engine_lock:
             self.engine = engine
-            self.cache.clear()
+            with self.cache_lock:
+                self.cache.clear()
+            self._like_state = None
+            self.state_store = _store_for(self.state_store, engine)
 
-    def warm(self, text: str, prep: TextPrep = TextPrep()) -> Job:
+    def warm(self, text: str, prep: TextPrep = TextPrep(), story: Story = Story(),
+             budgets: ContextBudgets | None = None) -> Job:
         """Read a manuscript into the cache ahead of the first request (no candidates)."""
-        return self.submit(GenerationRequest(text, n=0, length=0, prep=prep), lambda event: None)
+        request = GenerationRequest(text, n=0, length=0, prep=prep, story=story, budgets=budgets)
+        return self.submit(request, lambda event: None)
 
     def close(self, wait: bool = True) -> None:
         """Cancel what runs and stop the worker; with wait, until its current model call returns."""
@@ -163,49 +231,89 @@ class GenerationService:
             finally:
                 job._done.set()
 
-    def read_prompt(self, text: str, prep: TextPrep, should_stop=lambda: False):
-        """(logits (V,), state of one row, tokens read, last prompt id) after the prepared manuscript."""
+    def read_prompt(self, text: str, prep: TextPrep = TextPrep(), should_stop=lambda: False, *,
+                    story: Story = Story(), budgets: ContextBudgets | None = None, on_progress=None):
+        """(logits (V,), state of one row, tokens read, last prompt id) after the assembled context, or None if
+        should_stop() said so. on_progress(done, total) after each chunk read."""
+        request = GenerationRequest(text, n=0, length=0, prep=prep, story=story, budgets=budgets)
+        return self._read(request, should_stop, on_progress)
+
+    def _read(self, request: GenerationRequest, should_stop, on_progress=None, deferred: list | None = None):
         engine = self.engine
-        prepared = prep.prepare(text)
-        if prep.leading_newline:
-            prepared = prepared[1:]  # the leading '\n' is added below, after the anchor
-        anchor = self.cache.anchor_for(prepared)
-        fed = prepared[anchor.offset :]
-        ids = tuple(engine.tokenizer.encode(("\n" if prep.leading_newline else "") + fed))
-        if not ids:
-            ids = tuple(engine.tokenizer.encode("\n")) or (0,)
-        cached = self.cache.longest_prefix(anchor, ids)
-        done = len(cached.ids) if cached else 0
-        state, logits = (cached.state, cached.logits) if cached else (None, None)
-        read = 0
+        store = self._disk_store(engine)
+        _, layout = self._assemble(request, engine)
+        ids, total = layout.ids, len(layout)
+        disk_lengths = self._disk_lengths(store, None, total)
+        with self.cache_lock:
+            memory_lengths = self.cache.lengths()
+        disk_stops = set(range(DISK_EVERY, total, DISK_EVERY)) if store is not None else set()
+        stops = sorted(set(layout.stops()) | disk_stops)
+        hashes = prefix_hashes(layout.array(), set(stops) | memory_lengths | disk_lengths)
+        with self.cache_lock:
+            hit = self.cache.use(layout, hashes)
+        done, state, logits = (hit.n_tokens, hit.state, hit.logits) if hit else (0, None, None)
+        for n in sorted((n for n in disk_lengths if n > done), reverse=True):
+            found = self._store_call(store.get, hashes[n], n, self._like(engine))
+            if found is not None:
+                (state, logits), done = found, n
+                self._keep(Checkpoint(n, hashes[n], state, logits, layout.role_at(n) or INTERVAL), [])
+                break
+        to_read, read, made = self._to_read(engine, total, done), 0, []
         window = getattr(engine, "window", None)  # a model that reads only its last `window` ids
-        while done < len(ids):
+        while done < total:
             if should_stop():
                 return None
-            end = min(len(ids), (done // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY)
-            if window and len(ids) - done > window:  # what lies before the last window is never read
-                done, end, state = len(ids) - window, len(ids), None
+            end = stops[bisect.bisect_right(stops, done)]
+            if window and total - done > window:  # what lies before the last window is never read
+                done, end, state = total - window, total, None
             step_logits, state = engine.forward([list(ids[done:end])], state)
             logits = step_logits[0]
             read += end - done
             done = end
-            self.cache.add(anchor, Checkpoint(ids[:done], state, logits))
+            role = layout.role_at(done)
+            if role is not None:
+                self._keep(Checkpoint(done, hashes[done], state, logits, role), made)
+            if done in disk_stops:
+                self._store_put(store, hashes[done], done, state, logits)
+            if on_progress is not None:
+                on_progress(read, to_read)
+        if store is not None and total >= DISK_EVERY and read:  # the end, for the next time this book opens
+            end_write = (store, hashes[total], total, state, logits)
+            if deferred is not None:
+                deferred.append(end_write)
+            else:
+                self._store_put(*end_write)
         return logits, state, read, ids[-1]
 
     def _generate(self, job: Job) -> None:
+        request, emit = job.request, job.on_event
+        started = time.perf_counter()
+        deferred: list = []  # disk writes that wait until the candidates are out (before Finished)
+        try:
+            prompt = self._read(request, lambda: job.is_cancelled,
+                                lambda done, total: emit(Reading(job.id, done, total)), deferred)
+            if prompt is None:
+                emit(Finished(job.id, (), True, 0.0))
+                return
+            logits, state, read, last_id = prompt
+            emit(Started(job.id, request.n, read, time.perf_counter() - started))
+            if request.n == 0 or request.length == 0:
+                finished = Finished(job.id, ("",) * request.n, False, 0.0)
+            else:
+                finished = self._decode(job, logits, state, last_id)
+            self._flush(deferred)
+            emit(finished)
+        finally:
+            self._flush(deferred)
+
+    def _flush(self, writes: list) -> None:
+        while writes:
+            self._store_put(*writes.pop(0))
+
+    def _decode(self, job: Job, logits, state, last_id) -> Finished:
+        """The N candidates, streamed as Chunk events; returns their Finished event."""
         request, emit, engine = job.request, job.on_event, self.engine
         tokenizer = engine.tokenizer
-        started = time.perf_counter()
-        prompt = self.read_prompt(request.text, request.prep, lambda: job.is_cancelled)
-        if prompt is None:
-            emit(Finished(job.id, (), True, 0.0))
-            return
-        logits, state, read, last_id = prompt
-        emit(Started(job.id, request.n, read, time.perf_counter() - started))
-        if request.n == 0 or request.length == 0:
-            emit(Finished(job.id, ("",) * request.n, False, 0.0))
-            return
-
         n = request.n
         newline = tokenizer.encode("\n")
         sampler = Sampler(
@@ -238,7 +346,69 @@ class GenerationService:
                 break
             logits, state = engine.forward([[t] for t in previous], state)
         seconds = time.perf_counter() - decode_start
-        emit(Finished(job.id, tuple(texts), job.is_cancelled, steps * n / seconds if seconds > 0 else 0.0))
+        return Finished(job.id, tuple(texts), job.is_cancelled, steps * n / seconds if seconds > 0 else 0.0)
+
+    # -- prompts, checkpoints, the disk ------------------------------------
+
+    def _assemble(self, request: GenerationRequest, engine) -> tuple[AssembledContext, PromptLayout]:
+        budgets = request.budgets or ContextBudgets(context_chars=self.context_chars)
+        context = assemble(request.text, request.story, budgets, request.prep)
+        tokenizer = engine.tokenizer
+        layout = PromptLayout.of_parts(tokenizer.encode(part.text) for part in context.parts)
+        if not layout.ids:
+            layout = PromptLayout.of_parts([tokenizer.encode("\n") or [0]])
+        return context, layout
+
+    @staticmethod
+    def _to_read(engine, total: int, start: int) -> int:
+        window = getattr(engine, "window", None)
+        return min(total - start, window) if window else total - start
+
+    def _keep(self, checkpoint: Checkpoint, made: list) -> None:
+        """Into the memory cache; a read keeps only its last few new interval checkpoints."""
+        with self.cache_lock:
+            if checkpoint.role == INTERVAL and checkpoint.key not in self.cache.entries:
+                made.append(checkpoint.key)
+            self.cache.add(checkpoint)
+            while len(made) > self.cache.keep_intervals:
+                self.cache.discard(made.pop(0))
+
+    def _disk_store(self, engine):
+        """The store, for engines whose state is their whole past (not one that reads only a window)."""
+        return None if self.state_store is None or getattr(engine, "window", None) else self.state_store
+
+    def _disk_lengths(self, store, model_hash, total: int) -> set[int]:
+        """Where states of this prompt may lie on disk: every DISK_EVERY ids, and the lengths of its files."""
+        if store is None:
+            return set()
+        held = self._store_call(store.lengths, model_hash) or set()
+        return {n for n in held | set(range(DISK_EVERY, total + 1, DISK_EVERY)) if 0 < n <= total}
+
+    def _like(self, engine):
+        if self._like_state is None:
+            self._like_state = engine.zero_state(1)
+        return self._like_state
+
+    def _store_put(self, store, prefix_hash, n_tokens, state, logits) -> None:
+        if not self._store_call(store.has, prefix_hash, n_tokens):
+            self._store_call(store.put, prefix_hash, n_tokens, state, logits)
+
+    def _store_call(self, method, *args):
+        """A store call that never fails a request: anything it raises is noted once and is a miss."""
+        try:
+            return method(*args)
+        except Exception as exc:  # noqa: BLE001 - the disk is an optimisation, never a reason to fail
+            self._store_failed = self._store_failed or f"states on disk: {type(exc).__name__}: {exc}".splitlines()[0]
+            return None
+
+
+def _store_for(store, engine):
+    """The store for this engine's model file (another file: the same folder and bound, its own states)."""
+    if store is None or not engine.info.model_path:
+        return None
+    if Path(store.model_path).resolve() != Path(engine.info.model_path).resolve():
+        return store.for_model(engine.info.model_path)
+    return store
 
 
 def _known_ids(tokenizer, chars: str) -> list[int]:

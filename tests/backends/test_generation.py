@@ -1,11 +1,16 @@
-"""The generation service: N streamed candidates, cancel, the prompt cache, errors as events."""
+"""The generation service: N streamed candidates, cancel, the prompt cache, errors as events.
+
+The prompt made of parts, its checkpoints in memory and on disk, plan() and the reading progress:
+tests/backends/test_prompt_cache.py."""
 
 import threading
 import time
 
 import pytest
 
-from ai_writer.backends.writing.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService, Started
+from ai_writer.backends.writing.generation import (
+    Chunk, Failed, Finished, GenerationRequest, GenerationService, Reading, Started,
+)
 from ai_writer.backends.writing.sampling import SamplingSettings
 from ai_writer.models.textprep import TextPrep
 from tests.helpers import wait_until
@@ -53,10 +58,22 @@ def request(text=MANUSCRIPT, **kwargs):
     return GenerationRequest(text=text, **kwargs)
 
 
+def started(events) -> Started:
+    """The one Started event (after the prompt's Reading events)."""
+    found = [e for e in events if isinstance(e, Started)]
+    assert len(found) == 1
+    return found[0]
+
+
+def prompt_tokens(service, req) -> int:
+    return started(service.generate(req)).prompt_tokens
+
+
 def test_n_candidates_stream_and_add_up_to_the_final_texts(tiny_engine, service_for):
     engine = WatchedEngine(tiny_engine)
     events = list(service_for(engine).generate(request(n=3, length=25)))
-    assert isinstance(events[0], Started) and isinstance(events[-1], Finished)
+    at = events.index(started(events))
+    assert at > 0 and all(isinstance(e, Reading) for e in events[:at]) and isinstance(events[-1], Finished)
     final = events[-1]
     assert len(final.texts) == 3 and all(len(t) == 25 for t in final.texts)
     for index in range(3):
@@ -122,14 +139,12 @@ def test_a_new_request_cancels_the_running_one(tiny_engine, service_for):
 def test_one_character_appended_reads_only_that_character(tiny_engine, service_for):
     engine = WatchedEngine(tiny_engine)
     service = service_for(engine)
-    first = list(service.generate(request(n=1, length=3)))[0]
-    assert first.prompt_tokens == len(TextPrep().prepare(MANUSCRIPT))  # all of it, leading '\n' included
+    first = prompt_tokens(service, request(n=1, length=3))
+    assert first == len(TextPrep().prepare(MANUSCRIPT))  # all of it, leading '\n' included
     before = engine.tokens_processed
-    started = list(service.generate(request(text=MANUSCRIPT + "天", n=1, length=3)))[0]
-    assert started.prompt_tokens == 1
+    assert prompt_tokens(service, request(text=MANUSCRIPT + "天", n=1, length=3)) == 1
     assert engine.calls[-3] == 1  # the prompt call read one token
-    same = list(service.generate(request(text=MANUSCRIPT + "天", n=1, length=3)))[0]
-    assert same.prompt_tokens == 0
+    assert prompt_tokens(service, request(text=MANUSCRIPT + "天", n=1, length=3)) == 0
     assert engine.tokens_processed - before == 1 + 2 + 0 + 2  # 1 prompt token, 2 decode steps each
 
 
@@ -145,23 +160,23 @@ def test_the_cached_answer_equals_reading_from_scratch(tiny_engine, service_for)
 def test_an_edit_in_the_middle_rereads_from_the_last_checkpoint_before_it(tiny_engine, service_for):
     long_text = MANUSCRIPT * 3  # ~ 600 prepared characters: checkpoints at 256 and 512
     service = service_for(tiny_engine, context_chars=4096)
-    total = list(service.generate(request(text=long_text, n=1, length=1)))[0].prompt_tokens
+    total = prompt_tokens(service, request(text=long_text, n=1, length=1))
     edited = long_text[:-40] + "雨" + long_text[-39:]
-    reread = list(service.generate(request(text=edited, n=1, length=1)))[0].prompt_tokens
-    assert total > 512 and 0 < reread <= total - 512
+    reread = prompt_tokens(service, request(text=edited, n=1, length=1))
+    assert total > 512 and reread == total - 512  # from the checkpoint at 512, the last before the edit
 
 
-def test_a_long_manuscript_reads_a_window_and_keeps_its_anchor(tiny_engine, service_for):
+def test_a_long_manuscript_reads_a_window_that_stays_put_while_the_author_writes(tiny_engine, service_for):
     service = service_for(tiny_engine, context_chars=100)
     long_text = MANUSCRIPT * 10
-    first = list(service.generate(request(text=long_text, n=1, length=1)))[0].prompt_tokens
-    assert 50 <= first <= 101
+    first = prompt_tokens(service, request(text=long_text, n=1, length=1))
+    assert 100 <= first <= 201  # between context_chars and twice that (and the leading '\n')
     grown = long_text
     for addition in ("山", "中", "有", "虎"):
         grown += addition
-        assert list(service.generate(request(text=grown, n=1, length=1)))[0].prompt_tokens == 1
-    much_longer = grown + MANUSCRIPT * 2  # past twice the window: a new anchor
-    assert list(service.generate(request(text=much_longer, n=1, length=1)))[0].prompt_tokens <= 101
+        assert prompt_tokens(service, request(text=grown, n=1, length=1)) == 1
+    much_longer = grown + MANUSCRIPT * 2  # the window moved on: a new start, read once
+    assert 100 <= prompt_tokens(service, request(text=much_longer, n=1, length=1)) <= 201
 
 
 def test_errors_arrive_as_events_and_the_service_goes_on(tiny_engine, service_for):
@@ -181,4 +196,4 @@ def test_an_empty_manuscript_still_gets_candidates(tiny_engine, service_for):
 def test_warm_fills_the_cache_without_candidates(tiny_engine, service_for):
     service = service_for(tiny_engine)
     assert service.warm(MANUSCRIPT).wait(10)
-    assert list(service.generate(request(n=1, length=2)))[0].prompt_tokens == 0
+    assert prompt_tokens(service, request(n=1, length=2)) == 0
