@@ -3,14 +3,16 @@ and an author can rebind any of them from their own config."""
 
 from ai_writer.studio.config import load_config, read_toml, DEFAULTS_PATH
 from ai_writer.studio.dialogs.confirm import ConfirmDialog
+from ai_writer.studio.dialogs.context_view import ContextView
 from ai_writer.studio.dialogs.history_view import HistoryView
 from ai_writer.studio.dialogs.open_file import OpenFileDialog
+from ai_writer.studio.dialogs.story_panel import StoryPanel
 from ai_writer.studio.keys import ACTIONS, make_bindings
 from ai_writer.studio.widgets.candidates import CandidatesPanel
 from ai_writer.studio.widgets.manuscript_area import ManuscriptArea
 from tests.studio.test_app import make_app, wait_until  # noqa: F401 (fixture)
 
-OWN_BINDINGS = [CandidatesPanel, ManuscriptArea, ConfirmDialog, HistoryView, OpenFileDialog]
+OWN_BINDINGS = [CandidatesPanel, ManuscriptArea, ConfirmDialog, HistoryView, OpenFileDialog, StoryPanel, ContextView]
 
 
 def declared_bindings() -> dict:
