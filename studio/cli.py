@@ -1,7 +1,8 @@
 """The `ai-writer` command.
 
     ai-writer [FILE]                      the studio
-    ai-writer continue FILE [-n 3] [--length 200] [--seed S] [--model PATH] [--json]
+    ai-writer continue FILE [-n 3] [--length 200] [--seed S] [--model PATH] [--story FILE] [--json]
+    ai-writer context FILE [--cursor N] [--story FILE] [--json]
     ai-writer eval FILE... [--model PATH] [--json]
     ai-writer export-onnx MODEL OUT.onnx [--vocab PATH]
     ai-writer convert OLD.pth OUT.safetensors [--vocab PATH]
@@ -38,30 +39,42 @@ def open_engine(config, model: str | None = None, device: str | None = None):
         raise UserError(str(exc)) from None
 
 
-def command_continue(args) -> int:
-    from ai_writer.backends.writing.generation import Failed, Finished, GenerationRequest, GenerationService
-    from ai_writer.models.textprep import format_continuation, paragraph_indent
+def read_story(args):
+    """The story for args.file: --story FILE, else the manuscript's own NAME.story.toml (none for stdin)."""
+    from ai_writer.backends.writing.story import Story
+    from ai_writer.studio.data.story_file import StoryError, load_story, story_path_for
 
-    longest = RANGES[("generation", "length")][1]
-    if args.length is not None and args.length > longest:
-        raise UserError(f"--length {args.length} is more than {longest}, the longest candidate allowed")
-    config = load_config(args.config)
+    if args.story:
+        path = Path(args.story).expanduser()
+        if not path.is_file():
+            raise UserError(f"{path}: no such story file")
+    elif args.file != "-":
+        path = story_path_for(Path(args.file))
+    else:
+        return Story()
+    try:
+        return load_story(path)
+    except StoryError as exc:
+        raise UserError(str(exc)) from None
+
+
+def read_up_to_cursor(args) -> str:
     text = read_manuscript(args.file)
-    engine = open_engine(config, args.model, args.device)
-    g = config.generation
-    sampling = config.sampling.settings
-    if args.seed is not None:
-        sampling = replace(sampling, seed=args.seed)
-    request = GenerationRequest(
-        text=text,
-        n=args.n or g.candidates,
-        length=args.length or g.length,
-        sampling=sampling,
-        prep=config.generation.text_prep,
-        banned_chars=g.banned_chars,
-        penalty_exempt_chars=g.penalty_exempt_chars,
-    )
-    service = GenerationService(engine, context_chars=g.context_chars)
+    cursor = getattr(args, "cursor", None)
+    if cursor is None:
+        return text
+    if not 0 <= cursor <= len(text):
+        raise UserError(f"--cursor {cursor} is outside the manuscript (0..{len(text)} characters)")
+    return text[:cursor]
+
+
+def run_request(engine, config, request):
+    """The Finished event of one request, on a service of its own (closed after)."""
+    from ai_writer.backends.writing.generation import Failed, Finished
+
+    from ai_writer.studio.generation_setup import make_service
+
+    service = make_service(config, engine)
     try:
         final = None
         for event in service.generate(request):
@@ -71,18 +84,56 @@ def command_continue(args) -> int:
                 final = event
     finally:
         service.close()
+    return final
+
+
+def command_continue(args) -> int:
+    from ai_writer.models.textprep import format_continuation, paragraph_indent
+
+    from ai_writer.studio.generation_setup import build_request
+
+    longest = RANGES[("generation", "length")][1]
+    if args.length is not None and args.length > longest:
+        raise UserError(f"--length {args.length} is more than {longest}, the longest candidate allowed")
+    config = load_config(args.config)
+    text = read_manuscript(args.file)
+    story = read_story(args)
+    engine = open_engine(config, args.model, args.device)
+    request = build_request(config, text, story, n=args.n, length=args.length, seed=args.seed)
+    final = run_request(engine, config, request)
     indent = paragraph_indent(text)
     candidates = [format_continuation(t, indent) for t in final.texts]
     if args.json:
         info = engine.info
         print(json.dumps({
             "model": info.model_path, "backend": info.backend, "device": info.device,
-            "seed": sampling.seed, "candidates": candidates,
+            "seed": request.sampling.seed, "candidates": candidates,
         }, ensure_ascii=False))
     else:
         for number, candidate in enumerate(candidates, start=1):
             print(f"── candidate {number} ({len(candidate)} characters) ──")
             print(candidate)
+    return 0
+
+
+def command_context(args) -> int:
+    from ai_writer.studio.context_report import context_json, context_lines
+    from ai_writer.studio.generation_setup import build_request, make_service
+
+    config = load_config(args.config)
+    text = read_up_to_cursor(args)
+    story = read_story(args)
+    engine = open_engine(config, args.model, args.device)
+    service = make_service(config, engine)
+    try:
+        plan = service.plan(build_request(config, text, story))
+    finally:
+        service.close()
+    if args.json:
+        print(json.dumps(context_json(plan), ensure_ascii=False))
+    else:
+        for line in context_lines(plan):
+            print(line)
     return 0
 
 
@@ -207,8 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     cont.add_argument("--seed", type=int, help="reproduce a run")
     cont.add_argument("--model", metavar="PATH", help="a model file instead of the configured one")
     cont.add_argument("--device", help="cpu, cuda or auto")
+    cont.add_argument("--story", metavar="FILE", help="a story file (default: the manuscript's NAME.story.toml)")
     cont.add_argument("--json", action="store_true", help="one JSON object for scripts")
     cont.set_defaults(run=command_continue)
+
+    context = sub.add_parser("context", help="print exactly what the model reads for the next candidates, part by part")
+    context.add_argument("file", help="a UTF-8 manuscript (.txt/.md), or - for standard input")
+    context.add_argument("--cursor", type=int, metavar="N", help="the cursor, in characters from the start (default: the end)")
+    context.add_argument("--story", metavar="FILE", help="a story file (default: the manuscript's NAME.story.toml)")
+    context.add_argument("--model", metavar="PATH", help="a model file instead of the configured one")
+    context.add_argument("--device", help="cpu, cuda or auto")
+    context.add_argument("--json", action="store_true", help="one JSON object: parts, lore keys, what is cut, what is re-read")
+    context.set_defaults(run=command_context)
 
     evaluate = sub.add_parser("eval", help="bits per character of text files under the model")
     evaluate.add_argument("files", nargs="+", metavar="FILE", help="UTF-8 text files")

@@ -20,9 +20,11 @@ ACTIONS = [
     ("redo", "redo", "cmd_redo", False),
     ("reload", "reload", "cmd_reload", False),
     ("details", "details", "cmd_details", False),
+    ("story", "story", "cmd_story", False),
+    ("context", "context", "cmd_context", False),
 ]
 # Work from any panel of the main screen (never inside a dialog: those have their own keys).
-PRIORITY = {"generate", "stop", "save", "quit", "settings", "history", "open"}
+PRIORITY = {"generate", "stop", "save", "quit", "settings", "history", "open", "story", "context"}
 
 # macOS terminals without "Option as Meta" send these characters for Option+1..9.
 MAC_OPTION_DIGITS = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from ai_writer.backends.writing.generation import Chunk
+from ai_writer.backends.writing.generation import Chunk, Reading
 
 
 class StreamBuffer:
@@ -27,6 +27,8 @@ class StreamBuffer:
                 and last.index == event.index
             ):
                 self._events[-1] = Chunk(event.request_id, event.index, last.text + event.text)
+            elif isinstance(event, Reading) and isinstance(last, Reading) and last.request_id == event.request_id:
+                self._events[-1] = event  # progress: only the latest counts
             else:
                 self._events.append(event)
 

@@ -17,36 +17,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static, TextArea
 
 from ai_writer.studio import textual_compat as compat
+from ai_writer.studio.context_report import cut_lines, hit_lines, left_out_lines, part_title, visible
 from ai_writer.studio.i18n import tr
 
 if TYPE_CHECKING:
     from ai_writer.backends.writing.context import AssembledContext, ContextPart
-
-# Why an entry was left out (backends.writing.context's words) -> i18n id.
-LEFT_OUT_REASONS = {"disabled": "cv_why_disabled", "excluded": "cv_why_excluded", "no key": "cv_why_no_key",
-                    "over budget": "cv_why_over_budget", "bad key": "cv_why_bad_key"}
-
-
-def part_title(kind: str, name: str = "") -> str:
-    """'memory', 'lore entry 张三', 'story', "author's note", in the interface language."""
-    if kind == "lore":
-        return tr("cv_part_lore", name=name)
-    return tr(f"cv_part_{kind}") if kind in ("memory", "story", "note") else kind
-
-
-def cut_title(label: str) -> str:
-    """A cut's part label ('memory', 'note', 'lore NAME') as a part title."""
-    if label.startswith("lore "):
-        return part_title("lore", label[len("lore "):])
-    return part_title(label)
-
-
-def visible(text: str) -> str:
-    """Line breaks shown as ⏎ at the end of each line, so an empty line or a trailing break is seen
-    (a last line break is only its ⏎: no empty row after it)."""
-    shown = text.replace("\n", "⏎\n")
-    return shown[:-1] if shown.endswith("\n") else shown
-
 
 class ContextView(ModalScreen[None]):
     DEFAULT_CSS = """
@@ -79,15 +54,11 @@ class ContextView(ModalScreen[None]):
                 for index, part in enumerate(context.parts):
                     yield from self._part(index, part)
                 yield Static(tr("cv_hits"), classes="section")
-                yield self._lines("context-hits", [tr("cv_hit", entry=hit.entry, key=hit.key, position=hit.position)
-                                                   for hit in context.hits])
+                yield self._lines("context-hits", hit_lines(context))
                 yield Static(tr("cv_left_out"), classes="section")
-                yield self._lines("context-left-out", [
-                    tr("cv_left_out_item", name=name, reason=tr(LEFT_OUT_REASONS[why]) if why in LEFT_OUT_REASONS
-                       else why) for name, why in context.left_out])
+                yield self._lines("context-left-out", left_out_lines(context))
                 yield Static(tr("cv_cut"), classes="section")
-                yield self._lines("context-cut", [tr("cv_cut_item", name=cut_title(label), chars=chars)
-                                                  for label, chars in context.cut])
+                yield self._lines("context-cut", cut_lines(context))
             yield Footer()
 
     @staticmethod

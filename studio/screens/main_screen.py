@@ -22,7 +22,8 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ai_writer.backends.writing.generation import Chunk, Failed, Finished, GenerationRequest, GenerationService, Started
+from ai_writer.backends.writing.generation import Chunk, Failed, Finished, GenerationService, Reading, Started
+from ai_writer.backends.writing.story import Story
 from ai_writer.models.textprep import format_continuation, paragraph_indent
 from ai_writer.studio.data.history import HistoryLog, history_path_for, new_request_id
 from ai_writer.studio.data.manuscript_file import NO_FILE, ManuscriptError, fingerprint_of, load_manuscript, new_manuscript_path, save_beside
@@ -31,9 +32,11 @@ from ai_writer.studio.engine_loading import load_engine
 from ai_writer.studio.dialogs.history_view import HistoryView
 from ai_writer.studio.dialogs.open_file import OpenFileDialog
 from ai_writer.studio.generation_run import GenerationRun
+from ai_writer.studio.generation_setup import build_request, make_service
 from ai_writer.studio.i18n import tr
 from ai_writer.studio.keys import make_bindings
 from ai_writer.studio.open_manuscript import OpenManuscript
+from ai_writer.studio.open_story import OpenStory
 from ai_writer.studio.saver import ManuscriptSaver, SaveFinished, SaveOutcome
 from ai_writer.studio.stream_buffer import StreamBuffer
 from ai_writer.studio.textual_compat import set_bindings
@@ -115,6 +118,8 @@ class MainScreen(Screen):
         self.generation: GenerationRun | None = None
         self.regenerations = 0
         self.history: HistoryLog | None = None
+        self.story: OpenStory | None = None  # NAME.story.toml beside the manuscript
+        self.warm_job = None  # the service's job reading the manuscript ahead of a request
         self.saver = ManuscriptSaver(self.post_message, data_dir)
         self.saved_text: str | None = None  # the text of the last successful save (made on the saver thread)
         self.saved_version: int | None = None  # the editor's edit_version of that text; None: not on disk yet
@@ -206,9 +211,11 @@ class MainScreen(Screen):
         self.status.message = " · ".join([tr("new_manuscript" if is_new else "opened", path=short_path(path)),
                                           *opened.notes])
         self.history = HistoryLog(history_path_for(path))
+        self.story = OpenStory.for_manuscript(path)
+        if self.story.error:
+            self.status.message = tr("story_broken", error=self.story.error)
         self.clear_candidates()
-        if self.service is not None:
-            self.service.warm(self.context_text(), self.config.generation.text_prep)
+        self.warm()
         self.call_after_refresh(freeze_long_lived)  # after the first frame: the manuscript's objects
         recovery = opened.newer_recovery(self.data_dir)
         if recovery is not None:
@@ -359,7 +366,7 @@ class MainScreen(Screen):
     def engine_ready(self, engine) -> None:
         self.engine = engine
         if self.service is None:
-            self.service = GenerationService(engine, context_chars=self.config.generation.context_chars)
+            self.service = make_service(self.config, engine)
         else:
             self.service.set_engine(engine)
         info = engine.info
@@ -370,7 +377,7 @@ class MainScreen(Screen):
         if selection is not None:  # why this backend (backends.selection.Reason): "auto: no CUDA GPU ..."
             details += f" — {selection.reason.text()}"
         self.status.details = details
-        self.service.warm(self.context_text(), self.config.generation.text_prep)
+        self.warm()
         freeze_long_lived()
 
     def engine_failed(self, error: str) -> None:
@@ -382,21 +389,27 @@ class MainScreen(Screen):
     def context_text(self) -> str:
         return self.editor.document.get_text_range((0, 0), self.editor.cursor_location)
 
+    def next_request(self, seed_offset: int = 0):
+        """The request for candidates at the cursor: the settings, the story (read again if changed on disk)."""
+        story = self.story
+        if story is not None and story.refresh():
+            self.status.message = tr("story_broken", error=story.error) if story.error else \
+                tr("story_reloaded", path=short_path(story.path))
+        return build_request(self.config, self.context_text(), story.active if story else Story(), seed_offset=seed_offset)
+
+    def warm(self) -> None:
+        """Read the manuscript (and the story) into the cache ahead of the first request."""
+        if self.service is not None and self.file is not None and (self.generation is None or not self.generation.running):
+            self.warm_job = self.service.submit(replace(self.next_request(), n=0, length=0), self.buffer.push)
+
     def action_generate(self, regenerate: bool = False) -> None:
         if self.service is None:
             loading = any(w.group == "model" and not w.is_finished for w in self.workers)
             self.status.message = tr("model_still_loading") if loading else tr("model_failed", error=tr("no_model"))
             return
         self.status.message = ""
-        g = self.config.generation
-        sampling = self.config.sampling.settings
         self.regenerations = self.regenerations + 1 if regenerate else 0
-        if sampling.seed is not None and self.regenerations:  # a set seed still gives new candidates
-            sampling = replace(sampling, seed=sampling.seed + self.regenerations)
-        request = GenerationRequest(
-            text=self.context_text(), n=g.candidates, length=g.length, sampling=sampling,
-            prep=g.text_prep, banned_chars=g.banned_chars, penalty_exempt_chars=g.penalty_exempt_chars,
-        )
+        request = self.next_request(seed_offset=self.regenerations)  # a set seed still gives new candidates
         self.buffer.drain()
         self.candidates.reset(request.n)
         anchor = (self.editor.cursor_location, self.editor.edit_version)
@@ -416,14 +429,23 @@ class MainScreen(Screen):
             return  # typing comes first
         self._last_drain = now
         events = self.buffer.drain()
-        if not events or self.generation is None:
+        if not events:
+            return
+        reading = [e for e in events if isinstance(e, Reading) and self.warm_job is not None and e.request_id == self.warm_job.id]
+        if reading and self.generation is None:  # a long book read ahead of the first request
+            last = reading[-1]
+            done = last.done_tokens >= last.total_tokens
+            self.status.activity = "" if done else tr("reading_progress", done=last.done_tokens, total=last.total_tokens)
+        if self.generation is None:
             return
         run = self.generation
         changed = False
         for event in events:
             if getattr(event, "request_id", None) != run.job.id:
                 continue
-            if isinstance(event, Started):
+            if isinstance(event, Reading):
+                self.status.activity = tr("reading_progress", done=event.done_tokens, total=event.total_tokens)
+            elif isinstance(event, Started):
                 run.started = time.monotonic()
                 self.status.activity = tr("generating")
             elif isinstance(event, Chunk):
@@ -448,8 +470,9 @@ class MainScreen(Screen):
             self.update_ghost()
 
     def request_settings(self) -> dict:
-        g = self.config.generation
-        return {"candidates": g.candidates, "length": g.length, **asdict(self.config.sampling)}
+        config = self.config.with_story_overrides(self.story.active.generation) if self.story else self.config
+        g = config.generation
+        return {"candidates": g.candidates, "length": g.length, **asdict(config.sampling)}
 
     def update_ghost(self) -> None:
         """The highlighted candidate as ghost text, while the cursor is where it was asked for."""
@@ -575,3 +598,34 @@ class MainScreen(Screen):
                 self.insert_text(text)
 
         self.app.push_screen(HistoryView(entries), chosen)
+
+    def action_story(self) -> None:
+        """The story panel: memory, author's note, lorebook; saved to NAME.story.toml."""
+        from ai_writer.studio.dialogs.story_panel import StoryPanel
+
+        story = self.story
+        if story is None:
+            return
+        story.refresh()
+
+        def closed(saved) -> None:
+            if saved is not None:
+                self.status.message = tr("story_saved", path=short_path(story.path))
+                self.warm()  # the new memory and lore are read before the next request needs them
+
+        self.app.push_screen(StoryPanel(story.story, story.path, story.save), closed)
+
+    def action_context(self) -> None:
+        """Exactly what the next request reads, part by part, and how much of it the cache spares."""
+        if self.service is None:
+            self.status.message = tr("model_still_loading")
+            return
+        self.show_context(self.next_request())
+
+    @work(thread=True, exclusive=True, group="context")
+    def show_context(self, request) -> None:
+        from ai_writer.studio.dialogs.context_view import ContextView
+
+        plan = self.service.plan(request)  # tokenising a long book: off the UI thread
+        self.app.call_from_thread(self.app.push_screen,
+                                  ContextView(plan.context, plan.total_tokens, plan.cached_tokens))
