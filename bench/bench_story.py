@@ -11,8 +11,9 @@ Run from the repository root (a random 12 x 768 RWKV-7, vocabulary 8849, on this
    entries of 200 (their keys are in the text near the cursor) and an author's note at depth 300.
    After a first request (which fills the cache), one character is appended and the time to the
    first character of one candidate is measured (median of several), for the same request with and
-   without the story, in the same run. Also: the worst case of appending, when the note moves on to
-   the next paragraph (the note and the text after it are read again), and editing one lore entry.
+   without the story, in the same run. Also: the worst case of appending, the character after which
+   the note moves on (the note and the text after it are read again), and editing one lore entry
+   (it, the entries after it and the story are read again).
 2. Whole-book context (context_chars = 0): cold, a service with empty caches reads the book to the
    end and writes its checkpoints to a temporary state folder; warm, a new service (as after
    reopening the studio) on the same folder; then warm again after 200 new characters.
@@ -40,6 +41,7 @@ from bench_engine import write_model  # noqa: E402
 from ai_writer.backends import load  # noqa: E402
 from ai_writer.backends.writing.generation import Chunk, Failed, GenerationRequest, GenerationService, Started  # noqa: E402
 from ai_writer.backends.writing.sampling import SamplingSettings  # noqa: E402
+from ai_writer.backends.writing.context import assemble  # noqa: E402
 from ai_writer.backends.writing.state_store import StateStore  # noqa: E402
 from ai_writer.backends.writing.story import AuthorsNote, ContextBudgets, LoreEntry, Story  # noqa: E402
 
@@ -90,6 +92,17 @@ def names_in(text: str, count: int) -> list[str]:
     return found
 
 
+def note_moves(text: str, extra, story: Story, budgets: ContextBudgets) -> str:
+    """The text with characters appended up to the first one that moves the author's note on."""
+    before = assemble(text, story, budgets).parts[:-1]
+    for _ in range(20_000):
+        text += next(extra)
+        parts = assemble(text, story, budgets).parts[:-1]
+        if parts != before:
+            return text
+    raise RuntimeError("the note never moved")
+
+
 def bench_story_layer(engine, corpus: str, reps: int) -> dict:
     text = corpus[:MANUSCRIPT_CHARS]
     extra = iter(c for c in corpus[MANUSCRIPT_CHARS:] if not c.isspace())
@@ -118,10 +131,11 @@ def bench_story_layer(engine, corpus: str, reps: int) -> dict:
             if used is story:
                 plan = service.plan(request_for(current, used, budgets))
                 results["active lore"] = sum(p.kind == "lore" for p in plan.context.parts)
-                # the worst case: a new paragraph moves the note on
-                moved = current + "\n" + "".join(next(extra) for _ in range(120)) + "\n"
+                # the worst case: the character after which the note moves on (it and what follows are read again)
+                moved = note_moves(current, extra, used, budgets)
+                first_character(service, request_for(moved[:-1], used, budgets))
                 seconds, read = first_character(service, request_for(moved, used, budgets))
-                results["the note moves on (a new paragraph)"] = (seconds, read)
+                results["the note moves on"] = (seconds, read)
                 edited = Story(story.memory, story.authors_note,
                                story.lore[:2] + (LoreEntry(story.lore[2].name, story.lore[2].keys, story.lore[2].text + "。"),) + story.lore[3:])
                 seconds, read = first_character(service, request_for(moved, edited, budgets))
@@ -181,10 +195,10 @@ def main(argv=None) -> None:
     base = story["without the story layer"][0]
     print(f"| {shape}: time to the first character | ms | prompt tokens read | vs without the story | target | met |")
     print("|---|---|---|---|---|---|")
-    for label in ("without the story layer", "with memory + 5 lore + note", "the note moves on (a new paragraph)",
+    for label in ("without the story layer", "with memory + 5 lore + note", "the note moves on",
                   "one lore entry (of 5) edited"):
         seconds, read = story[label]
-        target, met = ("<= 150 ms", "yes" if seconds <= 0.150 else "no") if label.startswith("with") else ("", "")
+        target, met = ("<= 150 ms", "yes" if seconds <= 0.150 else "no") if label.startswith("with ") else ("", "")
         print(f"| after appending one character, {label} | {seconds * 1000:.1f} | {read} | {seconds / base:.2f}x | {target} | {met} |")
     print(f"\n(active lore entries in the story request: {story['active lore']})\n")
     print(f"| {shape}: whole-book context, {cfg['book']:,} characters | s to the first character | prompt tokens read | target | met |")
