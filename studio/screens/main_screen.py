@@ -120,6 +120,7 @@ class MainScreen(Screen):
         self.history: HistoryLog | None = None
         self.story: OpenStory | None = None  # NAME.story.toml beside the manuscript
         self.warm_job = None  # the service's job reading the manuscript ahead of a request
+        self._store_problem_shown = ""
         self.saver = ManuscriptSaver(self.post_message, data_dir)
         self.saved_text: str | None = None  # the text of the last successful save (made on the saver thread)
         self.saved_version: int | None = None  # the editor's edit_version of that text; None: not on disk yet
@@ -455,6 +456,7 @@ class MainScreen(Screen):
             elif isinstance(event, Finished):
                 self.candidates.finish()
                 self.status.activity = tr("stopped") if event.cancelled else tr("chars_per_second", rate=event.tokens_per_second)
+                self.note_store_problem()
                 if self.history is not None and event.texts:
                     self.history.record_request(run.history_id, self.request_settings(), run.request.text,
                                                 list(event.texts), self.model_description)
@@ -468,6 +470,13 @@ class MainScreen(Screen):
                 self.status.activity = f"{tr('generating')} · {tr('chars_per_second', rate=rate)}"
             self.candidates.refresh_views()
             self.update_ghost()
+
+    def note_store_problem(self) -> None:
+        """Say once why states are not kept on disk (a full or read-only cache folder): generation goes on without."""
+        problem = self.service.store_problem if self.service is not None else ""
+        if problem and problem != self._store_problem_shown:
+            self._store_problem_shown = problem
+            self.status.message = tr("state_store_failed", problem=problem)
 
     def request_settings(self) -> dict:
         config = self.config.with_story_overrides(self.story.active.generation) if self.story else self.config

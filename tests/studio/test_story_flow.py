@@ -114,3 +114,20 @@ def test_a_story_file_changed_on_disk_since_it_was_read_is_not_written_over(tmp_
     assert path.read_text(encoding="utf-8") == edited_elsewhere
     assert opened.refresh() and opened.story.memory == "林霜：青云宗外门弟子。"
     assert opened.save(Story(memory="mine")) is None and load_story(path).memory == "mine"
+
+
+async def test_a_whole_book_read_shows_its_progress_then_its_states_spare_the_next_open(make_app, tmp_path):
+    story_file(tmp_path, "[generation]\ncontext_chars = 0\n")
+    book = "　　他抬头望向远方，山峦起伏。\n" * 400  # 6,400 characters: 25 chunks of 256
+    app, _ = make_app(text=book, delay=0.02)
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert await wait_until(pilot, lambda: "reading" in app.status.activity and "/ " in app.status.activity)
+        assert await wait_until(pilot, lambda: app.screen.warm_job is not None and app.screen.warm_job.done, 60)
+        assert await wait_until(pilot, lambda: app.status.activity == "")
+    again, _ = make_app(text=None)  # the same file, a new studio: its states are on disk
+    async with again.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, again)
+        assert await wait_until(pilot, lambda: again.screen.warm_job is not None and again.screen.warm_job.done)
+        assert again.screen.engine.tokens_processed == 0  # the book's end came from the disk: nothing read
+        plan = again.service.plan(again.screen.next_request())
+        assert plan.tokens_to_read == 0 and plan.total_tokens > 5000
