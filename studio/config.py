@@ -45,6 +45,8 @@ RANGES = {
     ("generation", "length"): (1, 20000),
     ("generation", "context_chars"): (0, 10_000_000),
     ("generation", "state_cache_mb"): (0, 1_000_000),
+    ("generation", "alternatives"): (0, 50),
+    ("generation", "branch_state_mb"): (0, 1_000_000),
     ("story", "memory_budget"): (0, 100_000),
     ("story", "lore_budget"): (0, 100_000),
     ("story", "note_budget"): (0, 100_000),

@@ -25,6 +25,8 @@ class GenerationSection:
     length: int
     context_chars: int  # 0: the whole book
     state_cache_mb: int
+    alternatives: int  # top choices kept per generated character (0: none)
+    branch_state_mb: int  # memory for states along the candidates (0: none)
     threads: int
     strip_indents: bool
     drop_empty_lines: bool

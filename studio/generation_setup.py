@@ -13,7 +13,8 @@ def make_service(config, engine) -> GenerationService:
     """The service for this engine; states go to disk unless [generation] state_cache_mb is 0."""
     megabytes = config.generation.state_cache_mb
     store = StateStore(None, engine.info.model_path, megabytes << 20) if megabytes > 0 and engine.info.model_path else None
-    return GenerationService(engine, context_chars=config.generation.context_chars, state_store=store)
+    return GenerationService(engine, context_chars=config.generation.context_chars, state_store=store,
+                             branch_state_bytes=config.generation.branch_state_mb << 20)
 
 
 def build_request(config, text: str, story: Story = Story(), *, n: int | None = None, length: int | None = None,
@@ -31,4 +32,5 @@ def build_request(config, text: str, story: Story = Story(), *, n: int | None = 
     return GenerationRequest(
         text=text, n=n or g.candidates, length=length or g.length, sampling=sampling, prep=g.text_prep,
         banned_chars=g.banned_chars, penalty_exempt_chars=g.penalty_exempt_chars, story=story, budgets=config.budgets,
+        alternatives=g.alternatives,
     )

@@ -17,6 +17,7 @@ Errors become a Failed event; the caller's thread never runs model code.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import itertools
 import queue
 import threading
@@ -27,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ai_writer.backends.engines.base import Engine
+from ai_writer.backends.writing.branch_pool import BranchPool, branch_every, state_nbytes
+from ai_writer.backends.writing.choices import ChoiceLog
 from ai_writer.backends.writing.context import AssembledContext, assemble
 from ai_writer.backends.writing.prompt_cache import INTERVAL, Checkpoint, PromptCache, PromptLayout, prefix_hashes
 from ai_writer.backends.writing.sampling import Sampler, SamplingSettings
@@ -34,6 +37,7 @@ from ai_writer.backends.writing.story import ContextBudgets, Story
 from ai_writer.models.textprep import TextPrep
 
 DISK_EVERY = 4096  # ids between states kept on disk (absolute positions, so a later prompt finds them)
+BRANCH_STATE_BYTES = 256 << 20  # states along the candidates, in memory ([generation] branch_state_mb)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class GenerationRequest:
     penalty_exempt_chars: str = ""
     story: Story = Story()
     budgets: ContextBudgets | None = None  # None: ContextBudgets(context_chars=the service's context_chars)
+    alternatives: int = 10  # K: the top tokens recorded at each step (Job.choices); 0 records nothing
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ class Job:
         self.on_event = on_event
         self._cancelled = threading.Event()
         self._done = threading.Event()
+        self.choices: ChoiceLog | None = None  # set before the first Chunk (None: n == 0 or alternatives == 0)
+        self.branch_every = 0  # tokens between the states kept along each candidate (0: none kept)
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -125,11 +132,14 @@ class Job:
 
 
 class GenerationService:
-    def __init__(self, engine: Engine, context_chars: int = 1024, state_store=None):
-        """state_store: a backends.writing.state_store.StateStore for states on disk, or None (memory only)."""
+    def __init__(self, engine: Engine, context_chars: int = 1024, state_store=None,
+                 branch_state_bytes: int = BRANCH_STATE_BYTES):
+        """state_store: a backends.writing.state_store.StateStore for states on disk, or None (memory only).
+        branch_state_bytes: the memory for states along the candidates (backends.writing.branch_pool; 0: none)."""
         self.engine = engine
         self.context_chars = context_chars
         self.cache = PromptCache()
+        self.branches = BranchPool(branch_state_bytes)  # under cache_lock too
         self.cache_lock = threading.Lock()  # the cache is read by plan() on the caller's thread
         self.state_store = _store_for(state_store, engine)
         self._like_state = None  # an empty one-row state of the engine: what disk states are rebuilt as
@@ -173,10 +183,10 @@ class GenerationService:
         context, layout = self._assemble(request, engine)
         disk_lengths = self._disk_lengths(store, model_hash, len(layout)) if model_hash else set()
         with self.cache_lock:
-            memory_lengths = self.cache.lengths()
+            memory_lengths = self.cache.lengths() | self.branches.lengths()
         hashes = prefix_hashes(layout.array(), set(layout.stops()) | memory_lengths | disk_lengths)
         with self.cache_lock:
-            hit = self.cache.longest(hashes)
+            hit = _longer(self.cache.longest(hashes), self.branches.longest(hashes))
         start = hit.n_tokens if hit else 0
         on_disk = [n for n in disk_lengths if n > start and store.has(hashes[n], n, model_hash)]
         from_disk = bool(on_disk)
@@ -195,6 +205,7 @@ class GenerationService:
             self.engine = engine
             with self.cache_lock:
                 self.cache.clear()
+                self.branches.clear()
             self._like_state = None
             self.state_store = _store_for(self.state_store, engine)
 
@@ -236,7 +247,8 @@ class GenerationService:
         """(logits (V,), state of one row, tokens read, last prompt id) after the assembled context, or None if
         should_stop() said so. on_progress(done, total) after each chunk read."""
         request = GenerationRequest(text, n=0, length=0, prep=prep, story=story, budgets=budgets)
-        return self._read(request, should_stop, on_progress)
+        found = self._read(request, should_stop, on_progress)
+        return None if found is None else found[:4]
 
     def _read(self, request: GenerationRequest, should_stop, on_progress=None, deferred: list | None = None):
         engine = self.engine
@@ -245,12 +257,12 @@ class GenerationService:
         ids, total = layout.ids, len(layout)
         disk_lengths = self._disk_lengths(store, None, total)
         with self.cache_lock:
-            memory_lengths = self.cache.lengths()
+            memory_lengths = self.cache.lengths() | self.branches.lengths()
         disk_stops = set(range(DISK_EVERY, total, DISK_EVERY)) if store is not None else set()
         stops = sorted(set(layout.stops()) | disk_stops)
         hashes = prefix_hashes(layout.array(), set(stops) | memory_lengths | disk_lengths)
         with self.cache_lock:
-            hit = self.cache.use(layout, hashes)
+            hit = _longer(self.cache.use(layout, hashes), self.branches.use(hashes))
         done, state, logits = (hit.n_tokens, hit.state, hit.logits) if hit else (0, None, None)
         for n in sorted((n for n in disk_lengths if n > done), reverse=True):
             found = self._store_call(store.get, hashes[n], n, self._like(engine))
@@ -283,7 +295,7 @@ class GenerationService:
                 deferred.append(end_write)
             else:
                 self._store_put(*end_write)
-        return logits, state, read, ids[-1]
+        return logits, state, read, ids[-1], layout
 
     def _generate(self, job: Job) -> None:
         request, emit = job.request, job.on_event
@@ -295,12 +307,12 @@ class GenerationService:
             if prompt is None:
                 emit(Finished(job.id, (), True, 0.0))
                 return
-            logits, state, read, last_id = prompt
+            logits, state, read, _, layout = prompt
             emit(Started(job.id, request.n, read, time.perf_counter() - started))
             if request.n == 0 or request.length == 0:
                 finished = Finished(job.id, ("",) * request.n, False, 0.0)
             else:
-                finished = self._decode(job, logits, state, last_id)
+                finished = self._decode(job, logits, state, layout)
             self._flush(deferred)
             emit(finished)
         finally:
@@ -310,9 +322,11 @@ class GenerationService:
         while writes:
             self._store_put(*writes.pop(0))
 
-    def _decode(self, job: Job, logits, state, last_id) -> Finished:
-        """The N candidates, streamed as Chunk events; returns their Finished event."""
+    def _decode(self, job: Job, logits, state, layout: PromptLayout) -> Finished:
+        """The N candidates, streamed as Chunk events (what the model weighed at each token in job.choices, states
+        along them in the branch pool); returns their Finished event."""
         request, emit, engine = job.request, job.on_event, self.engine
+        last_id = layout.ids[-1]
         tokenizer = engine.tokenizer
         n = request.n
         newline = tokenizer.encode("\n")
@@ -326,6 +340,9 @@ class GenerationService:
         )
         decoders = [tokenizer.stream_decoder() for _ in range(n)]
         texts = [""] * n
+        if request.alternatives > 0:
+            job.choices = ChoiceLog(n, request.length, request.alternatives, lambda i: tokenizer.decode([i]))
+        branches = self._branch_start(job, layout, state, logits)
         state = engine.repeat_rows(state, n)
         logits = np.repeat(logits[None, :], n, axis=0)
         previous = [last_id] * n
@@ -333,20 +350,62 @@ class GenerationService:
         steps = 0
         while min(len(t) for t in texts) < request.length and not job.is_cancelled:
             chosen = sampler.sample(logits, previous)
+            pieces, writing = [], []
             for index, token_id in enumerate(chosen):
                 piece = decoders[index].feed(int(token_id))
                 room = request.length - len(texts[index])
-                piece = piece[:room] if room > 0 else ""
+                if room > 0:
+                    writing.append(index)
+                pieces.append(piece[:room] if room > 0 else "")
+                texts[index] += pieces[-1]
+            if job.choices is not None:  # before the Chunks: a caller sees each character's choice with it
+                job.choices.record(logits, sampler.last_weights, chosen, pieces, writing)
+            for index, piece in enumerate(pieces):
                 if piece:
-                    texts[index] += piece
                     emit(Chunk(job.id, index, piece))
             steps += 1
             previous = [int(t) for t in chosen]
+            if branches is not None:
+                branches.generated.append(previous)
             if min(len(t) for t in texts) >= request.length or job.is_cancelled:
                 break
             logits, state = engine.forward([[t] for t in previous], state)
+            if branches is not None and steps % job.branch_every == 0:
+                self._keep_branches(branches, state, logits, [i for i in range(n) if len(texts[i]) < request.length])
         seconds = time.perf_counter() - decode_start
         return Finished(job.id, tuple(texts), job.is_cancelled, steps * n / seconds if seconds > 0 else 0.0)
+
+    # -- states along the candidates (backends.writing.branch_pool) ---------
+
+    def _branch_start(self, job: Job, layout: PromptLayout, state, logits) -> _Branches | None:
+        """Where the states along this job's candidates go, with the prompt's end kept as the first of them;
+        None when none are kept (no alternatives asked for, no budget, or a model that reads only a window,
+        whose decoded state is not what reading the same text gives)."""
+        request, engine = job.request, self.engine
+        if request.alternatives <= 0 or getattr(engine, "window", None):
+            return None
+        entry_bytes = state_nbytes(state) + logits.nbytes
+        job.branch_every = branch_every(self.branches.max_bytes, request.n, request.length, entry_bytes)
+        if not job.branch_every:
+            return None
+        prompt = hashlib.sha1(layout.array().tobytes())  # as prefix_hashes: little-endian int32 ids
+        branches = _Branches(len(layout), [prompt.copy() for _ in range(request.n)], [], entry_bytes)
+        with self.cache_lock:
+            self.branches.add(Checkpoint(len(layout), prompt.hexdigest(), state, logits, INTERVAL), entry_bytes)
+        return branches
+
+    def _keep_branches(self, branches: _Branches, state, logits, rows) -> None:
+        """Each listed row's state and logits after the ids generated so far."""
+        new = np.asarray(branches.generated[branches.hashed:], dtype="<i4")  # (steps, rows)
+        branches.hashed = len(branches.generated)
+        for row, digest in enumerate(branches.digests):
+            digest.update(np.ascontiguousarray(new[:, row]).tobytes())
+        n_tokens = branches.prompt_tokens + branches.hashed
+        kept = [Checkpoint(n_tokens, branches.digests[row].hexdigest(), self.engine.take_rows(state, [row]),
+                           logits[row].copy(), INTERVAL) for row in rows]
+        with self.cache_lock:
+            for checkpoint in kept:
+                self.branches.add(checkpoint, branches.entry_bytes)
 
     # -- prompts, checkpoints, the disk ------------------------------------
 
@@ -400,6 +459,24 @@ class GenerationService:
         except Exception as exc:  # noqa: BLE001 - the disk is an optimisation, never a reason to fail
             self._store_failed = self._store_failed or f"states on disk: {type(exc).__name__}: {exc}".splitlines()[0]
             return None
+
+
+@dataclass
+class _Branches:
+    """One job's running prefix hashes (a sha1 per candidate row over the prompt's ids and its own)."""
+
+    prompt_tokens: int
+    digests: list
+    generated: list  # per step, the id each row took
+    entry_bytes: int
+    hashed: int = 0  # steps already in the digests
+
+
+def _longer(first: Checkpoint | None, second: Checkpoint | None) -> Checkpoint | None:
+    """The checkpoint covering more of the prompt (the first on a tie)."""
+    if first is None or (second is not None and second.n_tokens > first.n_tokens):
+        return second
+    return first
 
 
 def _store_for(store, engine):

@@ -100,6 +100,7 @@ class Sampler:
         self.generators = [
             np.random.default_rng(None if seed is None else [seed, row]) for row in range(batch)
         ]
+        self.last_weights: np.ndarray | None = None  # (B, V): what the last sample() drew from (steps 1-5)
 
     def probabilities(self, logits: np.ndarray, previous_ids) -> np.ndarray:
         """Steps 1-5 for every row: (B, V) sampling weights."""
@@ -122,13 +123,19 @@ class Sampler:
     def sample(self, logits: np.ndarray, previous_ids) -> np.ndarray:
         """The next token id of each row, (B,) int64."""
         weights = self.probabilities(logits, previous_ids)
+        self.last_weights = weights
         chosen = np.empty(len(weights), dtype=np.int64)
         for row, w in enumerate(weights):
             cumulative = np.cumsum(w)
             u = self.generators[row].random() * cumulative[-1]
             # the first index whose running sum passes u: never a zero-weight token
             chosen[row] = min(int(np.searchsorted(cumulative, u, side="right")), len(w) - 1)
+        self.note(chosen)
+        return chosen
+
+    def note(self, chosen) -> None:
+        """Count the tokens each row wrote for the penalties (sample() does; a replay of known choices calls it)."""
+        chosen = np.asarray(chosen, dtype=np.int64)
         self.counts *= self.settings.penalty_decay
         counted = ~self.exempt[chosen]
         self.counts[np.arange(len(chosen))[counted], chosen[counted]] += 1.0
-        return chosen
