@@ -1,7 +1,7 @@
 """The `ai-writer` command.
 
     ai-writer [FILE]                      the studio
-    ai-writer continue FILE [-n 3] [--length 200] [--seed S] [--model PATH] [--story FILE] [--json]
+    ai-writer continue FILE [-n 3] [--length 200] [--seed S] [--model PATH] [--story FILE] [--json [--alternatives K]]
     ai-writer context FILE [--cursor N] [--story FILE] [--json]
     ai-writer eval FILE... [--model PATH] [--json]
     ai-writer export-onnx MODEL OUT.onnx [--vocab PATH]
@@ -69,22 +69,36 @@ def read_up_to_cursor(args) -> str:
 
 
 def run_request(engine, config, request):
-    """The Finished event of one request, on a service of its own (closed after)."""
+    """(the Finished event, the Job: its choices) of one request, on a service of its own (closed after)."""
+    import queue
+
     from ai_writer.backends.writing.generation import Failed, Finished
 
     from ai_writer.studio.generation_setup import make_service
 
     service = make_service(config, engine)
+    events: queue.Queue = queue.Queue()
     try:
-        final = None
-        for event in service.generate(request):
+        job = service.submit(request, events.put)
+        while True:
+            event = events.get()
             if isinstance(event, Failed):
                 raise UserError(f"generation failed: {event.message}")
-            if isinstance(event, Finished):
-                final = event
+            if isinstance(event, Finished) and event.request_id == job.id:
+                return event, job
     finally:
         service.close()
-    return final
+
+
+def choices_json(log, row: int) -> list[dict]:
+    """Each token candidate `row` wrote: its text (as the model wrote it, before any paragraph indent), p, p_raw
+    and the alternatives the model weighed."""
+    tokens = []
+    for step in range(log.steps(row)):
+        choice = log.choice(row, step)
+        tokens.append({"text": choice.text, "p": choice.p, "p_raw": choice.p_raw,
+                       "alternatives": [{"text": a.text, "p": a.p, "p_raw": a.p_raw} for a in choice.alternatives]})
+    return tokens
 
 
 def command_continue(args) -> int:
@@ -95,20 +109,24 @@ def command_continue(args) -> int:
     longest = RANGES[("generation", "length")][1]
     if args.length is not None and args.length > longest:
         raise UserError(f"--length {args.length} is more than {longest}, the longest candidate allowed")
+    if args.alternatives is not None and not args.json:
+        raise UserError("--alternatives goes with --json (the choices are printed in the JSON object)")
     config = load_config(args.config)
     text = read_manuscript(args.file)
     story = read_story(args)
     engine = open_engine(config, args.model, args.device)
     request = build_request(config, text, story, n=args.n, length=args.length, seed=args.seed)
-    final = run_request(engine, config, request)
+    request = replace(request, alternatives=args.alternatives or 0)  # nothing recorded unless asked for
+    final, job = run_request(engine, config, request)
     indent = paragraph_indent(text)
     candidates = [format_continuation(t, indent) for t in final.texts]
     if args.json:
         info = engine.info
-        print(json.dumps({
-            "model": info.model_path, "backend": info.backend, "device": info.device,
-            "seed": request.sampling.seed, "candidates": candidates,
-        }, ensure_ascii=False))
+        result = {"model": info.model_path, "backend": info.backend, "device": info.device,
+                  "seed": request.sampling.seed, "candidates": candidates}
+        if job.choices is not None:
+            result["choices"] = [choices_json(job.choices, row) for row in range(len(final.texts))]
+        print(json.dumps(result, ensure_ascii=False))
     else:
         for number, candidate in enumerate(candidates, start=1):
             print(f"── candidate {number} ({len(candidate)} characters) ──")
@@ -260,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     cont.add_argument("--device", help="cpu, cuda or auto")
     cont.add_argument("--story", metavar="FILE", help="a story file (default: the manuscript's NAME.story.toml)")
     cont.add_argument("--json", action="store_true", help="one JSON object for scripts")
+    cont.add_argument("--alternatives", type=int, choices=range(1, 51), metavar="K",
+                      help="with --json: per candidate, each token's probability and the K the model liked best (1-50)")
     cont.set_defaults(run=command_continue)
 
     context = sub.add_parser("context", help="print exactly what the model reads for the next candidates, part by part")
