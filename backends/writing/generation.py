@@ -297,7 +297,24 @@ class GenerationService:
                 self._store_put(*end_write)
         return logits, state, read, ids[-1], layout
 
+    def submit_task(self, task, on_event) -> Job:
+        """Queue task(engine, job) to run on the worker thread under the engine lock, as a request does: it
+        cancels the job running, job.cancel() sets job.is_cancelled for the task to check, its events go through
+        job.on_event, an exception becomes a Failed event (cancelled before it starts: Finished(cancelled))."""
+        job = Job(next(self._ids), None, on_event)
+        job.task = task
+        with self._lock:
+            if self._current is not None:
+                self._current.cancel()
+            self._current = job
+        self._queue.put(job)
+        return job
+
     def _generate(self, job: Job) -> None:
+        task = getattr(job, "task", None)
+        if task is not None:  # submit_task's: the caller's code, on this thread
+            task(self.engine, job)
+            return
         request, emit = job.request, job.on_event
         started = time.perf_counter()
         deferred: list = []  # disk writes that wait until the candidates are out (before Finished)
