@@ -9,10 +9,14 @@ and keeps the raw bytes, to check what was on screen and how the terminal was le
 from __future__ import annotations
 
 import errno
+import fcntl
+import json
 import os
 import re
 import select
 import signal as signals
+import struct
+import subprocess
 import sys
 import termios
 import threading
@@ -137,12 +141,122 @@ def write_config(path: Path, model: Path, **sections) -> Path:
     return path
 
 
+class ForkedProcess:
+    """A studio forked by a StudioServer on a pty the tests opened: the part of ptyprocess's
+    PtyProcess that Terminal uses (pid, fd and fileobj of the pty's master side, isalive,
+    exitstatus/signalstatus once ended, setwinsize). Its exit status comes from the server."""
+
+    def __init__(self, server: "StudioServer", pid: int, master: int):
+        self.server, self.pid, self.fd = server, pid, master
+        self.fileobj = os.fdopen(master, "r+b", buffering=0)
+        self.exitstatus: int | None = None
+        self.signalstatus: int | None = None
+        self.termios_before = None  # the tty's modes before the child started (set by spawn)
+
+    def isalive(self) -> bool:
+        code = self.server.exit_code(self.pid)
+        if code is None:
+            return True
+        self.exitstatus, self.signalstatus = (code, None) if code >= 0 else (None, -code)
+        return False
+
+    def setwinsize(self, rows: int, cols: int) -> None:
+        set_window_size(self.fd, rows, cols)  # the kernel sends SIGWINCH to the terminal's foreground group
+
+
+def set_window_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+class StudioServer:
+    """tests/terminal/studio_server.py: `ai-writer` forked, already imported, on a pty opened here.
+
+    spawn() has PtyProcess.spawn's signature; the child is a new session whose controlling terminal
+    is the pty, in `cwd` with exactly `env`, running the studio's main() with argv[1:]."""
+
+    def __init__(self, model: Path, root: Path):
+        from tests.helpers import REPO
+
+        self.root = Path(root)
+        self._stderr = open(self.root / "server-stderr.txt", "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.terminal.studio_server", str(model)], cwd=REPO,
+            env=isolated_env(self.root), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        self._lock = threading.Lock()  # one request at a time
+        self._changed = threading.Condition()
+        self._answers: dict[int, int] = {}  # request id -> pid
+        self._exits: dict[int, int] = {}  # pid -> exit code (-N: signal N)
+        self._ready = self._ended = False
+        self._next_id = 0
+        self._reader = threading.Thread(target=self._read_loop, name="studio-server-reader", daemon=True)
+        self._reader.start()
+        self._wait(lambda: self._ready, 120, "the studio server to import the studio and load the model")
+
+    def _read_loop(self) -> None:
+        for line in self.process.stdout:
+            message = json.loads(line)
+            with self._changed:
+                if "ready" in message:
+                    self._ready = True
+                elif "exit" in message:
+                    self._exits[message["exit"]] = message["code"]
+                else:
+                    self._answers[message["id"]] = message["pid"]
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def _wait(self, condition, timeout: float, what: str) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: condition() or self._ended, timeout) or not condition():
+                self._stderr.flush()
+                errors = (self.root / "server-stderr.txt").read_text(errors="replace")[-3000:]
+                raise AssertionError(f"waited {timeout} s for {what}; server status {self.process.poll()}\n{errors}")
+
+    def spawn(self, argv: list[str], *, cwd: str, env: dict, dimensions: tuple[int, int]) -> ForkedProcess:
+        master, slave = os.openpty()
+        try:
+            set_window_size(slave, *dimensions)
+            before = termios.tcgetattr(master)  # read now: a forked studio may switch modes at once
+            with self._lock:
+                self._next_id += 1
+                number = self._next_id
+                request = {"id": number, "argv": list(argv), "env": env, "cwd": str(cwd), "tty": os.ttyname(slave)}
+                self.process.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
+                self.process.stdin.flush()
+                self._wait(lambda: number in self._answers, 30, f"the studio server to fork {argv}")
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)  # the child holds it now: when the child goes, the master reads EOF
+        process = ForkedProcess(self, self._answers.pop(number), master)
+        process.termios_before = before
+        return process
+
+    def exit_code(self, pid: int) -> int | None:
+        with self._changed:
+            return self._exits.get(pid)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._stderr.close()
+
+
 class Terminal:
     """One process under a pty of `cols` x `rows`, read into a pyte screen by a thread.
 
+    spawn: ptyprocess's PtyProcess.spawn (a fresh exec), or a StudioServer's.
     Use as a context manager (or call close()): the process group is killed if still alive."""
 
-    def __init__(self, argv: list[str], *, env: dict, cwd: Path | str, cols: int = 100, rows: int = 30):
+    def __init__(self, argv: list[str], *, env: dict, cwd: Path | str, cols: int = 100, rows: int = 30,
+                 spawn=None):
         self.argv = list(argv)
         self.cols, self.rows = cols, rows
         self._lock = threading.Lock()
@@ -151,12 +265,12 @@ class Terminal:
         self.raw = bytearray()  # everything the process wrote
         self.eof_at: float | None = None
         self._status: int | None = None
-        self.process = PtyProcess.spawn(self.argv, cwd=str(cwd), env=env, dimensions=(rows, cols))
+        self.process = (spawn or PtyProcess.spawn)(self.argv, cwd=str(cwd), env=env, dimensions=(rows, cols))
         self.pid = self.process.pid
         self.started_at = time.monotonic()
         self._hung_up = False
         self._closing = False
-        self.termios_before = self._termios()
+        self.termios_before = getattr(self.process, "termios_before", None) or self._termios()
         self._read_fd = os.dup(self.process.fd)  # the reader's own: closed only by the reader, never reused under it
         self._reader = threading.Thread(target=self._read_loop, name=f"pty-reader-{self.pid}", daemon=True)
         self._reader.start()
@@ -394,18 +508,22 @@ class Terminal:
 
 
 class Studio(Terminal):
-    """`ai-writer [FILE] --config CONFIG` in an isolated home under `root`."""
+    """`ai-writer [FILE] --config CONFIG` in an isolated home under `root`: executed afresh, or forked
+    by `server` (a StudioServer; the same studio, its imports done already)."""
 
     def __init__(self, root: Path, config: Path, manuscript: Path | None = None, *, cols: int = 100,
-                 rows: int = 30, extra_args: tuple = ()):
+                 rows: int = 30, extra_args: tuple = (), server: StudioServer | None = None):
         self.root = Path(root)
         self.config_path = config
         self.manuscript = manuscript
-        argv = studio_command() + ["--config", str(config), *extra_args]
+        self.forked = server is not None
+        args = ["--config", str(config), *extra_args]
         if manuscript is not None:  # relative to the working folder when inside it, as a user types it
             inside = Path(manuscript).resolve().is_relative_to(self.root.resolve())
-            argv.append(os.path.relpath(manuscript, self.root) if inside else str(manuscript))
-        super().__init__(argv, env=isolated_env(self.root), cwd=self.root, cols=cols, rows=rows)
+            args.append(os.path.relpath(manuscript, self.root) if inside else str(manuscript))
+        argv = ([str(Path(sys.executable).with_name("ai-writer"))] if server else studio_command()) + args
+        super().__init__(argv, env=isolated_env(self.root), cwd=self.root, cols=cols, rows=rows,
+                         spawn=server.spawn if server else None)
 
     def wait_ready(self, timeout: float = 30.0) -> str:
         """Until the model is loaded (the status line names the model file)."""

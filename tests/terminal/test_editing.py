@@ -8,7 +8,7 @@ ORIGINAL = "　　他走进了房间。\n"
 
 
 def test_start_shows_the_manuscript_and_loads_the_model(start_studio):
-    studio = start_studio("　　雨下了一整夜。\n　　天亮时，她已经走了。\n")
+    studio = start_studio("　　雨下了一整夜。\n　　天亮时，她已经走了。\n", cold=True)  # the console script, afresh
     studio.wait_for("雨下了一整夜。")
     screen = studio.wait_ready()
     assert "天亮时，她已经走了。" in screen

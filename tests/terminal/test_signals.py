@@ -25,8 +25,9 @@ def test_a_signal_while_typing_saves_and_restores_the_terminal(start_studio, sig
 
 
 def test_closing_the_terminal_while_typing_saves_everything(start_studio):
-    """The window is closed: SIGHUP from the kernel, and the terminal gone for good."""
-    studio = start_studio(ORIGINAL)
+    """The window is closed: SIGHUP from the kernel, and the terminal gone for good. Started afresh,
+    so the model is still loading (torch importing in a thread) while the author types and the window closes."""
+    studio = start_studio(ORIGINAL, cold=True)
     studio.wait_for("他走进了房间")
     studio.type_text(TYPED, per_key_delay=0.05)
     studio.wait_for(TYPED)
