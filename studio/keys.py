@@ -22,6 +22,8 @@ ACTIONS = [
     ("details", "details", "cmd_details", False),
     ("story", "story", "cmd_story", False),
     ("context", "context", "cmd_context", False),
+    ("probabilities", "probabilities", "cmd_probabilities", False),
+    ("alternatives", "alternatives", "cmd_alternatives", False),
 ]
 # Work from any panel of the main screen (never inside a dialog: those have their own keys).
 PRIORITY = {"generate", "stop", "save", "quit", "settings", "history", "open", "story", "context"}

@@ -25,6 +25,7 @@ from textual.widgets import Footer, Static
 from ai_writer.backends.writing.generation import Chunk, Failed, Finished, GenerationService, Reading, Started
 from ai_writer.backends.writing.story import Story
 from ai_writer.models.textprep import format_continuation, paragraph_indent
+from ai_writer.studio.alternatives_flow import AlternativesFlow
 from ai_writer.studio.data.history import HistoryLog, history_path_for, new_request_id
 from ai_writer.studio.data.manuscript_file import NO_FILE, ManuscriptError, fingerprint_of, load_manuscript, new_manuscript_path, save_beside
 from ai_writer.studio.dialogs.confirm import ConfirmDialog
@@ -127,6 +128,7 @@ class MainScreen(Screen):
         self._saving_versions: deque = deque()  # edit_version of each save queued, in order
         self._autosave_timer = None
         self._last_edit = self._last_drain = float("-inf")
+        self.choices = AlternativesFlow(self)  # the probability view (f9) and choosing alternatives
 
     # -- layout ------------------------------------------------------------
 
@@ -243,12 +245,14 @@ class MainScreen(Screen):
         self._last_edit = time.monotonic()
         self.status.dirty = self.editor.edit_version != self.saved_version  # undone back to the disk's text: clean
         self.update_ghost()
+        self.choices.editor_moved()
         # Saved at most autosave_seconds after the first unsaved change, even while the author keeps typing.
         if self.status.dirty and self._autosave_timer is None:
             self._autosave_timer = self.set_timer(self.config.studio.autosave_seconds, self.autosave)
 
     def on_text_area_selection_changed(self, event) -> None:
         self.update_ghost()
+        self.choices.editor_moved()
 
     def autosave(self) -> None:
         self._autosave_timer = None
@@ -417,6 +421,7 @@ class MainScreen(Screen):
         self.status.activity = tr("reading_prompt")
         self.generation = GenerationRun(request, self.service.submit(request, self.buffer.push), anchor, new_request_id(),
                                         indent=paragraph_indent(request.text[-INDENT_LOOKBACK:]))
+        self.choices.generation_started(self.generation)
 
     def action_stop(self) -> None:
         if self.generation is not None:
@@ -520,7 +525,9 @@ class MainScreen(Screen):
             return
         text = panel.candidates[index].text
         taken = text if length is None else text[:length]
+        start, version = self.editor.cursor_location, self.editor.edit_version
         self.insert_text(taken)
+        self.choices.accepted(panel.candidates[index].choices, taken, start, version)
         if self.history is not None and self.generation is not None:
             action = "accepted" if length is None or length >= len(text) else "accepted-partial"
             self.history.record_outcome(self.generation.history_id, index, action, taken if action != "accepted" else None)
@@ -541,6 +548,15 @@ class MainScreen(Screen):
     def on_candidates_panel_reject(self, event: CandidatesPanel.Reject) -> None:
         if self.history is not None and self.generation is not None:
             self.history.record_outcome(self.generation.history_id, event.index, "rejected")
+
+    def on_candidates_panel_alternatives_wanted(self, event: CandidatesPanel.AlternativesWanted) -> None:
+        self.choices.open_for_candidate(event.index, event.at)
+
+    def action_probabilities(self) -> None:
+        self.choices.toggle()
+
+    def action_alternatives(self) -> None:
+        self.choices.open_for_editor()
 
     def on_candidates_panel_regenerate(self, event) -> None:
         if self.generation is not None:  # from where the candidates were asked for

@@ -11,11 +11,17 @@ accepts the highlighted one up to the cut (the whole text unless the cut was
 moved), digits 1-9 accept candidate N whole, shift+left/right move the cut, p
 accepts up to the end of its first sentence, x rejects it, r asks for new
 candidates, pageup/pagedown/home/end scroll the highlighted one.
+
+The probability view (show_probabilities) colours each character by its probability
+(studio/widgets/probability_style.py); the cut is then also the cursor: the character
+just after it is marked and its alternatives are written under the candidate, and `a`
+asks the screen for the list to choose one from (AlternativesWanted). Each candidate's
+characters map to their token choices through its ChoiceMap (studio/choice_map.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.segment import Segment
 from rich.style import Style
@@ -28,8 +34,10 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
+from ai_writer.studio.choice_map import ChoiceMap, Chosen
 from ai_writer.studio.i18n import tr
 from ai_writer.studio.text.cjk_wrap import cjk_wrap_offsets
+from ai_writer.studio.widgets.probability_style import MARK_STYLE, alternatives_strip, probability_style
 
 SENTENCE_ENDS = "。！？!?…；;"
 CLOSERS = "”’」』）)》"
@@ -54,6 +62,7 @@ class Candidate:
     text: str = ""
     streaming: bool = True
     rejected: bool = False
+    choices: ChoiceMap = field(default_factory=ChoiceMap)  # each character's token choice
 
 
 class CandidateRows:
@@ -121,13 +130,19 @@ class CandidateView(ScrollView, can_focus=False):
         self._was_streaming = False
         self._shown: tuple | None = None  # what show() drew last
         self._rows = CandidateRows()
+        self.probabilities = False  # colour each character by its probability
+        self._probs: list[float | None] = []  # p of each character, read from the logs at show()
 
     def show(self, number: int, candidate: Candidate, cut: int | None) -> None:
         """Draw the candidate (its text may have grown since the last call); nothing to do if nothing changed."""
-        state = (number, id(candidate), len(candidate.text), candidate.streaming, candidate.rejected, cut)
+        state = (number, id(candidate), len(candidate.text), candidate.streaming, candidate.rejected, cut,
+                 self.probabilities, id(candidate.choices))
         if state == self._shown:
             return
         self._shown = state
+        if self.probabilities:
+            self._probs = candidate.choices.probabilities(len(candidate.text))
+        self.border_subtitle = self.alternatives_text(candidate, cut)
         if candidate.rejected:
             self.border_title = tr("candidate_rejected", number=number)
         else:
@@ -147,6 +162,13 @@ class CandidateView(ScrollView, can_focus=False):
             self.following = False
             self.scroll_to(y=0, animate=False)
         self.refresh()
+
+    def alternatives_text(self, candidate: Candidate, cut: int | None) -> str:
+        """With the view on: the alternatives of the character just after the cut ('' when none)."""
+        if not self.probabilities or cut is None or not 0 <= cut < len(candidate.text):
+            return ""
+        found = candidate.choices.choice_at(cut)
+        return alternatives_strip(found[1]) if found is not None else ""
 
     def set_ambiguous_width(self, value: int) -> None:
         """Cells for ambiguous-width punctuation; the next show() wraps again."""
@@ -196,11 +218,36 @@ class CandidateView(ScrollView, can_focus=False):
         start, end = rows[index]
         text = self.candidate.text
         cut = len(text) if self.cut is None else max(0, self.cut)
+        if self.probabilities:
+            return self._probability_line(text, start, end, cut, width, base)
         segments = []
         if start < min(end, cut):
             segments.append(Segment(text[start:min(end, cut)].replace("\t", " "), base))
         if max(start, cut) < end:
             segments.append(Segment(text[max(start, cut):end].replace("\t", " "), base + CUT_STYLE))
+        return Strip(segments).adjust_cell_length(width, base)
+
+    def _probability_line(self, text: str, start: int, end: int, cut: int, width: int, base: Style) -> Strip:
+        """A row with each character in its probability band's style, the cut dimmed, the cursor marked."""
+        probs, mark = self._probs, self.cut
+        styles: dict[tuple, Style] = {}
+        segments: list[Segment] = []
+        run_key, run_start = None, start
+        for i in range(start, end + 1):
+            key = None
+            if i < end:
+                key = (probability_style(probs[i] if i < len(probs) else None), i >= cut, i == mark)
+            if key != run_key:
+                if run_key is not None:
+                    segments.append(Segment(text[run_start:i].replace("\t", " "), styles[run_key]))
+                run_key, run_start = key, i
+                if key is not None and key not in styles:
+                    band, after_cut, marked = key
+                    style = base + band if band is not None else base
+                    style = style + CUT_STYLE if after_cut else style
+                    styles[key] = style + MARK_STYLE if marked else style
+        if mark == end and end < len(text) and text[end] == "\n":  # the cursor on a newline: shown as ⏎
+            segments.append(Segment("⏎", base + MARK_STYLE))
         return Strip(segments).adjust_cell_length(width, base)
 
 
@@ -221,6 +268,7 @@ def panel_bindings() -> list[Binding]:
         Binding("p", "accept_sentence", tr("key_first_sentence"), id="candidates.partial"),
         Binding("x", "reject", tr("key_reject"), id="candidates.reject"),
         Binding("r", "regenerate", tr("key_regenerate"), id="candidates.regenerate"),
+        Binding("a", "alternatives", tr("key_alternatives"), id="candidates.alternatives"),
         Binding("pageup", "scroll_candidate('page_up')", tr("key_scroll_up"), show=False, id="candidates.scroll_up"),
         Binding("pagedown", "scroll_candidate('page_down')", tr("key_scroll_down"), show=False,
                 id="candidates.scroll_down"),
@@ -259,12 +307,33 @@ class CandidatesPanel(Container, can_focus=True):
     class Highlighted(Message):
         """The highlighted candidate or its cut changed (the ghost text follows it)."""
 
+    class AlternativesWanted(Message):
+        """`a`: the author asks for the alternatives of the character just after candidate `index`'s cut."""
+
+        def __init__(self, index: int, at: int | None):
+            super().__init__()
+            self.index, self.at = index, at  # at None: the cut was not moved (no character after it)
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._bindings = BindingsMap(panel_bindings())
         self.candidates: list[Candidate] = []
         self.cut: int | None = None
         self._ambiguous_width = 1
+        self._show_probabilities = False
+        self._slot_of: dict[int, int] | None = None  # a branch: its job's candidate 0 -> the slot it continues
+
+    @property
+    def show_probabilities(self) -> bool:
+        """Each character coloured by its probability, the alternatives of the one after the cut shown."""
+        return self._show_probabilities
+
+    @show_probabilities.setter
+    def show_probabilities(self, value: bool) -> None:
+        self._show_probabilities = value
+        for view in self.query(CandidateView):
+            view.probabilities = value
+        self.refresh_views()
 
     @property
     def ambiguous_width(self) -> int:
@@ -289,6 +358,7 @@ class CandidatesPanel(Container, can_focus=True):
         for view in self.query(CandidateView):
             view.display = False
             view.set_ambiguous_width(self._ambiguous_width)
+            view.probabilities = self._show_probabilities
 
     def show_placeholder(self, key: str = "ctrl+g") -> None:
         self.query_one("#placeholder", Static).update(tr("no_candidates", key=key))
@@ -311,6 +381,7 @@ class CandidatesPanel(Container, can_focus=True):
         """Empty views for `count` new candidates."""
         self.candidates = [Candidate() for _ in range(count)]
         self.cut = None
+        self._slot_of = None
         self.query_one("#placeholder").display = count == 0
         for i, view in enumerate(self.query(CandidateView)):
             view.display = i < count
@@ -319,7 +390,39 @@ class CandidatesPanel(Container, can_focus=True):
         self.refresh_views()
         self.scroll_home(animate=False)
 
+    def follow_job(self, job) -> None:
+        """The candidates are `job`'s rows: their characters map to its ChoiceLog."""
+        for row, candidate in enumerate(self.candidates):
+            candidate.choices = ChoiceMap.of_job(job, row)
+
+    def branch(self, index: int, at: int, chosen: Chosen, job) -> None:
+        """Candidate `index` becomes its text up to `at` plus `chosen`; `job`'s one candidate streams on after it.
+
+        The others stop where they got to (the service runs one job at a time)."""
+        for other in self.candidates:
+            other.streaming = False
+        candidate = self.candidates[index]
+        candidate.text = candidate.text[:at] + chosen.text
+        candidate.choices = candidate.choices.then_chosen(at, chosen, job)
+        candidate.streaming, candidate.rejected = True, False
+        self._slot_of = {0: index}
+        self.view(index).following = True
+        if self.selected != index:
+            self.selected = index  # (resets the cut)
+        self.cut = None
+        self.refresh_views()
+        self.post_message(self.Highlighted())
+
+    def choice_at(self, index: int, at: int | None) -> tuple[int, object] | None:
+        """(where its token starts, the TokenChoice) of candidate `index`'s character `at`; None when unknown."""
+        if not 0 <= index < len(self.candidates) or at is None:
+            return None
+        candidate = self.candidates[index]
+        return candidate.choices.choice_at(at) if 0 <= at < len(candidate.text) else None
+
     def append(self, index: int, text: str) -> None:
+        if self._slot_of is not None:
+            index = self._slot_of.get(index, -1)
         if 0 <= index < len(self.candidates):
             self.candidates[index].text += text
 
@@ -384,6 +487,10 @@ class CandidatesPanel(Container, can_focus=True):
 
     def action_regenerate(self) -> None:
         self.post_message(self.Regenerate())
+
+    def action_alternatives(self) -> None:
+        if self.candidates:
+            self.post_message(self.AlternativesWanted(self.selected, self.cut))
 
     def action_scroll_candidate(self, where: str) -> None:
         """Scroll the highlighted candidate: its own column when side by side, the panel when stacked."""

@@ -17,7 +17,9 @@ Besides that the area:
 * counts edits (:attr:`ManuscriptArea.edit_version`) so that "is this the saved
   text?" needs no join of the whole document;
 * binds ctrl+home / ctrl+end (with shift: select) to the document's start / end,
-  with binding ids ``editor.document_start`` etc. for keymaps.
+  with binding ids ``editor.document_start`` etc. for keymaps;
+* styles the characters of one span one by one (:meth:`ManuscriptArea.set_span_styles`:
+  the probability view); without a span, drawing costs nothing more.
 
 How Textual's internals are used (checked against Textual 8.2.8; private calls
 are in :mod:`studio.textual_compat`):
@@ -626,6 +628,50 @@ class ManuscriptArea(TextArea):
             return Strip.blank(self.size.width, self._base_style())
         return self._render_document_row(y - ghost.extra)  # a row below the block, shifted down
 
+    # -- per-character styles of one span ----------------------------------------
+
+    _span_lines: dict[int, tuple[int, tuple]] | None = None  # line -> (first column, a style per column on)
+
+    def set_span_styles(self, start: Location | None, styles=()) -> None:
+        """Draw the characters from `start` on in `styles`, one per character in document order (a line break
+        counts as one character and is not drawn; None: unstyled). start None: no span (the default).
+
+        Drawn on the rows the fast path draws and on the ghost block's rows; rows Textual draws (a
+        selection, a matched bracket, tabs) stay plain."""
+        lines: dict[int, tuple[int, tuple]] | None = None
+        if start is not None:
+            lines = {}
+            document = self.document
+            row, column = start
+            styles = list(styles)
+            position = 0
+            while position < len(styles) and row < document.line_count:
+                room = len(document[row]) - column
+                lines[row] = (column, tuple(styles[position:position + max(0, room)]))
+                position += max(0, room) + 1  # the line break
+                row, column = row + 1, 0
+        if lines != self._span_lines:
+            self._span_lines = lines
+            self.refresh()
+
+    def _span_slice(self, line_index: int, row_start: int, row_end: int) -> tuple[int, tuple] | None:
+        """(offset in the row, the styles from there) of the span's characters in columns row_start..row_end."""
+        entry = self._span_lines.get(line_index)
+        if entry is None:
+            return None
+        first, styles = entry
+        low, high = max(row_start, first), min(row_end, first + len(styles))
+        if low >= high:
+            return None
+        return low - row_start, styles[low - first:high - first]
+
+    @staticmethod
+    def _stylize_span(text: Text, span: tuple[int, tuple], offset: int = 0) -> None:
+        at, styles = span
+        for i, style in enumerate(styles):
+            if style is not None:
+                text.stylize(style, offset + at + i, offset + at + i + 1)
+
     # -- drawing rows of the document -------------------------------------------
 
     _row_cache: LRUCache | None = None
@@ -678,12 +724,18 @@ class ManuscriptArea(TextArea):
         if bracket is not None and self.match_cursor_bracket and line_index in (cursor_row, bracket[0]):
             return None
         is_cursor_line = cursor_row == line_index
+        spans = self._span_lines
         if is_cursor_line and self.suggestion and (self.has_focus or not self.hide_suggestion_on_blur):
-            return None
+            # The ghost block draws the cursor's row on; the line's rows above it are plain text
+            # (drawn here only for a styled span: otherwise Textual draws them, as it always has).
+            ghost = self._ghost if spans else None
+            if ghost is None or ghost.line_index != line_index or row >= ghost.first_row:
+                return None
         offsets = wrapped.get_offsets(line_index)
         row_start = offsets[section - 1] if section else 0
         last = section == len(offsets)
         row_end = len(line) if last else offsets[section]
+        span = self._span_slice(line_index, row_start, row_end) if spans else None
         text = line[row_start:row_end] + (" " if last else "")  # TextArea pads the line for the cursor
         cursor = None
         if is_cursor_line and row_start <= cursor_column < row_start + len(text) and self._draw_cursor:
@@ -698,7 +750,7 @@ class ManuscriptArea(TextArea):
         target_width = self.scrollable_content_region.size.width - self.gutter_width
         key = (
             text, is_cursor_line, cursor, target_width, base_style, cursor_line_style, cursor_style,
-            self.highlight_cursor_line, has_cursor, theme.base_style if theme else None, self._ambiguous_cells,
+            self.highlight_cursor_line, has_cursor, theme.base_style if theme else None, self._ambiguous_cells, span,
         )
         cache = self._row_cache
         if cache is None:
@@ -709,6 +761,8 @@ class ManuscriptArea(TextArea):
         rich_text = Text(text, end="", no_wrap=True)
         if has_cursor and cursor_line_style and is_cursor_line:
             rich_text.stylize(cursor_line_style)
+        if span is not None:
+            self._stylize_span(rich_text, span)
         if cursor is not None and cursor_style:
             rich_text.stylize(cursor_style, cursor, cursor + 1)
         if is_cursor_line and self.highlight_cursor_line:
@@ -737,8 +791,14 @@ class ManuscriptArea(TextArea):
                 italic=ghost_style.italic, underline=ghost_style.underline,
             )
         text = Text(end="", no_wrap=True)
+        spans = self._span_lines
         for piece, location in ghost.rows[index]:
+            offset = len(text)
             text.append(piece, ghost_style if location is None else cursor_line_style)
+            if spans and location is not None:
+                span = self._span_slice(location[0], location[1], location[1] + len(piece))
+                if span is not None:
+                    self._stylize_span(text, span, offset)
         if index == 0 and self._draw_cursor and theme and theme.cursor_style:
             if ghost.cursor >= len(text):
                 text.append(" ", cursor_line_style)

@@ -3,7 +3,8 @@
 Ordered by importance, and the least important part is cut first: the save state
 and the latest message (errors such as "NOT SAVED … your text is in …") are always
 shown whole; when they do not fit on one row the line grows to as many rows as
-they need. Then, as space allows: activity, a short model name, the manuscript's
+they need. Then, as space allows: a hint (the alternatives of the character at the
+cursor, in the probability view), activity, a short model name, the manuscript's
 encoding and short path. Long descriptions (why this backend was chosen) belong
 in `details`, shown elsewhere (and as the line's tooltip), never on the line.
 """
@@ -60,9 +61,10 @@ class StatusLine(Static):
     dirty: reactive[bool] = reactive(False)  # the editor holds changes not yet on disk
     encoding: reactive[str] = reactive("")  # the manuscript's encoding, e.g. "GB18030"
     manuscript: reactive[str] = reactive("")  # the manuscript's path, short ("~/novels/book.txt")
+    hint: reactive[str] = reactive("")  # about the cursor's place: "“的” 62% · 了 18%" ('' for none)
     details: reactive[str] = reactive("")  # long description (model, backend and why): tooltip, details view
 
-    WATCHED = ("model", "activity", "message", "save_error", "saving", "saved_at", "dirty", "encoding", "manuscript")
+    WATCHED = ("model", "hint", "activity", "message", "save_error", "saving", "saved_at", "dirty", "encoding", "manuscript")
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.refresh_text)  # "saved N s ago" moves on
@@ -112,20 +114,20 @@ class StatusLine(Static):
         if cell_len(line.plain) > width > 0:  # too long for one row: wrapped, as the manuscript is
             offsets = cjk_wrap_offsets(line.plain, width)
             return list(line.divide(offsets))
-        for kind in ("activity", "model", "file"):
+        for kind in ("hint", "activity", "model", "file"):
             room = width - cell_len(line.plain) - (cell_len(SEPARATOR) if line.plain else 0)
             if room < MIN_PIECE:
                 break
             if kind == "file":
                 part = self.file_part(room)
             else:
-                value = (self.activity if kind == "activity" else self.model).replace("\n", " ")
+                value = {"hint": self.hint, "activity": self.activity, "model": self.model}[kind].replace("\n", " ")
                 part = cut_end(value, room)
             if not part:
                 continue
             if line.plain:
                 line.append(SEPARATOR)
-            line.append(part, EXTRA_STYLE)
+            line.append(part, Style() if kind == "hint" else EXTRA_STYLE)
         return [line]
 
     def refresh_text(self) -> None:

@@ -2,6 +2,7 @@
 and an author can rebind any of them from their own config."""
 
 from ai_writer.studio.config import load_config, read_toml, DEFAULTS_PATH
+from ai_writer.studio.dialogs.alternatives import AlternativesDialog
 from ai_writer.studio.dialogs.confirm import ConfirmDialog
 from ai_writer.studio.dialogs.context_view import ContextView
 from ai_writer.studio.dialogs.history_view import HistoryView
@@ -12,7 +13,8 @@ from ai_writer.studio.widgets.candidates import CandidatesPanel
 from ai_writer.studio.widgets.manuscript_area import ManuscriptArea
 from tests.studio.test_app import make_app, wait_until  # noqa: F401 (fixture)
 
-OWN_BINDINGS = [CandidatesPanel, ManuscriptArea, ConfirmDialog, HistoryView, OpenFileDialog, StoryPanel, ContextView]
+OWN_BINDINGS = [CandidatesPanel, ManuscriptArea, ConfirmDialog, HistoryView, OpenFileDialog, StoryPanel, ContextView,
+                AlternativesDialog]
 
 
 def declared_bindings() -> dict:
