@@ -155,3 +155,42 @@ def test_unserialisable_settings_do_not_crash(tmp_path):
     log = HistoryLog(tmp_path / "h.jsonl")
     assert log.record_request("a", {"path": Path("/models/x"), "when": object}, "ctx", ["x"], "m")
     assert log.entries()[0]["settings"]["path"] == str(Path("/models/x"))
+
+
+def test_a_damaged_line_is_one_warning_naming_the_file_and_line(tmp_path):
+    log = HistoryLog(tmp_path / "h.jsonl")
+    log.record_request("a", SETTINGS, CONTEXT, ["x"], "m")
+    with open(log.path, "ab") as f:
+        f.write(b'{"type": "outcome", "id": "a", "cand\n')
+    log.record_outcome("a", 0, "accepted")
+    assert [e["outcomes"][0]["action"] for e in log.entries()] == ["accepted"]
+    assert log.warnings == [f"{log.path}: line 2: a damaged record, skipped"]
+
+
+def test_a_request_written_again_keeps_its_outcomes_and_the_same_candidates_are_not_rewritten(tmp_path):
+    log = HistoryLog(tmp_path / "h.jsonl")
+    log.record_request("a", SETTINGS, CONTEXT, ["半", "截"], "m")  # an accept came before it finished
+    log.record_outcome("a", 1, "rejected")
+    log.record_request("a", SETTINGS, CONTEXT, ["半截话", "截"], "m")
+    log.record_request("a", SETTINGS, CONTEXT, ["半截话", "截"], "m")
+    assert len(log.path.read_bytes().splitlines()) == 3
+    (entry,) = log.entries()
+    assert entry["candidates"] == ["半截话", "截"] and entry["outcomes"][0]["action"] == "rejected"
+
+
+def test_requests_record_their_position_and_the_accept_they_continue(tmp_path):
+    log = HistoryLog(tmp_path / "h.jsonl")
+    log.track(CONTEXT)
+    log.record_request("a", SETTINGS, CONTEXT, ["甲\n乙", "丙"], "m")
+    log.record_outcome("a", 0, "accepted", position=len(CONTEXT), inserted="甲\n　　乙")
+    log.record_request("b", SETTINGS, CONTEXT + "甲\n　　乙", ["丁"], "m")
+    log.record_request("c", SETTINGS, CONTEXT[:10], ["戊"], "m")
+    log.record_outcome("c", 0, "accepted", position=10)  # the candidate's text as it is: no "inserted"
+    records = [json.loads(line) for line in log.path.read_text(encoding="utf-8").splitlines()]
+    a, accept, b, c, accept_c = records
+    assert (a["position"], a["parent"], b["parent"], c["parent"]) == (len(CONTEXT), None, ["a", 0], None)
+    assert accept["inserted"] == "甲\n　　乙" and accept["position"] == len(CONTEXT)
+    assert "inserted" not in accept_c and accept_c["position"] == 10
+    # The log follows the text through its accepts: no edit record for them.
+    assert log.known_text == CONTEXT[:10] + "戊" + CONTEXT[10:] + "甲\n　　乙"
+    assert log.note_text(log.known_text) and len(log.path.read_text(encoding="utf-8").splitlines()) == 5
