@@ -37,13 +37,28 @@ class TokenChoice:
     alternatives: tuple[Alternative, ...]  # the top-K tokens by p_raw, descending
 
 
+BLOCK = 64  # logits per block in top_ids' first pass
+
+
 def top_ids(logits: np.ndarray, k: int) -> np.ndarray:
-    """(R, k) ids of each row's k largest logits, largest first."""
-    if k >= logits.shape[1]:
-        return np.argsort(-logits, axis=1, kind="stable")
-    part = np.argpartition(-logits, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(logits, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    """(R, k) ids of each row's k largest logits, largest first (ties: the lower id first).
+
+    A partition of the whole vocabulary each step costs more than the sampling; instead, the k-th largest of
+    the blocks' maxima bounds the k-th largest logit from below (k blocks reach it), so only the few logits
+    at or above it are sorted."""
+    rows, vocab = logits.shape
+    full = vocab // BLOCK * BLOCK
+    if k >= vocab or full // BLOCK < 2 * k:  # a small vocabulary: sort it all
+        return np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    blocks = logits[:, :full].reshape(rows, -1, BLOCK).max(axis=2)
+    if full < vocab:
+        blocks = np.concatenate([blocks, logits[:, full:].max(axis=1, keepdims=True)], axis=1)
+    bound = np.partition(blocks, blocks.shape[1] - k, axis=1)[:, blocks.shape[1] - k]
+    top = np.empty((rows, k), dtype=np.int64)
+    for row in range(rows):
+        near = np.flatnonzero(logits[row] >= bound[row])
+        top[row] = near[np.argsort(-logits[row, near], kind="stable")[:k]]
+    return top
 
 
 class ChoiceLog:
@@ -94,22 +109,21 @@ class ChoiceLog:
         rows = np.asarray(list(rows), dtype=np.int64)
         if not len(rows):
             return
-        raw = np.asarray(logits, dtype=np.float32)[rows]
-        picked = np.asarray(chosen, dtype=np.int64)[rows]
+        raw = np.asarray(logits, dtype=np.float32)
+        if len(rows) < len(raw):
+            raw = raw[rows]
+        picked, each = np.asarray(chosen, dtype=np.int64)[rows], np.arange(len(rows))
         top = top_ids(raw, self.k)
         peak = raw.max(axis=1, keepdims=True)
-        total = np.exp(raw - peak, dtype=np.float32).sum(axis=1, keepdims=True, dtype=np.float64)
-        top_raw = np.exp(np.take_along_axis(raw, top, axis=1) - peak) / total
-        chosen_raw = np.exp(raw[np.arange(len(rows)), picked] - peak[:, 0]) / total[:, 0]
-        drawn = np.asarray(weights)[rows]
+        total = np.exp(raw - peak).sum(axis=1, keepdims=True, dtype=np.float64)
         steps = self._steps[rows]
         if steps.max() >= self._capacity:
             self._allocate(2 * self._capacity)
         self._ids[rows, steps] = top
-        self._p[rows, steps] = np.take_along_axis(drawn, top, axis=1)
-        self._p_raw[rows, steps] = top_raw
-        self._chosen_p[rows, steps] = drawn[np.arange(len(rows)), picked]
-        self._chosen_p_raw[rows, steps] = chosen_raw
+        self._p[rows, steps] = weights[rows[:, None], top]
+        self._p_raw[rows, steps] = np.exp(np.take_along_axis(raw, top, axis=1) - peak) / total
+        self._chosen_p[rows, steps] = weights[rows, picked]
+        self._chosen_p_raw[rows, steps] = np.exp(raw[each, picked] - peak[:, 0]) / total[:, 0]
         for row, step in zip(rows.tolist(), steps.tolist()):
             piece = pieces[row]
             self._start[row, step] = len(self._texts[row])

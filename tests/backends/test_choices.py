@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ai_writer.backends.writing.branch_pool import BranchPool, state_nbytes
-from ai_writer.backends.writing.choices import ChoiceLog
+from ai_writer.backends.writing.choices import ChoiceLog, top_ids
 from ai_writer.backends.writing.context import assemble
 from ai_writer.backends.writing.generation import Chunk, Finished, GenerationRequest, GenerationService, Started
 from ai_writer.backends.writing.prompt_cache import Checkpoint
@@ -250,3 +250,13 @@ def test_the_pool_evicts_the_least_recently_used_and_never_holds_more_than_its_b
     assert "big" not in pool.entries
     assert pool.longest({14: "k4", 13: "k3"}) is checkpoints[4]
     assert pool.longest({15: "k4"}) is None  # the key at another length is not that prefix
+
+
+@pytest.mark.parametrize("vocab", [300, 1000, 8849, 65536])
+def test_top_ids_are_those_of_a_full_sort(vocab):
+    generator = np.random.default_rng(vocab)
+    for k in (1, 10, 50):
+        logits = generator.normal(size=(3, vocab)).astype(np.float32)
+        logits[1, ::7] = -np.inf  # banned tokens
+        logits[2, -5:] = 9.0  # the best ones all in the last (partial) block, tied
+        assert (top_ids(logits, k) == np.argsort(-logits, axis=1, kind="stable")[:, :k]).all()
