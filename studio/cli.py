@@ -3,6 +3,7 @@
     ai-writer [FILE]                      the studio
     ai-writer continue FILE [-n 3] [--length 200] [--seed S] [--model PATH] [--story FILE] [--json [--alternatives K]]
     ai-writer context FILE [--cursor N] [--story FILE] [--json]
+    ai-writer history FILE [--all] [--json]  the version tree of NAME.history.jsonl beside FILE
     ai-writer eval FILE... [--model PATH] [--json]
     ai-writer export-onnx MODEL OUT.onnx [--vocab PATH]
     ai-writer convert OLD.pth OUT.safetensors [--vocab PATH]
@@ -155,6 +156,34 @@ def command_context(args) -> int:
     return 0
 
 
+def command_history(args) -> int:
+    """The version tree: requests, candidates, the path taken (✓), favourites (★), detached nodes, edits."""
+    from ai_writer.studio.data.history import HistoryLog
+    from ai_writer.studio.data.version_tree import build_tree
+    from ai_writer.studio.history_report import tree_json, tree_lines
+    from ai_writer.studio.i18n import choose_language, set_language, tr
+
+    config = load_config(args.config)
+    set_language(choose_language(config.studio.language))
+    path = Path(args.file)
+    text = read_manuscript(path).replace("\r\n", "\n")  # positions count line breaks as the editor does
+    log = HistoryLog.for_manuscript(path)
+    records = log.read_records()
+    if log.last_error and not records:
+        raise UserError(log.last_error)
+    for warning in log.warnings:  # a damaged line costs that line only
+        print(f"ai-writer: {warning}", file=sys.stderr)
+    tree = build_tree(records, text, log.warnings)
+    if args.json:
+        print(json.dumps({"manuscript": str(path), "history": str(log.path), **tree_json(tree)}, ensure_ascii=False))
+    elif not tree.nodes and not tree.edits_after:
+        print(tr("history_empty"))
+    else:
+        for line in tree_lines(tree, show_pruned=args.all):
+            print(line)
+    return 0
+
+
 def command_eval(args) -> int:
     from ai_writer.backends.writing.evaluation import text_bits
 
@@ -290,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     context.add_argument("--device", help="cpu, cuda or auto")
     context.add_argument("--json", action="store_true", help="one JSON object: parts, lore keys, what is cut, what is re-read")
     context.set_defaults(run=command_context)
+
+    history = sub.add_parser("history", help="print the version tree of a manuscript's generation history")
+    history.add_argument("file", help="the manuscript (its NAME.history.jsonl is read)")
+    history.add_argument("--all", action="store_true", help="show pruned requests too")
+    history.add_argument("--json", action="store_true", help="one JSON object: every request, flat, with its links")
+    history.set_defaults(run=command_history)
 
     evaluate = sub.add_parser("eval", help="bits per character of text files under the model")
     evaluate.add_argument("files", nargs="+", metavar="FILE", help="UTF-8 text files")
