@@ -5,6 +5,7 @@
     ai-writer context FILE [--cursor N] [--story FILE] [--json]
     ai-writer history FILE [--all] [--json]  the version tree of NAME.history.jsonl beside FILE
     ai-writer eval FILE... [--model PATH] [--json]
+    ai-writer scan FILE [--model PATH] [--device D] [--top N] [--json]
     ai-writer export-onnx MODEL OUT.onnx [--vocab PATH]
     ai-writer convert OLD.pth OUT.safetensors [--vocab PATH]
     ai-writer config-path
@@ -212,6 +213,35 @@ def command_eval(args) -> int:
     return 0
 
 
+def command_scan(args) -> int:
+    from ai_writer.backends.writing.scan import scan_text
+
+    from ai_writer.studio.i18n import tr
+    from ai_writer.studio.scan_report import scan_lines
+
+    config = load_config(args.config)
+    text = read_manuscript(args.file)
+    prep = replace(config.generation.text_prep, leading_newline=True)
+    if len(prep.prepare(text)) < 2:  # the leading newline alone: no character to predict
+        raise UserError(tr("sc_empty", name=args.file))
+    engine = open_engine(config, args.model, args.device)
+    progress = None
+    if sys.stderr.isatty():  # a long book: where the scan is, on one line that is cleared at the end
+        def progress(done: int, total: int) -> None:
+            print(f"\r\033[K{tr('sc_scanning', done=done, total=total)}", end="", file=sys.stderr, flush=True)
+    try:
+        scan = scan_text(engine, text, prep, on_progress=progress, top=args.top)
+    finally:
+        if progress is not None:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps({"file": args.file, "model": engine.info.model_path, **scan.to_json()}, ensure_ascii=False))
+    else:
+        for line in scan_lines(args.file, scan):
+            print(line)
+    return 0
+
+
 def command_export_onnx(args) -> int:
     import shutil
 
@@ -332,6 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", help="cpu, cuda or auto")
     evaluate.add_argument("--json", action="store_true", help="one JSON object: bits_per_char overall and per file")
     evaluate.set_defaults(run=command_eval)
+
+    scan = sub.add_parser("scan", help="bits per character paragraph by paragraph, the most surprising spans, repeated loops")
+    scan.add_argument("file", help="a UTF-8 manuscript (.txt/.md), or - for standard input")
+    scan.add_argument("--model", metavar="PATH", help="a model file instead of the configured one")
+    scan.add_argument("--device", help="cpu, cuda or auto")
+    scan.add_argument("--top", type=_positive_int, default=20, metavar="N", help="how many surprising spans (default 20)")
+    scan.add_argument("--json", action="store_true", help="one JSON object: overall, paragraphs, spans, loops")
+    scan.set_defaults(run=command_scan)
 
     export = sub.add_parser("export-onnx", help="write a model's recurrent step as an ONNX file (vocabulary beside it)")
     export.add_argument("model", metavar="MODEL", help="a model file (.safetensors or .pth)")
