@@ -22,7 +22,7 @@ from ai_writer.studio.dialogs.alternatives import AlternativesDialog
 from ai_writer.studio.generation_run import GenerationRun
 from ai_writer.studio.generation_setup import build_request
 from ai_writer.studio.i18n import tr
-from ai_writer.studio.widgets.probability_style import alternatives_strip, legend, probability_style
+from ai_writer.studio.widgets.probability_style import alternatives_strip, legend, probability_style, visible
 
 INDENT_LOOKBACK = 10_000  # as the main screen's insert_text reads the manuscript's paragraph indent
 KEPT_SPANS = 32  # accepted spans remembered (by the edit_version they belong to), for undo and redo
@@ -109,14 +109,18 @@ class AlternativesFlow:
         self.base_text = ""  # what the current candidates continue (their request's text)
         self.spans: dict[int, AcceptedSpan] = {}  # edit_version -> the accepted span at the end then
         self._styled: AcceptedSpan | None = None  # the span the editor colours now
+        self._said = ""  # the status message this flow put up last (it gives way to the alternatives)
 
     # -- the view ----------------------------------------------------------
 
     def toggle(self) -> None:
         self.on = not self.on
         self.screen.candidates.show_probabilities = self.on
-        self.screen.status.message = tr("probabilities_on", legend=legend()) if self.on else tr("probabilities_off")
+        self.say(tr("probabilities_on", legend=legend()) if self.on else tr("probabilities_off"))
         self.editor_moved()
+
+    def say(self, message: str) -> None:
+        self.screen.status.message = self._said = message
 
     def current_span(self) -> AcceptedSpan | None:
         return self.spans.get(self.screen.editor.edit_version)
@@ -137,7 +141,10 @@ class AlternativesFlow:
             else:
                 editor.set_span_styles(span.start, [probability_style(p) for p in span.probabilities()])
         found = self.editor_choice()
-        self.screen.status.hint = alternatives_strip(found[2]) if found is not None else ""
+        status = self.screen.status
+        status.hint = alternatives_strip(found[2]) if found is not None else ""
+        if status.hint and status.message == self._said:  # the legend would leave no room for it
+            status.message = self._said = ""
 
     def editor_choice(self) -> tuple[AcceptedSpan, int, object] | None:
         """(the span, where the token at the editor's cursor starts in it, its TokenChoice), or None."""
@@ -182,7 +189,7 @@ class AlternativesFlow:
         screen.generation = GenerationRun(request, job, run.anchor, new_request_id(), indent=run.indent)
         panel.branch(index, at, chosen, job)
         screen.status.activity = tr("reading_prompt")
-        screen.status.message = tr("alternative_chosen", token=chosen.text.replace("\n", "⏎"))
+        self.say(tr("alternative_chosen", token=visible(chosen.text)))
 
     # -- accepted text -----------------------------------------------------
 

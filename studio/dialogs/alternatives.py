@@ -32,6 +32,7 @@ class AlternativesDialog(ModalScreen[Chosen | None]):
         width: 48; max-width: 90%; height: auto; max-height: 80%;
         border: round $accent; background: $surface; padding: 0 1;
     }
+    AlternativesDialog Label { width: 100%; }
     AlternativesDialog OptionList { height: auto; max-height: 20; }
     """
     BINDINGS = [Binding("escape", "close", "Close", id="alternatives.close")]

@@ -4,6 +4,7 @@ the generation service records every step; the fake engine only stands in for th
 from __future__ import annotations
 
 import pytest
+from textual import events
 
 from ai_writer.studio.dialogs.alternatives import AlternativesDialog
 from ai_writer.studio.i18n import set_language
@@ -158,12 +159,15 @@ async def test_accepted_text_keeps_its_colours_and_alternatives_until_edited(mak
         await pilot.pause()
         choice = log.choice(0, 5)
         assert app.status.hint.startswith(f"“{texts[0][5]}” {percent(choice.p)}")
+        assert "≥ 50%" not in app.status.message  # the legend gives way to the alternatives on the line
+        assert app.status.compose_line(100)[0].plain.startswith(f"saved │ “{texts[0][5]}”")
         editor.move_cursor((1, 3))  # before the accepted text: nothing to say
         await pilot.pause()
         assert app.status.hint == ""
         editor.move_cursor((1, len(line) + 5))
-        await pilot.press("alt+a")
+        app.post_message(events.Key("alt+a", "a"))  # as a terminal sends ESC a: with its character
         assert await wait_until(pilot, lambda: isinstance(app.screen, AlternativesDialog))
+        assert editor.text == accepted  # not typed into the manuscript
         alternative = app.screen.choices[1]
         await pilot.press("enter")
         replaced = MANUSCRIPT + texts[0][:5] + alternative.text
