@@ -164,9 +164,13 @@ class AlternativesFlow:
         self.screen.candidates.follow_job(run.job)
 
     def open_for_candidate(self, index: int, at: int | None) -> None:
-        found = self.screen.candidates.choice_at(index, at)
+        panel = self.screen.candidates
+        found = panel.choice_at(index, at)
         if found is None:
-            self.screen.status.message = tr("alternatives_none_candidate")
+            on_a_character = at is not None and 0 <= index < len(panel.candidates) \
+                and 0 <= at < len(panel.candidates[index].text)
+            self.screen.status.message = tr("alternatives_not_recorded" if on_a_character
+                                            else "alternatives_none_candidate")
             return
         start, choice = found
 

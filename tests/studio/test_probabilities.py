@@ -210,3 +210,18 @@ async def test_the_view_off_leaves_the_editor_unstyled(make_app):
         await pilot.pause()
         assert app.editor._span_lines is None
         assert not any(s.underline for s in char_styles(app.editor.render_line(1), 30))
+
+
+async def test_without_recorded_alternatives_the_list_says_why(make_app):
+    app, _ = make_app()
+    app.config = app.config.with_value("generation", "alternatives", 0)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        texts = await generate(pilot, app)
+        assert app.job.choices is None and texts[0]
+        app.candidates.focus()
+        await pilot.press("f9", "shift+left")
+        assert app.candidates.view(0).border_subtitle == ""
+        await pilot.press("a")
+        assert "[generation] alternatives = 0" in app.status.message
+        assert not isinstance(app.screen, AlternativesDialog)
