@@ -24,10 +24,11 @@ ACTIONS = [
     ("context", "context", "cmd_context", False),
     ("probabilities", "probabilities", "cmd_probabilities", False),
     ("alternatives", "alternatives", "cmd_alternatives", False),
+    ("scan", "scan", "cmd_scan", False),
 ]
 # Work from any panel of the main screen (never inside a dialog: those have their own keys).
 PRIORITY = {"generate", "stop", "save", "quit", "settings", "history", "open", "story", "context",
-            "alternatives"}  # alt+a arrives with the character "a": the editor would type it
+            "alternatives", "scan"}  # alt+a arrives with the character "a": the editor would type it
 
 # macOS terminals without "Option as Meta" send these characters for Option+1..9.
 MAC_OPTION_DIGITS = {

@@ -615,6 +615,32 @@ class MainScreen(Screen):
         """The model, the backend and why it was chosen: too long for the status line."""
         self.app.notify(self.status.details or tr("no_model"), title=tr("cmd_details"), timeout=15)
 
+    def action_scan(self) -> None:
+        """The surprise scan of the whole manuscript (f7), on the service's thread; enter on a row moves the cursor there."""
+        from dataclasses import replace as with_fields
+
+        from ai_writer.backends.writing.scan import scan_task
+        from ai_writer.studio.dialogs.scan_view import ScanView, location_of
+
+        if self.service is None:
+            loading = any(w.group == "model" and not w.is_finished for w in self.workers)
+            self.status.message = tr("model_still_loading") if loading else tr("model_failed", error=tr("no_model"))
+            return
+        text = self.editor.document.text
+        prep = with_fields(self.config.generation.text_prep, leading_newline=True)  # as `ai-writer scan`
+        if len(prep.prepare(text)) < 2:
+            self.status.message = tr("sc_empty", name=self.path.name if self.path else "")
+            return
+        service = self.service
+
+        def closed(position: int | None) -> None:
+            if position is not None and self.editor.document.text == text:
+                self.editor.move_cursor(location_of(text, position), center=True)
+            self.editor.focus()
+            self.warm()  # the scan took the model from a read ahead: the next request should not wait for it
+
+        self.app.push_screen(ScanView(lambda on_event: service.submit_task(scan_task(text, prep), on_event)), closed)
+
     def action_history(self) -> None:
         entries = self.history.entries() if self.history is not None else []
 

@@ -7,14 +7,16 @@ from ai_writer.studio.dialogs.confirm import ConfirmDialog
 from ai_writer.studio.dialogs.context_view import ContextView
 from ai_writer.studio.dialogs.history_view import HistoryView
 from ai_writer.studio.dialogs.open_file import OpenFileDialog
+from ai_writer.studio.dialogs.scan_view import ScanView
 from ai_writer.studio.dialogs.story_panel import StoryPanel
 from ai_writer.studio.keys import ACTIONS, make_bindings
 from ai_writer.studio.widgets.candidates import CandidatesPanel
 from ai_writer.studio.widgets.manuscript_area import ManuscriptArea
+from ai_writer.studio.widgets.scan_list import ScanList
 from tests.studio.test_app import make_app, wait_until  # noqa: F401 (fixture)
 
 OWN_BINDINGS = [CandidatesPanel, ManuscriptArea, ConfirmDialog, HistoryView, OpenFileDialog, StoryPanel, ContextView,
-                AlternativesDialog]
+                AlternativesDialog, ScanView, ScanList]
 
 
 def declared_bindings() -> dict:
