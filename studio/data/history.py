@@ -138,6 +138,16 @@ class HistoryLog:
         """The manuscript as it is now (just opened): later edits are measured from it."""
         self.known_text = text
 
+    def follow(self, text: str, previous: "HistoryLog | None" = None) -> None:
+        """Start following the manuscript just opened; when it is the same file read again (a reload),
+        what changed on disk since `previous` (its log) last knew it is an edit record."""
+        if previous is None or previous.path != self.path or previous.known_text is None:
+            self.track(text)
+            return
+        self.known_text, self._recent, self._seeded = previous.known_text, previous._recent, previous._seeded
+        self._written = previous._written
+        self.note_text(text)
+
     def note_text(self, text: str) -> bool:
         """Write an edit record if the manuscript changed since the last record; False if that failed."""
         old = self.known_text

@@ -30,7 +30,6 @@ from ai_writer.studio.data.history import HistoryLog, history_path_for, new_requ
 from ai_writer.studio.data.manuscript_file import NO_FILE, ManuscriptError, fingerprint_of, load_manuscript, new_manuscript_path, save_beside
 from ai_writer.studio.dialogs.confirm import ConfirmDialog
 from ai_writer.studio.engine_loading import load_engine
-from ai_writer.studio.dialogs.history_view import HistoryView
 from ai_writer.studio.dialogs.open_file import OpenFileDialog
 from ai_writer.studio.generation_run import GenerationRun
 from ai_writer.studio.generation_setup import build_request, make_service
@@ -213,7 +212,8 @@ class MainScreen(Screen):
         self.status.manuscript = short_path(path)
         self.status.message = " · ".join([tr("new_manuscript" if is_new else "opened", path=short_path(path)),
                                           *opened.notes])
-        self.history = HistoryLog(history_path_for(path))
+        previous, self.history = self.history, HistoryLog(history_path_for(path))
+        self.history.follow(opened.text, previous)  # edits are measured from here (a reload's are recorded)
         self.story = OpenStory.for_manuscript(path)
         if self.story.error:
             self.status.message = tr("story_broken", error=self.story.error)
@@ -413,6 +413,7 @@ class MainScreen(Screen):
             self.status.message = tr("model_still_loading") if loading else tr("model_failed", error=tr("no_model"))
             return
         self.status.message = ""
+        self.note_edits()  # what the author changed since the last record goes before this request
         self.regenerations = self.regenerations + 1 if regenerate else 0
         request = self.next_request(seed_offset=self.regenerations)  # a set seed still gives new candidates
         self.buffer.drain()
@@ -483,6 +484,18 @@ class MainScreen(Screen):
             self._store_problem_shown = problem
             self.status.message = tr("state_store_failed", problem=problem)
 
+    def note_edits(self) -> None:
+        """Tell the history what the author changed since its last record (an edit record, if anything did)."""
+        if self.history is not None:
+            self.history.note_text(self.editor.text)
+
+    def record_request_now(self) -> None:
+        """The current request in the history (written again only if its candidates changed)."""
+        run = self.generation
+        if self.history is not None and run is not None:
+            self.history.record_request(run.history_id, self.request_settings(), run.request.text,
+                                        [c.text for c in self.candidates.candidates], self.model_description)
+
     def request_settings(self) -> dict:
         config = self.config.with_story_overrides(self.story.active.generation) if self.story else self.config
         g = config.generation
@@ -526,26 +539,33 @@ class MainScreen(Screen):
         text = panel.candidates[index].text
         taken = text if length is None else text[:length]
         start, version = self.editor.cursor_location, self.editor.edit_version
-        self.insert_text(taken)
+        self.record_request_now()  # an accept may come before the request finished
+        self.note_edits()
+        position = self.editor.document.get_index_from_location(start)
+        inserted = self.insert_text(taken)
         self.choices.accepted(panel.candidates[index].choices, taken, start, version)
         if self.history is not None and self.generation is not None:
             action = "accepted" if length is None or length >= len(text) else "accepted-partial"
-            self.history.record_outcome(self.generation.history_id, index, action, taken if action != "accepted" else None)
+            self.history.record_outcome(self.generation.history_id, index, action, taken if action != "accepted" else None,
+                                        position=position, inserted=inserted)
         self.status.message = tr("accepted", number=index + 1)
         self.clear_candidates()
         self.editor.focus()
 
-    def insert_text(self, text: str) -> None:
-        """Insert model text at the cursor as one undo step, and save right away."""
+    def insert_text(self, text: str) -> str:
+        """Insert model text at the cursor as one undo step, and save right away; the text as inserted."""
         editor = self.editor
         indent = paragraph_indent(editor.text_before(max_chars=INDENT_LOOKBACK))
         editor.suggestion = ""
         editor.history.checkpoint()
-        editor.insert(format_continuation(text, indent))
+        inserted = format_continuation(text, indent)
+        editor.insert(inserted)
         editor.history.checkpoint()
         self.save_now()
+        return inserted
 
     def on_candidates_panel_reject(self, event: CandidatesPanel.Reject) -> None:
+        self.record_request_now()  # a reject may come before the request finished
         if self.history is not None and self.generation is not None:
             self.history.record_outcome(self.generation.history_id, event.index, "rejected")
 
@@ -642,13 +662,41 @@ class MainScreen(Screen):
         self.app.push_screen(ScanView(lambda on_event: service.submit_task(scan_task(text, prep), on_event)), closed)
 
     def action_history(self) -> None:
-        entries = self.history.entries() if self.history is not None else []
+        """The version tree (studio/dialogs/history_tree.py): restore a branch in place, or insert a candidate."""
+        from ai_writer.studio.data.version_tree import Restore, Take
+        from ai_writer.studio.dialogs.history_tree import HistoryTree
 
-        def chosen(text: str | None) -> None:
-            if text:
-                self.insert_text(text)
+        if self.history is None:
+            return
+        self.note_edits()  # the tree is placed in the text as it is now
 
-        self.app.push_screen(HistoryView(entries), chosen)
+        def chosen(choice) -> None:
+            if isinstance(choice, Restore):
+                self.restore_branch(choice)
+            elif isinstance(choice, Take):
+                self.note_edits()
+                position = self.editor.document.get_index_from_location(self.editor.cursor_location)
+                inserted = self.insert_text(choice.text)
+                self.history.record_outcome(choice.node, choice.candidate, "accepted", position=position,
+                                            inserted=inserted)
+
+        self.app.push_screen(HistoryTree(self.history, self.editor.text, self.config.keys), chosen)
+
+    def restore_branch(self, restore) -> None:
+        """A branch of the version tree back in place (version_tree.Restore) as one undo step, and saved."""
+        editor, document = self.editor, self.editor.document
+        start, end = document.get_location_from_index(restore.start), document.get_location_from_index(restore.end)
+        if document.get_text_range(start, end) != restore.replaced:
+            self.status.message = tr("ht_changed_meanwhile")
+            return
+        self.note_edits()
+        editor.suggestion = ""
+        editor.history.checkpoint()
+        editor.replace(restore.text, start, end)
+        editor.history.checkpoint()
+        self.history.record_restore(restore)
+        self.status.message = tr("ht_restored", number=restore.candidate + 1)
+        self.save_now()
 
     def action_story(self) -> None:
         """The story panel: memory, author's note, lorebook; saved to NAME.story.toml."""

@@ -194,14 +194,14 @@ async def test_a_terminal_too_small_gets_a_message(make_app):
         assert not app.screen.has_class("-too-small")
 
 
-async def test_history_view_takes_an_earlier_candidate(make_app):
+async def test_history_tree_takes_an_earlier_candidate(make_app):
     app, _ = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)
         texts = await generate(pilot, app)
         await pilot.press("f3")
         await pilot.pause(0.1)
-        await pilot.press("down", "enter")  # newest request first: candidate 2
+        await pilot.press("down", "down", "enter")  # the newest request, then its candidates: candidate 2
         await pilot.pause(0.1)
         assert app.editor.text == MANUSCRIPT + texts[1]
 

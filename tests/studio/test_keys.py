@@ -5,7 +5,7 @@ from ai_writer.studio.config import load_config, read_toml, DEFAULTS_PATH
 from ai_writer.studio.dialogs.alternatives import AlternativesDialog
 from ai_writer.studio.dialogs.confirm import ConfirmDialog
 from ai_writer.studio.dialogs.context_view import ContextView
-from ai_writer.studio.dialogs.history_view import HistoryView
+from ai_writer.studio.dialogs.history_tree import HistoryTree
 from ai_writer.studio.dialogs.open_file import OpenFileDialog
 from ai_writer.studio.dialogs.scan_view import ScanView
 from ai_writer.studio.dialogs.story_panel import StoryPanel
@@ -15,7 +15,7 @@ from ai_writer.studio.widgets.manuscript_area import ManuscriptArea
 from ai_writer.studio.widgets.scan_list import ScanList
 from tests.studio.test_app import make_app, wait_until  # noqa: F401 (fixture)
 
-OWN_BINDINGS = [CandidatesPanel, ManuscriptArea, ConfirmDialog, HistoryView, OpenFileDialog, StoryPanel, ContextView,
+OWN_BINDINGS = [CandidatesPanel, ManuscriptArea, ConfirmDialog, HistoryTree, OpenFileDialog, StoryPanel, ContextView,
                 AlternativesDialog, ScanView, ScanList]
 
 
