@@ -176,3 +176,13 @@ async def test_f7_scans_the_manuscript_and_enter_moves_the_cursor_there(make_app
         assert await wait_until(pilot, lambda: not isinstance(app.screen, ScanView))
         assert app.editor.cursor_location == location_of(BOOK, target) == (238, 2)
         assert app.editor.has_focus
+
+
+async def test_f7_on_a_manuscript_without_text_says_so_and_opens_nothing(make_app):
+    app, path = make_app(text="　　\n\n")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("f7")
+        await pilot.pause()
+        assert not isinstance(app.screen, ScanView)
+        assert app.status.message == f"{path.name}: nothing to scan, it holds no text"
