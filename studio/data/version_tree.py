@@ -31,6 +31,11 @@ Restore (node N, candidate k), precisely:
 So restoring the candidate on the current path gives back today's text unless it was edited
 there, and restoring an abandoned branch gives back that branch as it was written.
 
+The views (the f3 dialog, `ai-writer history`) show the path taken straight down: a node is
+followed by the requests under its taken candidate (VersionTree.line), and only the requests
+under other candidates branch off, under those candidates (VersionTree.branches). So a chapter
+written accept after accept reads as one flat list, not thousands of levels deep.
+
 Favourites ({"type": "mark", ...}) and prunes ({"type": "prune", ...}) are records too:
 the latest mark of a candidate wins; a pruned node (and what hangs under it) is hidden from
 the views but stays in the file and in `nodes`.
