@@ -41,6 +41,10 @@ def warm_up(model: str) -> None:
     from ai_writer.backends import load
 
     load(model, backend="torch", device="cpu")  # the modules torch imports lazily while a model is built
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the children's collections leave what is here alone: no copy of every page on the first one
 
 
 def become_studio(request: dict, ready_fd: int) -> None:
