@@ -34,7 +34,9 @@ def title(scan) -> str:
 
 
 def span_label(span) -> str:
-    return tr("sc_span", line=span.line, text=shown(span.text), bits=span.bits, peak=span.peak)
+    """The span in its place: a few characters of its line either side, the span itself in [ ]."""
+    text = f"{shown(span.before)}[{shown(span.text)}]{shown(span.after)}"
+    return tr("sc_span", line=span.line, text=text, bits=span.bits, peak=span.peak)
 
 
 def loop_label(loop) -> str:

@@ -17,6 +17,7 @@ backends.writing.loops, on the prepared text.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,7 @@ SURPRISE_FLOOR = 10.0  # bits: rarer than about 1 in 1000
 SURPRISE_SD = 2.0
 MERGE_GAP = 1
 TOP = 20
+AROUND = 8  # characters of the span's line kept on either side of it, to see it in its place
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class Span:
     start: int  # in the manuscript
     end: int
     text: str  # the manuscript's text there
+    before: str  # up to AROUND characters of its line before it, and after it
+    after: str
     chars: int  # characters scored in it
     bits: float  # in all
     peak: float  # its most surprising character's bits
@@ -91,8 +95,8 @@ class Scan:
             "surprise_threshold_bits": self.threshold,
             "paragraphs": [{"line": p.line, "start": p.start, "end": p.end, "chars": p.chars,
                             "bits_per_char": p.bits_per_char} for p in self.paragraphs],
-            "spans": [{"line": s.line, "start": s.start, "end": s.end, "text": s.text, "chars": s.chars,
-                       "bits": s.bits, "peak_bits": s.peak} for s in self.spans],
+            "spans": [{"line": s.line, "start": s.start, "end": s.end, "text": s.text, "before": s.before,
+                       "after": s.after, "chars": s.chars, "bits": s.bits, "peak_bits": s.peak} for s in self.spans],
             "loops": [{"kind": o.kind, "text": o.text, "count": o.count, "starts": list(o.starts),
                        "ends": list(o.ends), "lines": list(o.lines)} for o in self.loops],
         }
@@ -182,7 +186,9 @@ def _spans(text: str, prepared: PreparedText, bits: np.ndarray, owner: np.ndarra
         piece = bits[first : last + 1]
         piece = piece[~np.isnan(piece)]
         start, end = prepared.span(first, last + 1)
-        found.append(Span(int(prepared.lines[first]) + 1, start, end, text[start:end], int(len(piece)),
+        before = re.split(r"[\r\n]", text[max(0, start - AROUND):start])[-1]
+        after = re.split(r"[\r\n]", text[end:end + AROUND])[0] if not text[start:end].endswith(("\n", "\r")) else ""
+        found.append(Span(int(prepared.lines[first]) + 1, start, end, text[start:end], before, after, int(len(piece)),
                           float(piece.sum()), float(piece.max())))
     found.sort(key=lambda s: (-s.bits, s.start))
     return tuple(found[:top])

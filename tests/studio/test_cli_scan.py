@@ -91,8 +91,9 @@ def test_text_output_has_the_overall_paragraphs_spans_and_loops(capsys, manuscri
     assert f"  sentence ×3: {SENTENCE} · lines 3, 4, 6" in lines
     spans = lines[lines.index(f"Most surprising spans (a character counts above "
                               f"{result['surprise_threshold_bits']:.1f} bits)") + 1:]
-    assert spans[0] == f"  line {result['spans'][0]['line']}: {result['spans'][0]['text']} · " \
-                       f"{result['spans'][0]['bits']:.1f} bits, peak {result['spans'][0]['peak_bits']:.1f}"
+    first = result["spans"][0]
+    assert spans[0] == f"  line {first['line']}: {first['before']}[{first['text']}]{first['after']} · " \
+                       f"{first['bits']:.1f} bits, peak {first['peak_bits']:.1f}"
 
 
 @pytest.mark.parametrize("content", ["", "\r\n\r\n", "　　\n"])
