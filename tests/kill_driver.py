@@ -192,6 +192,10 @@ def serve(model: str) -> None:
     from ai_writer.backends import load
 
     load(model, backend="torch", device="cpu")  # pulls in the modules torch imports lazily, once
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the drivers' collections leave what is here alone: no copy of every page on the first one
     print("ready", flush=True)
     for line in sys.stdin:
         command, *args = line.split()
