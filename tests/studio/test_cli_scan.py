@@ -140,3 +140,16 @@ def test_progress_goes_to_stderr_when_it_is_a_terminal(tmp_path, tiny_model):
     assert f"scanning… 1,024 of {total:,} characters" in shown
     assert f"scanning… {total:,} of {total:,} characters" in shown
     assert shown.endswith("\r\x1b[K")  # the line is cleared at the end
+
+
+def test_a_reader_that_stops_early_ends_the_scan_quietly(tmp_path, tiny_model):
+    book = tmp_path / "book.txt"
+    book.write_text("　　他走进了房间，四下看了看。\n" * 3000, encoding="utf-8")  # thousands of lines of output
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    process = subprocess.Popen(_command() + ["scan", str(book), "--model", str(tiny_model)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+    assert process.stdout.readline()  # like `| head -1`: one line, then the pipe is closed
+    process.stdout.close()
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 141, err
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err
