@@ -24,20 +24,18 @@ import queue
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_common import cpu_name, load_average  # noqa: E402
+from bench_common import cpu_name, first_character, load_average  # noqa: E402
 from bench_engine import write_model  # noqa: E402
 
 from ai_writer.backends import load  # noqa: E402
 from ai_writer.backends.writing.generation import (  # noqa: E402
-    Chunk, Failed, Finished, GenerationRequest, GenerationService, Started,
+    Failed, Finished, GenerationRequest, GenerationService, Started,
 )
 from ai_writer.backends.writing.sampling import SamplingSettings  # noqa: E402
 from ai_writer.models.textprep import INDENT_CHARS  # noqa: E402
@@ -69,29 +67,6 @@ def run(service, request):
             read = event.prompt_tokens
         if isinstance(event, Finished):
             return event, job, read
-
-
-def first_character(service, request) -> tuple[float, int]:
-    """(seconds from submit to the first Chunk, prompt tokens read)."""
-    seen, arrived = {}, threading.Event()
-
-    def on_event(event):
-        if isinstance(event, Started):
-            seen["read"] = event.prompt_tokens
-        elif isinstance(event, Chunk) and "t" not in seen:
-            seen["t"] = time.perf_counter()
-            arrived.set()
-        elif isinstance(event, Failed):
-            seen["failed"] = event.message
-            arrived.set()
-
-    start = time.perf_counter()
-    job = service.submit(request, on_event)
-    arrived.wait(timeout=3600)
-    job.wait(timeout=3600)
-    if "failed" in seen:
-        raise RuntimeError(f"generation failed: {seen['failed']}")
-    return seen["t"] - start, seen["read"]
 
 
 def request(text: str, n: int, length: int, alternatives: int, seed: int) -> GenerationRequest:

@@ -27,19 +27,17 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_common import cpu_name, load_average  # noqa: E402
+from bench_common import cpu_name, first_character, load_average  # noqa: E402
 from bench_engine import write_model  # noqa: E402
 
 from ai_writer.backends import load  # noqa: E402
-from ai_writer.backends.writing.generation import Chunk, Failed, GenerationRequest, GenerationService, Started  # noqa: E402
+from ai_writer.backends.writing.generation import GenerationRequest, GenerationService  # noqa: E402
 from ai_writer.backends.writing.sampling import SamplingSettings  # noqa: E402
 from ai_writer.backends.writing.context import assemble  # noqa: E402
 from ai_writer.backends.writing.state_store import StateStore  # noqa: E402
@@ -49,30 +47,6 @@ FULL = dict(n_layer=12, n_embd=768, book=1_000_000, reps=7)
 QUICK = dict(n_layer=4, n_embd=256, book=100_000, reps=3)
 MANUSCRIPT_CHARS = 100_000
 BOOKS = ["hongloumeng.txt", "xiyouji.txt", "shuihuzhuan.txt"]
-
-
-def first_character(service, request) -> tuple[float, int]:
-    """(seconds from submit to the first Chunk, prompt tokens the service read)."""
-    seen = {}
-    arrived = threading.Event()
-
-    def on_event(event):
-        if isinstance(event, Started):
-            seen["read"] = event.prompt_tokens
-        elif isinstance(event, Chunk) and "t" not in seen:
-            seen["t"] = time.perf_counter()
-            arrived.set()
-        elif isinstance(event, Failed):
-            seen["failed"] = event.message
-            arrived.set()
-
-    start = time.perf_counter()
-    job = service.submit(request, on_event)
-    arrived.wait(timeout=3600)
-    job.wait(timeout=3600)
-    if "failed" in seen:
-        raise RuntimeError(f"generation failed: {seen['failed']}")
-    return seen["t"] - start, seen["read"]
 
 
 def request_for(text: str, story: Story, budgets: ContextBudgets) -> GenerationRequest:

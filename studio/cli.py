@@ -324,6 +324,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def add_model_options(parser) -> None:
+    parser.add_argument("--model", metavar="PATH", help="a model file instead of the configured one")
+    parser.add_argument("--device", help="cpu, cuda or auto")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ai-writer", description="Continue a novel with a local RWKV model.")
     parser.add_argument("--config", metavar="PATH", help="a config file laid over the defaults and your own")
@@ -334,8 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     cont.add_argument("-n", type=int, choices=range(1, 10), metavar="N", help="how many candidates (1-9)")
     cont.add_argument("--length", type=_positive_int, help="characters per candidate")
     cont.add_argument("--seed", type=int, help="reproduce a run")
-    cont.add_argument("--model", metavar="PATH", help="a model file instead of the configured one")
-    cont.add_argument("--device", help="cpu, cuda or auto")
+    add_model_options(cont)
     cont.add_argument("--story", metavar="FILE", help="a story file (default: the manuscript's NAME.story.toml)")
     cont.add_argument("--json", action="store_true", help="one JSON object for scripts")
     cont.add_argument("--alternatives", type=int, choices=range(1, 51), metavar="K",
@@ -346,8 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     context.add_argument("file", help="a UTF-8 manuscript (.txt/.md), or - for standard input")
     context.add_argument("--cursor", type=int, metavar="N", help="the cursor, in characters from the start (default: the end)")
     context.add_argument("--story", metavar="FILE", help="a story file (default: the manuscript's NAME.story.toml)")
-    context.add_argument("--model", metavar="PATH", help="a model file instead of the configured one")
-    context.add_argument("--device", help="cpu, cuda or auto")
+    add_model_options(context)
     context.add_argument("--json", action="store_true", help="one JSON object: parts, lore keys, what is cut, what is re-read")
     context.set_defaults(run=command_context)
 
@@ -359,15 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="bits per character of text files under the model")
     evaluate.add_argument("files", nargs="+", metavar="FILE", help="UTF-8 text files")
-    evaluate.add_argument("--model", metavar="PATH", help="a model file instead of the configured one")
-    evaluate.add_argument("--device", help="cpu, cuda or auto")
+    add_model_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="one JSON object: bits_per_char overall and per file")
     evaluate.set_defaults(run=command_eval)
 
     scan = sub.add_parser("scan", help="bits per character paragraph by paragraph, the most surprising spans, repeated loops")
     scan.add_argument("file", help="a UTF-8 manuscript (.txt/.md), or - for standard input")
-    scan.add_argument("--model", metavar="PATH", help="a model file instead of the configured one")
-    scan.add_argument("--device", help="cpu, cuda or auto")
+    add_model_options(scan)
     scan.add_argument("--top", type=_positive_int, default=20, metavar="N", help="how many surprising spans (default 20)")
     scan.add_argument("--json", action="store_true", help="one JSON object: overall, paragraphs, spans, loops")
     scan.set_defaults(run=command_scan)

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ai_writer.models.file_digest import file_sha256
+
 FORMAT = "rwkv-step-2"  # changes whenever a graph does: cached files of another format are rebuilt
 # Formats of earlier versions whose files still run, with the architectures they were written for:
 # "rwkv7-step-1" is the RWKV-7 graph of this version under its old name (RWKV-4 was added in "rwkv-step-2").
@@ -79,14 +81,6 @@ def default_cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir(APP_NAME)) / "onnx"
-
-
-def file_sha256(path, block: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def cache_path(model_path, cache_dir=None, sha256: str | None = None) -> Path:

@@ -156,13 +156,7 @@ class GenerationService:
 
     def submit(self, request: GenerationRequest, on_event) -> Job:
         """Queue a request (cancelling the one running); events go to on_event on the worker thread."""
-        job = Job(next(self._ids), request, on_event)
-        with self._lock:
-            if self._current is not None:
-                self._current.cancel()
-            self._current = job
-        self._queue.put(job)
-        return job
+        return self._enqueue(Job(next(self._ids), request, on_event))
 
     def generate(self, request: GenerationRequest, timeout: float | None = None):
         """Run one request and yield its events here, in order (for scripts and the CLI)."""
@@ -303,6 +297,10 @@ class GenerationService:
         job.on_event, an exception becomes a Failed event (cancelled before it starts: Finished(cancelled))."""
         job = Job(next(self._ids), None, on_event)
         job.task = task
+        return self._enqueue(job)
+
+    def _enqueue(self, job: Job) -> Job:
+        """The job goes next; the one running is cancelled (it stops within one step)."""
         with self._lock:
             if self._current is not None:
                 self._current.cancel()

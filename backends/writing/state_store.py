@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ai_writer.backends.engines.state_rows import state_from_numpy, state_to_numpy
+from ai_writer.models.file_digest import file_sha256
 
 CACHE_ENV = "AI_WRITER_STATE_CACHE"  # overrides the default folder (the tests point it at a temporary one)
 FORMAT = 1
@@ -44,15 +45,6 @@ def default_state_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("ai-writer-studio")) / "states"
-
-
-def file_sha256(path, block: int = 1 << 22) -> str:
-    """The file's sha256 (as backends.files.onnx_export keys its exports; writing/ does not import files/)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _array_digest(arrays) -> str:
