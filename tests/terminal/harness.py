@@ -4,6 +4,8 @@ Keys go in as the bytes a terminal sends (xterm's defaults unless an encoding is
 named), so the studio's key decoding, signals, resizes and a closed terminal are tested
 as a user meets them. A reader thread feeds everything the app writes to a pyte screen
 and keeps the raw bytes, to check what was on screen and how the terminal was left.
+A Studio is either executed afresh (the console script) or forked by a StudioServer that has
+imported the studio already (tests/terminal/studio_server.py): the same main() on the same pty.
 """
 
 from __future__ import annotations
