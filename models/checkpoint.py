@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -233,13 +234,28 @@ def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.
         weights = {k: v.reshape(-1) if ".time_" in k else v for k, v in weights.items()}
     try:
         config = config_class.from_state_dict(weights)
-        with torch.device("meta"):
+        with torch.device("meta"), _without_random_init():
             model = model_class(config)
         model.load_state_dict({k: v.to(dtype) for k, v in weights.items()}, strict=True, assign=True)
     except (KeyError, ValueError, RuntimeError, IndexError) as exc:
         raise ModelFileError(f"{path}: {name} weights with missing or misshapen tensors ({_first_line(exc)})") from None
     # script=False (RWKV-7, RWKV-4): eager modules, which take an engine's scan (FusedRWKV7.use_sequence_wkv)
     return prepare(model.to(device)) if script else prepare(model.to(device), script=False)
+
+
+@contextmanager
+def _without_random_init():
+    """Module constructors skip torch.nn.init's fills: every weight is assigned from the file right after.
+    (On meta tensors the first random fill imports torch._dynamo: about a second of every model load.)"""
+    names = [n for n in dir(torch.nn.init) if n.endswith("_") and not n.startswith("_")]
+    saved = {n: getattr(torch.nn.init, n) for n in names}
+    try:
+        for n in names:
+            setattr(torch.nn.init, n, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for n, fill in saved.items():
+            setattr(torch.nn.init, n, fill)
 
 
 def peek_keys(path: str | Path) -> list[str] | None:

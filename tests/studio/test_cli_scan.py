@@ -144,7 +144,7 @@ def test_progress_goes_to_stderr_when_it_is_a_terminal(tmp_path, tiny_model):
 
 def test_a_reader_that_stops_early_ends_the_scan_quietly(tmp_path, tiny_model):
     book = tmp_path / "book.txt"
-    book.write_text("　　他走进了房间，四下看了看。\n" * 3000, encoding="utf-8")  # thousands of lines of output
+    book.write_text("".join(f"　　第{i}句。\n" for i in range(1000)), encoding="utf-8")  # 1,000 rows: more than a pipe holds
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
     process = subprocess.Popen(_command() + ["scan", str(book), "--model", str(tiny_model)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, cwd=tmp_path, env=env)
