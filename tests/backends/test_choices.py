@@ -14,7 +14,7 @@ import pytest
 from ai_writer.backends.writing.branch_pool import BranchPool, state_nbytes
 from ai_writer.backends.writing.choices import ChoiceLog, top_ids
 from ai_writer.backends.writing.context import assemble
-from ai_writer.backends.writing.generation import Chunk, Finished, GenerationRequest, GenerationService, Started
+from ai_writer.backends.writing.generation import Chunk, Finished, GenerationRequest, Started
 from ai_writer.backends.writing.prompt_cache import Checkpoint
 from ai_writer.backends.writing.sampling import Sampler, SamplingSettings
 from ai_writer.backends.writing.story import ContextBudgets, Story
@@ -23,19 +23,6 @@ from ai_writer.models.textprep import INDENT_CHARS, TextPrep
 MANUSCRIPT = "　　第一章　天才少年\n\n　　那少年抬头望向远方，只见山峦起伏，云雾缭绕。" * 3
 # penalties, a top_p cut and a temperature: p differs from p_raw, and some alternatives are cut
 SETTINGS = SamplingSettings(temperature=0.7, top_p=0.5, top_k=5, presence_penalty=0.6, frequency_penalty=0.4, seed=11)
-
-
-@pytest.fixture
-def service_for():
-    services = []
-
-    def make(engine, **kwargs):
-        services.append(GenerationService(engine, **kwargs))
-        return services[-1]
-
-    yield make
-    for service in services:
-        service.close()
 
 
 def run(service, request):

@@ -6,10 +6,8 @@ tests/backends/test_prompt_cache.py."""
 import threading
 import time
 
-import pytest
-
 from ai_writer.backends.writing.generation import (
-    Chunk, Failed, Finished, GenerationRequest, GenerationService, Reading, Started,
+    Chunk, Failed, Finished, GenerationRequest, Reading, Started,
 )
 from ai_writer.backends.writing.sampling import SamplingSettings
 from ai_writer.models.textprep import TextPrep
@@ -38,19 +36,6 @@ class WatchedEngine:
         if self.boost_id is not None:
             logits[:, self.boost_id] += 100.0
         return logits, state
-
-
-@pytest.fixture
-def service_for():
-    services = []
-
-    def make(engine, **kwargs):
-        services.append(GenerationService(engine, **kwargs))
-        return services[-1]
-
-    yield make
-    for service in services:
-        service.close()
 
 
 def request(text=MANUSCRIPT, **kwargs):

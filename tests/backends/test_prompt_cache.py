@@ -5,11 +5,10 @@ import hashlib
 import threading
 
 import numpy as np
-import pytest
 import torch
 
 from ai_writer.backends.writing import generation
-from ai_writer.backends.writing.generation import Finished, GenerationRequest, GenerationService, Reading, Started
+from ai_writer.backends.writing.generation import Finished, GenerationRequest, Reading, Started
 from ai_writer.backends.writing.prompt_cache import (
     BOUNDARY, CHECKPOINT_EVERY, END, INTERVAL, Checkpoint, PromptCache, PromptLayout, prefix_hashes,
 )
@@ -25,19 +24,6 @@ STORY = Story(
           LoreEntry("少年", keys=("少年",), text="那少年十五岁，天生神力。")),
     authors_note=AuthorsNote("文风：简洁，多写景。", depth=40),
 )
-
-
-@pytest.fixture
-def service_for():
-    services = []
-
-    def make(engine, **kwargs):
-        services.append(GenerationService(engine, **kwargs))
-        return services[-1]
-
-    yield make
-    for service in services:
-        service.close()
 
 
 def ask(text=MANUSCRIPT, story=Story(), budgets=None, n=0, length=0):

@@ -7,27 +7,7 @@ import json
 import pytest
 
 from ai_writer.studio.cli import main
-
-MANUSCRIPT = "第一章 山雨欲来\n他走进了房间，四下看了看。\n“你来了。”\n"
-
-
-@pytest.fixture(autouse=True)
-def isolated_user_config(tmp_path, monkeypatch):
-    """Never read the real user's config file."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-
-
-@pytest.fixture
-def manuscript(tmp_path):
-    path = tmp_path / "novel.txt"
-    path.write_text(MANUSCRIPT, encoding="utf-8")
-    return path
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.studio.test_cli import isolated_user_config, manuscript, run  # noqa: F401  (fixtures)
 
 
 def continue_json(capsys, manuscript, model, *extra):
