@@ -31,9 +31,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_common import cpu_name, first_character, load_average  # noqa: E402
-from bench_engine import write_model  # noqa: E402
+from bench_engine import random_auto_engine  # noqa: E402
 
-from ai_writer.backends import load  # noqa: E402
 from ai_writer.backends.writing.generation import (  # noqa: E402
     Failed, Finished, GenerationRequest, GenerationService, Started,
 )
@@ -128,10 +127,7 @@ def main(argv=None) -> None:
     text = manuscript()
     print(f"- CPU: {cpu_name()}; load average at the start: {load_average()}")
     with tempfile.TemporaryDirectory() as tmp:
-        path, _, _ = write_model(Path(tmp), cfg["n_layer"], cfg["n_embd"])
-        engine = load(path, backend="auto", device="cpu")
-        if hasattr(engine, "wait_for_decode_step"):
-            engine.wait_for_decode_step(timeout=600)
+        path, engine = random_auto_engine(Path(tmp), cfg["n_layer"], cfg["n_embd"])
         shape = f"{cfg['n_layer']}x{cfg['n_embd']}"
         print(f"- model: random RWKV-7 {shape}, vocabulary 8849, backend {engine.info.backend}; "
               f"manuscript {len(text):,} characters, candidates of {cfg['length']}\n")

@@ -121,6 +121,15 @@ def write_model(folder: Path, n_layer: int, n_embd: int) -> tuple[Path, Path, di
     return stem.with_suffix(".safetensors"), stem, weights
 
 
+def random_auto_engine(folder: Path, n_layer: int, n_embd: int):
+    """(model path, engine) of a random RWKV-7 in `folder`, on the backend auto picks here, its decode step ready."""
+    path, _, _ = write_model(folder, n_layer, n_embd)
+    engine = load(path, backend="auto", device="cpu")
+    if hasattr(engine, "wait_for_decode_step"):
+        engine.wait_for_decode_step(timeout=600)
+    return path, engine
+
+
 def bytes_per_decode_step(weights: dict) -> int:
     """fp32 bytes read per single-token step: every parameter once, the embedding one row.
 

@@ -34,9 +34,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_common import cpu_name, first_character, load_average  # noqa: E402
-from bench_engine import write_model  # noqa: E402
+from bench_engine import random_auto_engine  # noqa: E402
 
-from ai_writer.backends import load  # noqa: E402
 from ai_writer.backends.writing.generation import GenerationRequest, GenerationService  # noqa: E402
 from ai_writer.backends.writing.sampling import SamplingSettings  # noqa: E402
 from ai_writer.backends.writing.context import assemble  # noqa: E402
@@ -158,10 +157,7 @@ def main(argv=None) -> None:
     corpus = "".join((args.corpus / name).read_text(encoding="utf-8") for name in BOOKS)
     print(f"- CPU: {cpu_name()}; load average at the start: {load_average()}")
     with tempfile.TemporaryDirectory() as tmp:
-        path, _, _ = write_model(Path(tmp), cfg["n_layer"], cfg["n_embd"])
-        engine = load(path, backend="auto", device="cpu")
-        if hasattr(engine, "wait_for_decode_step"):
-            engine.wait_for_decode_step(timeout=600)
+        path, engine = random_auto_engine(Path(tmp), cfg["n_layer"], cfg["n_embd"])
         shape = f"{cfg['n_layer']}x{cfg['n_embd']}"
         print(f"- model: random RWKV-7 {shape}, vocabulary 8849, backend {engine.info.backend}\n")
         story = bench_story_layer(engine, corpus, cfg["reps"])

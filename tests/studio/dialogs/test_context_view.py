@@ -3,38 +3,20 @@ what was left out and cut, the re-read numbers; a 200,000-character context open
 
 from __future__ import annotations
 
-import pytest
-from textual.app import App
 from textual.widgets import TextArea
 
 from ai_writer.backends.writing.context import AssembledContext, ContextPart, KeyHit, assemble
 from ai_writer.backends.writing.story import ContextBudgets, LoreEntry, Story
 from ai_writer.studio.dialogs.context_view import ContextView
 from ai_writer.studio.i18n import set_language
+from tests.studio.dialogs.host import DialogHost
 
 SIZE = (80, 24)
-NOT_DISMISSED = object()
 
 
-class Host(App):
+class Host(DialogHost):
     def __init__(self, context, total: int, cached: int):
-        super().__init__()
-        self.animation_level = "none"
-        self.view = ContextView(context, total, cached)
-        self.result = NOT_DISMISSED
-
-    def on_mount(self) -> None:
-        self.push_screen(self.view, self.dismissed)
-
-    def dismissed(self, result) -> None:
-        self.result = result
-
-
-@pytest.fixture(autouse=True)
-def english():
-    set_language("en")
-    yield
-    set_language("en")
+        super().__init__(ContextView(context, total, cached))
 
 
 def text_of(view: ContextView, widget_id: str) -> str:

@@ -7,41 +7,23 @@ from __future__ import annotations
 import time
 
 import pytest
-from textual.app import App
 
 from ai_writer.backends.writing.generation import GenerationService
 from ai_writer.backends.writing.scan import Paragraph, Scan, ScanFinished, scan_task
 from ai_writer.studio.dialogs.scan_view import ScanView, location_of
-from ai_writer.studio.i18n import set_language
 from ai_writer.studio.widgets.scan_list import ScanList
 from tests.fake_engine import FakeEngine
+from tests.studio.dialogs.host import NOT_DISMISSED, DialogHost
 from tests.studio.test_app import make_app, ready, wait_until  # noqa: F401 (fixture)
 
 SIZE = (80, 24)
-NOT_DISMISSED = object()
 SENTENCE = "他抬头望向远方的山。"
 BOOK = "".join(f"　　第{n}段，他走进了房间，四下看了看。{SENTENCE if n % 3 == 0 else ''}\n\n" for n in range(1, 121))
 
 
-class Host(App):
+class Host(DialogHost):
     def __init__(self, submit):
-        super().__init__()
-        self.animation_level = "none"
-        self.view = ScanView(submit)
-        self.result = NOT_DISMISSED
-
-    def on_mount(self) -> None:
-        self.push_screen(self.view, self.dismissed)
-
-    def dismissed(self, result) -> None:
-        self.result = result
-
-
-@pytest.fixture(autouse=True)
-def english():
-    set_language("en")
-    yield
-    set_language("en")
+        super().__init__(ScanView(submit))
 
 
 @pytest.fixture

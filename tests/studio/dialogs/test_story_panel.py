@@ -48,13 +48,6 @@ class Host(App):
         return next(screen for screen in self.screen_stack if isinstance(screen, StoryPanel))
 
 
-@pytest.fixture(autouse=True)
-def english():
-    set_language("en")
-    yield
-    set_language("en")
-
-
 async def press(pilot, *keys: str) -> None:
     """Keys as a terminal sends them, characters included (Pilot.press drops the character of '，' or '。'),
     each handled before the next (a field selects its text when focus arrives)."""
