@@ -8,6 +8,7 @@
     ai-writer scan FILE [--model PATH] [--device D] [--top N] [--json]
     ai-writer export-onnx MODEL OUT.onnx [--vocab PATH]
     ai-writer convert OLD.pth OUT.safetensors [--vocab PATH]
+    ai-writer serve-api [--host H] [--port P] [--api-key KEY] [--model PATH]  an OpenAI-compatible /v1 API
     ai-writer config-path
 
 Every failure the user can cause (config, model file, manuscript) ends with one
@@ -384,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("out", metavar="OUT.safetensors", help="the file to write; its vocabulary goes to OUT.json")
     convert.add_argument("--vocab", metavar="PATH", help="the vocabulary to copy beside it (default: the model's)")
     convert.set_defaults(run=command_convert)
+
+    from ai_writer.studio.api.command import add_parser as add_serve_api
+
+    add_serve_api(sub, add_model_options)
 
     where = sub.add_parser("config-path", help="print where your own config file goes")
     where.set_defaults(run=command_config_path)

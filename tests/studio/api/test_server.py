@@ -1,0 +1,233 @@
+"""`ai-writer serve-api` end to end: the real aiohttp server on 127.0.0.1, a real tiny RWKV-7, the real openai client."""
+
+import asyncio
+import json
+import math
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import pytest
+
+from ai_writer.backends.writing.generation import GenerationService
+from ai_writer.backends.writing.sampling import SamplingSettings
+from ai_writer.studio.api.protocol import logprob
+from ai_writer.studio.api.server import ApiServer
+from tests.helpers import wait_until
+
+PROMPT = "从前有座山，山里有座庙，"
+
+
+class Running:
+    """An ApiServer listening on a free port, its loop on a thread of its own."""
+
+    def __init__(self, server: ApiServer):
+        self.server = server
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def serve():
+            asyncio.set_event_loop(self.loop)
+            self.port = self.loop.run_until_complete(server.start("127.0.0.1", 0))
+            started.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+        assert started.wait(10)
+        self.base = f"http://127.0.0.1:{self.port}/v1"
+
+    def client(self, key="none", **options):
+        return openai.OpenAI(base_url=self.base, api_key=key, max_retries=0, timeout=30, **options)
+
+    def close(self):
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def service(tiny_engine):
+    service = GenerationService(tiny_engine, state_store=None)
+    yield service
+    service.close()
+
+
+@pytest.fixture(scope="module")
+def running(service):
+    running = Running(ApiServer(service, "tiny", SamplingSettings(), queue_size=8))
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def client(running):
+    return running.client()
+
+
+def complete(client, **options):
+    return client.completions.create(model="tiny", prompt=options.pop("prompt", PROMPT), **options)
+
+
+def post(url, body: bytes, headers=None):
+    """(status, JSON body) of a raw POST, errors included."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_models_lists_the_one_model(client):
+    assert [m.id for m in client.models.list().data] == ["tiny"]
+
+
+def test_a_completion_is_reproducible_and_counts_its_tokens(client):
+    first = complete(client, max_tokens=20, seed=7)
+    again = complete(client, max_tokens=20, seed=7)
+    other = complete(client, max_tokens=20, seed=8)
+    choice = first.choices[0]
+    assert first.object == "text_completion" and first.model == "tiny"
+    assert len(choice.text) == 20 and choice.finish_reason == "length"  # one character per token here
+    assert again.choices[0].text == choice.text and other.choices[0].text != choice.text
+    assert first.usage.completion_tokens == 20 and first.usage.prompt_tokens == len(PROMPT)
+
+
+def test_streamed_chunks_reassemble_to_the_same_text(client):
+    whole = complete(client, max_tokens=30, seed=3).choices[0].text
+    chunks = list(complete(client, max_tokens=30, seed=3, stream=True))
+    assert "".join(c.choices[0].text for c in chunks) == whole
+    assert len(chunks) > 3  # streamed as it was written, not in one piece
+    assert chunks[-1].choices[0].finish_reason == "length"
+    assert all(c.choices[0].finish_reason is None for c in chunks[:-1])
+
+
+def test_n_candidates_come_back_distinct(client):
+    result = complete(client, max_tokens=12, n=4, seed=11)
+    assert [c.index for c in result.choices] == [0, 1, 2, 3]
+    assert len({c.text for c in result.choices}) == 4
+    assert all(len(c.text) == 12 for c in result.choices)
+    assert result.usage.completion_tokens == 48
+
+
+def test_a_stop_string_ends_only_its_candidate(client):
+    free = [c.text for c in complete(client, max_tokens=24, n=2, seed=5).choices]
+    stop = free[0][6:8]
+    stopped = complete(client, max_tokens=24, n=2, seed=5, stop=[stop])
+    for text, choice in zip(free, stopped.choices):
+        if stop in text:
+            assert (choice.text, choice.finish_reason) == (text[: text.find(stop)], "stop")
+        else:
+            assert (choice.text, choice.finish_reason) == (text, "length")
+    assert stopped.choices[0].finish_reason == "stop"
+    streamed = {}
+    for chunk in complete(client, max_tokens=24, n=2, seed=5, stop=[stop], stream=True):
+        piece = chunk.choices[0]
+        streamed[piece.index] = streamed.get(piece.index, "") + piece.text
+    assert [streamed[0], streamed[1]] == [c.text for c in stopped.choices]
+
+
+def test_logprobs_are_the_services_raw_probabilities(client, running):
+    result = complete(client, max_tokens=8, seed=2, logprobs=3)
+    choice = result.choices[0]
+    log = running.server.last_job.choices
+    lp = choice.logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == 8
+    assert "".join(lp.tokens) == choice.text
+    assert lp.text_offset[0] == len(PROMPT) and lp.text_offset == sorted(lp.text_offset)
+    for step in range(8):
+        recorded = log.choice(0, step)
+        assert lp.tokens[step] == recorded.text
+        assert lp.token_logprobs[step] == pytest.approx(logprob(recorded.p_raw))
+        assert len(lp.top_logprobs[step]) <= 3
+        best = recorded.alternatives[0]
+        assert lp.top_logprobs[step][best.text] == pytest.approx(logprob(best.p_raw))
+        assert lp.token_logprobs[step] <= max(lp.top_logprobs[step].values()) + 1e-6
+
+
+def test_bad_requests_get_the_openai_error_shape(client, running):
+    with pytest.raises(openai.BadRequestError) as bad:
+        complete(client, temperature=9)
+    error = bad.value.response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["param"] == "temperature" and "0.0..5.0" in error["message"]
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.completions.create(model="gpt-4", prompt="x")
+    assert "gpt-4" in missing.value.response.json()["error"]["message"]
+    with pytest.raises(openai.BadRequestError):
+        complete(client, extra_body={"top_k": -1})
+    status, body = post(running.base + "/completions", b"{not json")
+    assert status == 400 and "not valid JSON" in body["error"]["message"]
+    status, body = post(running.base + "/nowhere", b"{}")
+    assert status == 404 and "error" in body
+
+
+def test_the_sampling_extras_reach_the_sampler(client, running):
+    complete(client, max_tokens=4, extra_body={"top_k": 5, "min_p": 0.1, "top_p_newline": 0.5,
+                                                "penalty_decay": 0.9}, presence_penalty=0.5)
+    settings = running.server.last_job.request.sampling
+    assert (settings.top_k, settings.min_p, settings.top_p_newline, settings.penalty_decay,
+            settings.presence_penalty) == (5, 0.1, 0.5, 0.9, 0.5)
+
+
+def test_an_api_key_is_checked(service):
+    keyed = Running(ApiServer(service, "tiny", SamplingSettings(), api_key="sekret"))
+    try:
+        with pytest.raises(openai.AuthenticationError):
+            complete(keyed.client("wrong"), max_tokens=2)
+        status, body = post(keyed.base + "/completions", json.dumps({"prompt": "x"}).encode())
+        assert status == 401 and body["error"]["code"] == "invalid_api_key"
+        assert len(complete(keyed.client("sekret"), max_tokens=2).choices[0].text) == 2
+    finally:
+        keyed.close()
+
+
+def test_closing_a_stream_cancels_its_job(client, running):
+    stream = complete(client, max_tokens=4096, n=4, seed=1, stream=True)
+    next(iter(stream))
+    job = running.server.last_job
+    stream.close()
+    assert wait_until(lambda: job.done, timeout=5)
+    assert job.is_cancelled and job.choices.steps(0) < 4096
+    started = time.perf_counter()
+    assert len(complete(client, max_tokens=5).choices[0].text) == 5
+    assert time.perf_counter() - started < 5
+
+
+def test_a_full_queue_answers_429(client, running):
+    running.server.queue_size = 1
+    try:
+        stream = complete(client, max_tokens=4096, n=4, stream=True)
+        next(iter(stream))  # running
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(complete, client, max_tokens=3)
+            assert wait_until(lambda: running.server.waiting == 1, timeout=5)
+            with pytest.raises(openai.RateLimitError) as refused:
+                complete(client, max_tokens=3)
+            assert refused.value.response.json()["error"]["code"] == "queue_full"
+            stream.close()  # the waiting one gets its turn
+            assert len(waiting.result(timeout=10).choices[0].text) == 3
+    finally:
+        running.server.queue_size = 8
+
+
+def test_concurrent_clients_each_get_their_own_answer(running):
+    asks = [(f"第{i}章　", 100 + i) for i in range(20)]
+    client = running.client()
+    alone = [complete(client, prompt=p, max_tokens=10, seed=s).choices[0].text for p, s in asks]
+
+    def one_client(part):
+        own = running.client()
+        return [complete(own, prompt=p, max_tokens=10, seed=s).choices[0].text for p, s in part]
+
+    with ThreadPoolExecutor(4) as pool:
+        parts = list(pool.map(one_client, [asks[i::4] for i in range(4)]))
+    together = [None] * 20
+    for i, part in enumerate(parts):
+        together[i::4] = part
+    assert together == alone
+    assert len(set(alone)) == 20
