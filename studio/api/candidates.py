@@ -5,8 +5,8 @@
     candidates.release()             # [(row, new text, finish_reason or None)] safe to send now
     candidates.all_done              # then the job can be cancelled: no row needs more steps
 
-A row that stops keeps its text before the stop string; the others go on. Text that could
-be the start of a stop string is held back until it is known not to be one.
+A row that stops keeps its text before the stop string; the others go on. Text at a row's end
+that begins a stop string is held back until it is known not to be one.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 class Candidates:
     def __init__(self, n: int, max_tokens: int, stops: tuple[str, ...] = ()):
         self.max_tokens, self.stops = max_tokens, stops
-        self.hold = max((len(s) for s in stops), default=1) - 1  # characters that may begin a stop string
+        self.hold = max((len(s) for s in stops), default=1) - 1  # how far back a stop string may start in old text
         self.texts = [""] * n  # each row's text so far (final once finish[row] is set)
         self.finish: list[str | None] = [None] * n
         self.sent = [0] * n  # characters of texts[row] released
@@ -53,6 +53,11 @@ class Candidates:
         """The job is over: rows still open ended at their length (or were cancelled)."""
         self.finish = [reason or "length" for reason in self.finish]
 
+    def _held(self, text: str) -> int:
+        """How many characters at the end of text begin a stop string (they wait for the next ones)."""
+        return max((k for stop in self.stops for k in range(min(len(stop) - 1, len(text)), 0, -1)
+                    if text.endswith(stop[:k])), default=0)
+
     def release(self) -> list[tuple[int, str, str | None]]:
         """(row, text not sent before, finish_reason once the row is done) for every row with news."""
         news = []
@@ -60,7 +65,7 @@ class Candidates:
             reason = self.finish[row]
             if self.sent[row] < 0:  # its end was already sent
                 continue
-            upto = len(text) if reason is not None else max(self.sent[row], len(text) - self.hold)
+            upto = len(text) if reason is not None else max(self.sent[row], len(text) - self._held(text))
             piece = text[self.sent[row]:upto]
             if piece or reason is not None:
                 news.append((row, piece, reason))
