@@ -69,7 +69,7 @@ def client(running):
 
 
 def complete(client, **options):
-    return client.completions.create(model="tiny", prompt=options.pop("prompt", PROMPT), **options)
+    return client.completions.create(model=options.pop("model", "tiny"), prompt=options.pop("prompt", PROMPT), **options)
 
 
 def post(url, body: bytes, headers=None):
@@ -231,3 +231,25 @@ def test_concurrent_clients_each_get_their_own_answer(running):
         together[i::4] = part
     assert together == alone
     assert len(set(alone)) == 20
+
+
+def test_max_tokens_counts_tokens_of_a_multi_character_tokenizer(tmp_path):
+    """The World tokenizer: a token writes 0 to many characters; max_tokens and logprobs count tokens."""
+    from ai_writer.backends import load
+    from tests.helpers import random_rwkv7_weights, write_checkpoint
+
+    model = write_checkpoint(tmp_path / "world.safetensors", random_rwkv7_weights(1, 64, 65536))
+    service = GenerationService(load(model, backend="torch", device="cpu"), state_store=None)
+    world = Running(ApiServer(service, "world", SamplingSettings(top_p=1.0)))
+    try:
+        result = complete(world.client(), model="world", prompt="Once upon a time", max_tokens=6, n=2, seed=3,
+                          logprobs=2)
+        assert result.usage.completion_tokens == 12
+        for choice in result.choices:
+            assert choice.finish_reason == "length" and len(choice.logprobs.tokens) == 6
+            assert "".join(choice.logprobs.tokens) == choice.text
+        assert result.choices[0].text != result.choices[1].text
+        assert any(len(c.text) > 6 for c in result.choices)  # tokens of several characters were cut by count
+    finally:
+        world.close()
+        service.close()
