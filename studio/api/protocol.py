@@ -4,7 +4,9 @@
     completion_body(...), chunk_body(...), models_body(...), error_body(...)
 
 Every problem a client can cause is an ApiError: an HTTP status and OpenAI's error shape
-{"error": {"message", "type", "param", "code"}}, with a message naming the field.
+{"error": {"message", "type", "param", "code"}}, with a message naming the field. Fields this
+server does not know are ignored (front ends send other servers' settings) and listed in
+CompletionParams.ignored.
 """
 
 from __future__ import annotations
@@ -52,15 +54,14 @@ class CompletionParams:
     stream: bool
     logprobs: int | None  # how many top alternatives per token, or None for no logprobs
     sampling: SamplingSettings
+    include_usage: bool = False  # stream_options.include_usage: a last chunk with the usage
+    ignored: tuple[str, ...] = ()  # fields other servers know (rep_pen, typical_p, ...): ignored, named in a header
 
 
 def parse_completion(body, defaults: SamplingSettings, model_id: str) -> CompletionParams:
     """The checked request; fields left out take `defaults` (the configured sampling) and OpenAI's defaults."""
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
-    unknown = sorted(set(body) - KNOWN)
-    if unknown:
-        raise ApiError(400, f"unknown field {unknown[0]!r}", unknown[0])
     model = body.get("model")
     if model is not None and model != model_id:
         raise ApiError(404, f"the model {model!r} does not exist; this server has {model_id!r}", "model",
@@ -81,8 +82,9 @@ def parse_completion(body, defaults: SamplingSettings, model_id: str) -> Complet
     if not isinstance(stream, bool):
         raise ApiError(400, f"'stream' must be true or false, not {stream!r}", "stream")
     logprobs = None if body.get("logprobs") is None else _int(body, "logprobs", 0, 0, MAX_LOGPROBS)
-    if logprobs is not None and stream:
-        raise ApiError(400, "'logprobs' with 'stream' is not supported; ask without stream", "logprobs")
+    options = body.get("stream_options") or {}
+    if not isinstance(options, dict):
+        raise ApiError(400, "'stream_options' must be an object", "stream_options")
     values = {}
     for name in SAMPLING_FIELDS:
         value = body.get(name)
@@ -99,7 +101,8 @@ def parse_completion(body, defaults: SamplingSettings, model_id: str) -> Complet
     seed = body.get("seed")
     if seed is not None:
         values["seed"] = _int(body, "seed", 0, 0, 2 ** 63 - 1)
-    return CompletionParams(prompt, max_tokens, n, stop, stream, logprobs, replace(defaults, **values))
+    return CompletionParams(prompt, max_tokens, n, stop, stream, logprobs, replace(defaults, **values),
+                            bool(options.get("include_usage")), tuple(sorted(set(body) - KNOWN)))
 
 
 def _prompt(value) -> str:
@@ -144,16 +147,30 @@ def logprob(p: float) -> float:
     return math.log(max(p, SMALLEST_P))
 
 
-def logprobs_of(log, row: int, text: str, max_tokens: int, top: int, offset: int) -> dict:
-    """OpenAI's legacy logprobs for candidate `row` of a ChoiceLog, over the tokens that wrote `text` (its final
-    text; a token cut by a stop string keeps only its part before it); offset: where `text` starts (the prompt's
-    length)."""
-    tokens, token_logprobs, top_logprobs, text_offset = [], [], [], []
-    for step in range(min(log.steps(row), max_tokens)):
+def tokens_written(log, row: int, text: str, finish_reason: str | None, max_tokens: int, start: int = 0) -> int:
+    """How many of candidate `row`'s tokens (from step `start`) wrote `text`: every step up to max_tokens for a row
+    that ran to its length; those starting before a stop string; while the row goes on (finish_reason None), the
+    ones wholly inside the text released so far."""
+    limit = min(log.steps(row), max_tokens)
+    if finish_reason == "length":
+        return max(start, limit)
+    step = start
+    while step < limit:
         choice = log.choice(row, step)
-        if choice.char_start >= len(text) and (text or step):
+        past = choice.char_start >= len(text) if finish_reason == "stop" else choice.char_start + len(choice.text) > len(text)
+        if past:
             break
-        tokens.append(choice.text[: len(text) - choice.char_start])
+        step += 1
+    return step
+
+
+def logprobs_of(log, row: int, steps: range, text: str, top: int, offset: int) -> dict:
+    """OpenAI's legacy logprobs for those steps of candidate `row` of a ChoiceLog: `text` is the candidate's text
+    (a token cut by a stop string keeps only its part before it), offset where it starts (the prompt's length)."""
+    tokens, token_logprobs, top_logprobs, text_offset = [], [], [], []
+    for step in steps:
+        choice = log.choice(row, step)
+        tokens.append(choice.text[: max(0, len(text) - choice.char_start)])
         token_logprobs.append(logprob(choice.p_raw))
         alternatives = {}
         for alternative in choice.alternatives[:top]:
@@ -173,8 +190,9 @@ def choice_body(index: int, text: str, finish_reason: str | None, logprobs: dict
     return {"index": index, "text": text, "finish_reason": finish_reason, "logprobs": logprobs}
 
 
-def chunk_body(request_id: str, created: int, model: str, index: int, text: str, finish_reason: str | None) -> dict:
-    return completion_body(request_id, created, model, [choice_body(index, text, finish_reason)], None)
+def chunk_body(request_id: str, created: int, model: str, index: int, text: str, finish_reason: str | None,
+               logprobs: dict | None = None) -> dict:
+    return completion_body(request_id, created, model, [choice_body(index, text, finish_reason, logprobs)], None)
 
 
 def usage_body(prompt_tokens: int, completion_tokens: int) -> dict:

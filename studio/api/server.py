@@ -25,7 +25,8 @@ from ai_writer.backends.writing.story import ContextBudgets, Story
 from ai_writer.models.textprep import TextPrep
 from ai_writer.studio.api.candidates import Candidates
 from ai_writer.studio.api.protocol import (ApiError, CompletionParams, choice_body, chunk_body, completion_body,
-                                           error_body, logprobs_of, models_body, parse_completion, usage_body)
+                                           error_body, logprobs_of, models_body, parse_completion, tokens_written,
+                                           usage_body)
 
 RAW_PREP = TextPrep(strip_indents=False, drop_empty_lines=False, leading_newline=False)  # the prompt as sent
 WHOLE_PROMPT = ContextBudgets(context_chars=0)  # the client chose its context: read all of it
@@ -140,22 +141,26 @@ class ApiServer:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
         candidates = Candidates(params.n, params.max_tokens, params.stop)
+        streamed = _Streamed(params) if params.stream else None
         job_holder = []
 
         def on_event(event) -> None:  # the service's thread
             job = job_holder[0] if job_holder else None
-            if isinstance(event, Chunk) and job is not None and job.choices is not None:
-                candidates.sync(job.choices)
+            log = job.choices if job is not None else None
+            if isinstance(event, Chunk) and log is not None:
+                candidates.sync(log)
                 if candidates.all_done:
                     job.cancel()  # no row needs another step
                 news = candidates.release()
-                if news:
-                    loop.call_soon_threadsafe(events.put_nowait, news)
+                if news and streamed is not None:
+                    loop.call_soon_threadsafe(events.put_nowait, streamed.annotate(log, candidates, news))
             elif isinstance(event, Finished):
-                if job is not None and job.choices is not None:
-                    candidates.sync(job.choices)
+                if log is not None:
+                    candidates.sync(log)
                 candidates.end()
-                loop.call_soon_threadsafe(events.put_nowait, candidates.release())
+                news = candidates.release()
+                if streamed is not None:
+                    loop.call_soon_threadsafe(events.put_nowait, streamed.annotate(log, candidates, news))
                 loop.call_soon_threadsafe(events.put_nowait, event)
             elif isinstance(event, Failed):
                 loop.call_soon_threadsafe(events.put_nowait, event)
@@ -168,25 +173,29 @@ class ApiServer:
         job_holder.append(job)
         self.last_job = job
         ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        headers = {"X-Ignored-Fields": ", ".join(params.ignored)} if params.ignored else {}
         try:
             if params.stream:
-                return await self._stream(request, params, events, ident, created)
+                return await self._stream(request, params, events, ident, created, headers, candidates, job)
             await self._until_done(events)
-            prompt_tokens = len(self.service.engine.tokenizer.encode(params.prompt))
             choices, written = [], 0
             for row, text in enumerate(candidates.texts):
-                steps = min(job.choices.steps(row), params.max_tokens) if job.choices is not None else 0
+                reason, logprobs, steps = candidates.finish[row], None, 0
+                if job.choices is not None:
+                    steps = tokens_written(job.choices, row, text, reason, params.max_tokens)
+                    if params.logprobs is not None:
+                        logprobs = logprobs_of(job.choices, row, range(steps), text, params.logprobs,
+                                               len(params.prompt))
                 written += steps
-                logprobs = None
-                if params.logprobs is not None and job.choices is not None:
-                    logprobs = logprobs_of(job.choices, row, text, params.max_tokens, params.logprobs,
-                                           len(params.prompt))
-                choices.append(choice_body(row, text, candidates.finish[row], logprobs))
-            return web.json_response(completion_body(ident, created, self.model_id, choices,
-                                                     usage_body(prompt_tokens, written)))
+                choices.append(choice_body(row, text, reason, logprobs))
+            usage = usage_body(self._prompt_tokens(params.prompt), written)
+            return web.json_response(completion_body(ident, created, self.model_id, choices, usage), headers=headers)
         finally:
             if not job.done:
                 job.cancel()  # the client went away (or the reply failed): stop within one step
+
+    def _prompt_tokens(self, prompt: str) -> int:
+        return len(self.service.engine.tokenizer.encode(prompt))
 
     async def _until_done(self, events: asyncio.Queue):
         while True:
@@ -196,8 +205,10 @@ class ApiServer:
             if isinstance(event, Finished):
                 return event
 
-    async def _stream(self, request, params, events: asyncio.Queue, ident: str, created: int) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    async def _stream(self, request, params, events: asyncio.Queue, ident: str, created: int, headers: dict,
+                      candidates: Candidates, job) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                               **headers})
         await response.prepare(request)
 
         async def send(payload) -> None:
@@ -209,12 +220,41 @@ class ApiServer:
                 await send(error_body(f"generation failed: {event.message}", "server_error"))
                 break
             if isinstance(event, Finished):
+                if params.include_usage:  # OpenAI's last chunk: no choices, the usage
+                    written = sum(tokens_written(job.choices, row, text, candidates.finish[row], params.max_tokens)
+                                  for row, text in enumerate(candidates.texts)) if job.choices is not None else 0
+                    usage = usage_body(self._prompt_tokens(params.prompt), written)
+                    await send(completion_body(ident, created, self.model_id, [], usage))
                 break
-            for row, text, reason in event:
-                await send(chunk_body(ident, created, self.model_id, row, text, reason))
+            for row, text, reason, logprobs in event:
+                await send(chunk_body(ident, created, self.model_id, row, text, reason, logprobs))
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+class _Streamed:
+    """Per row, the text and tokens already streamed: each release's logprobs cover the tokens it completes."""
+
+    def __init__(self, params: CompletionParams):
+        self.params = params
+        self.text = [""] * params.n
+        self.steps = [0] * params.n
+
+    def annotate(self, log, candidates: Candidates, news) -> list:
+        """(row, piece, finish_reason, logprobs or None) for each release (on the service's thread: a whole log)."""
+        params, annotated = self.params, []
+        for row, piece, reason in news:
+            self.text[row] += piece
+            logprobs = None
+            if params.logprobs is not None and log is not None:
+                text = candidates.texts[row] if reason else self.text[row]
+                end = tokens_written(log, row, text, reason, params.max_tokens, self.steps[row])
+                logprobs = logprobs_of(log, row, range(self.steps[row], end), text, params.logprobs,
+                                       len(params.prompt))
+                self.steps[row] = end
+            annotated.append((row, piece, reason, logprobs))
+        return annotated
 
 
 def _longest_token(tokenizer) -> int:

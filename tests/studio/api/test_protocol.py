@@ -42,7 +42,7 @@ def test_fields_and_extras_override():
     ("stop", [""], "must not be empty"), ("stop", 3, "string or a list"), ("seed", -1, "outside"),
     ("prompt", [1, 2], "token ids"), ("prompt", ["a", "b"], "one prompt per request"), ("stream", "yes", "true or false"),
     ("echo", True, "not supported"), ("best_of", 3, "not supported"), ("logprobs", 21, "outside 0..20"),
-    ("temperature", float("nan"), "must be a number"), ("wibble", 1, "unknown field"),
+    ("temperature", float("nan"), "must be a number"), ("stream_options", 1, "must be an object"),
 ])
 def test_each_bad_field_is_named(field, value, words):
     error = refused(**{field: value})
@@ -50,10 +50,11 @@ def test_each_bad_field_is_named(field, value, words):
     assert set(error.body()["error"]) == {"message", "type", "param", "code"}
 
 
-def test_an_unknown_model_is_404_and_stream_with_logprobs_is_refused():
+def test_an_unknown_model_is_404_and_other_servers_fields_are_ignored_by_name():
     error = refused(model="gpt-4")
     assert (error.status, error.code, error.param) == (404, "model_not_found", "model")
-    assert refused(stream=True, logprobs=1).param == "logprobs"
+    params = parse(rep_pen=1.1, typical_p=0.9, stream=True, stream_options={"include_usage": True})
+    assert params.ignored == ("rep_pen", "typical_p") and params.include_usage and params.sampling == DEFAULTS
     with pytest.raises(ApiError):
         parse_completion(["not", "an", "object"], DEFAULTS, "tiny")
 

@@ -149,6 +149,26 @@ def test_logprobs_are_the_services_raw_probabilities(client, running):
         assert lp.token_logprobs[step] <= max(lp.top_logprobs[step].values()) + 1e-6
 
 
+def test_streamed_logprobs_and_usage_match_the_whole_reply(client):
+    stop = [complete(client, max_tokens=12, seed=9).choices[0].text[4:6]]
+    whole = complete(client, max_tokens=12, n=2, seed=9, logprobs=2, stop=stop)
+    assert whole.choices[0].finish_reason == "stop"
+    chunks = list(complete(client, max_tokens=12, n=2, seed=9, logprobs=2, stop=stop, stream=True,
+                           stream_options={"include_usage": True}))
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    for choice in whole.choices:
+        parts = [c.choices[0].logprobs for c in chunks[:-1] if c.choices[0].index == choice.index]
+        for name in ("tokens", "token_logprobs", "top_logprobs", "text_offset"):
+            assert sum((getattr(p, name) for p in parts), []) == getattr(choice.logprobs, name)
+
+
+def test_other_servers_fields_are_ignored_and_named(client):
+    raw = client.completions.with_raw_response.create(model="tiny", prompt=PROMPT, max_tokens=3,
+                                                      extra_body={"rep_pen": 1.1, "typical_p": 0.9})
+    assert raw.headers["X-Ignored-Fields"] == "rep_pen, typical_p"
+    assert len(raw.parse().choices[0].text) == 3
+
+
 def test_bad_requests_get_the_openai_error_shape(client, running):
     with pytest.raises(openai.BadRequestError) as bad:
         complete(client, temperature=9)
