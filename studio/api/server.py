@@ -30,6 +30,9 @@ from ai_writer.studio.api.protocol import (ApiError, CompletionParams, choice_bo
 
 RAW_PREP = TextPrep(strip_indents=False, drop_empty_lines=False, leading_newline=False)  # the prompt as sent
 WHOLE_PROMPT = ContextBudgets(context_chars=0)  # the client chose its context: read all of it
+# The service counts a candidate's length in characters and sizes its ChoiceLog by it (per row and character: 8
+# bytes per alternative and 10 more): max_tokens x the longest token. Requests that would set aside more are refused.
+CHOICE_LOG_BYTES = 256 << 20
 
 
 class ApiServer:
@@ -124,6 +127,7 @@ class ApiServer:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiError(400, "the request body is not valid JSON") from None
         params = parse_completion(body, self.defaults, self.model_id)
+        generation = self._generation(params)
         if self._turn.locked() and self.waiting >= self.queue_size:
             raise ApiError(429, f"the server is busy: {self.waiting} requests are waiting already; try again soon",
                            kind="rate_limit_error", code="queue_full")
@@ -133,11 +137,22 @@ class ApiServer:
         finally:
             self.waiting -= 1
         try:
-            return await self._complete(request, params)
+            return await self._complete(request, params, generation)
         finally:
             self._turn.release()
 
-    async def _complete(self, request: web.Request, params: CompletionParams) -> web.StreamResponse:
+    def _generation(self, params: CompletionParams) -> GenerationRequest:
+        length, alternatives = params.max_tokens * self._token_chars, max(1, params.logprobs or 0)
+        if params.n * length * (8 * alternatives + 10) > CHOICE_LOG_BYTES:  # what the job's ChoiceLog sets aside
+            raise ApiError(400, f"n = {params.n} x max_tokens = {params.max_tokens} x logprobs = {alternatives} is "
+                                f"too much for this model's tokenizer (up to {self._token_chars} characters a token); "
+                                "ask for fewer", "max_tokens")
+        return GenerationRequest(
+            text=params.prompt, n=params.n, length=length, sampling=params.sampling,
+            prep=RAW_PREP, story=Story(), budgets=WHOLE_PROMPT, alternatives=alternatives)
+
+    async def _complete(self, request: web.Request, params: CompletionParams,
+                        generation: GenerationRequest) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
         candidates = Candidates(params.n, params.max_tokens, params.stop)
@@ -165,9 +180,6 @@ class ApiServer:
             elif isinstance(event, Failed):
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
-        generation = GenerationRequest(
-            text=params.prompt, n=params.n, length=params.max_tokens * self._token_chars, sampling=params.sampling,
-            prep=RAW_PREP, story=Story(), budgets=WHOLE_PROMPT, alternatives=max(1, params.logprobs or 0))
         # the worker may call on_event before submit returns: it sees no job until then (only Reading/Started)
         job = self.service.submit(generation, on_event)
         job_holder.append(job)

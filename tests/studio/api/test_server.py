@@ -270,6 +270,9 @@ def test_max_tokens_counts_tokens_of_a_multi_character_tokenizer(tmp_path):
             assert "".join(choice.logprobs.tokens) == choice.text
         assert result.choices[0].text != result.choices[1].text
         assert any(len(c.text) > 6 for c in result.choices)  # tokens of several characters were cut by count
+        with pytest.raises(openai.BadRequestError) as huge:  # its ChoiceLog would set aside gigabytes
+            complete(world.client(), model="world", max_tokens=4096, n=16, logprobs=20)
+        assert "too much" in huge.value.response.json()["error"]["message"]
     finally:
         world.close()
         service.close()
