@@ -127,7 +127,7 @@ class ApiServer:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiError(400, "the request body is not valid JSON") from None
         params = parse_completion(body, self.defaults, self.model_id)
-        generation = self._generation(params)
+        generation = self.generation_request(params)
         if self._turn.locked() and self.waiting >= self.queue_size:
             raise ApiError(429, f"the server is busy: {self.waiting} requests are waiting already; try again soon",
                            kind="rate_limit_error", code="queue_full")
@@ -141,7 +141,8 @@ class ApiServer:
         finally:
             self._turn.release()
 
-    def _generation(self, params: CompletionParams) -> GenerationRequest:
+    def generation_request(self, params: CompletionParams) -> GenerationRequest:
+        """The service request for these params (the prompt read as sent, all of it; 400 when too large)."""
         length, alternatives = params.max_tokens * self._token_chars, max(1, params.logprobs or 0)
         if params.n * length * (8 * alternatives + 10) > CHOICE_LOG_BYTES:  # what the job's ChoiceLog sets aside
             raise ApiError(400, f"n = {params.n} x max_tokens = {params.max_tokens} x logprobs = {alternatives} is "

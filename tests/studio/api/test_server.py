@@ -14,7 +14,7 @@ import pytest
 
 from ai_writer.backends.writing.generation import GenerationService
 from ai_writer.backends.writing.sampling import SamplingSettings
-from ai_writer.studio.api.protocol import logprob
+from ai_writer.studio.api.protocol import logprob, parse_completion
 from ai_writer.studio.api.server import ApiServer
 from tests.helpers import wait_until
 
@@ -216,6 +216,29 @@ def test_closing_a_stream_cancels_its_job(client, running):
     started = time.perf_counter()
     assert len(complete(client, max_tokens=5).choices[0].text) == 5
     assert time.perf_counter() - started < 5
+
+
+def test_a_client_gone_before_its_reply_cancels_its_job(running):
+    import http.client
+
+    before = running.server.last_job
+    connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=10)
+    connection.request("POST", "/v1/completions", json.dumps({"prompt": PROMPT, "max_tokens": 4096, "n": 4}),
+                       {"Content-Type": "application/json"})
+    assert wait_until(lambda: running.server.last_job is not before and running.server.last_job.choices is not None
+                      and running.server.last_job.choices.steps(0) > 0, timeout=5)
+    job = running.server.last_job
+    connection.close()
+    assert wait_until(lambda: job.done, timeout=5)
+    assert job.is_cancelled and job.choices.steps(0) < 4096
+
+
+def test_the_prompt_cache_is_shared_across_requests(client, running, service):
+    prompt = "山" * 300 + "水" * 7
+    complete(client, prompt=prompt, max_tokens=2)
+    body = {"model": "tiny", "prompt": prompt + "云", "max_tokens": 2}
+    plan = service.plan(running.server.generation_request(parse_completion(body, SamplingSettings(), "tiny")))
+    assert (plan.total_tokens, plan.cached_tokens) == (len(prompt) + 1, len(prompt))  # only the new character is read
 
 
 def test_a_full_queue_answers_429(client, running):
