@@ -1,4 +1,4 @@
-"""`ai-writer serve-api [--host H] [--port P] [--api-key KEY] [--queue N] [--model PATH] [--device D]`.
+"""`ai-writer serve-api [--host H] [--port P] [--api-key KEY] [--cors ORIGIN] [--queue N] [--model PATH] [--device D]`.
 
 Loopback only unless told otherwise; any other host needs --api-key (checked as Authorization: Bearer).
 aiohttp is imported only when the command runs.
@@ -19,6 +19,8 @@ def add_parser(sub, add_model_options) -> None:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the port (default {DEFAULT_PORT}; 0: any free one)")
     serve.add_argument("--api-key", metavar="KEY", help="required of clients as 'Authorization: Bearer KEY' "
                                                          "(needed for any host but loopback)")
+    serve.add_argument("--cors", metavar="ORIGIN", help="let web pages from ORIGIN (or '*': any) call the API from a "
+                                                        "browser, as mikupad does (default: none)")
     serve.add_argument("--queue", type=int, default=8, metavar="N",
                        help="requests that may wait behind the running one (default 8; more get 429)")
     add_model_options(serve)
@@ -53,7 +55,8 @@ def command_serve_api(args) -> int:
     engine = open_engine(config, args.model, args.device)
     service = make_service(config, engine)
     model_id = Path(engine.info.model_path).stem if engine.info.model_path else "ai-writer"
-    server = ApiServer(service, model_id, config.sampling.settings, api_key=args.api_key, queue_size=args.queue)
+    server = ApiServer(service, model_id, config.sampling.settings, api_key=args.api_key, queue_size=args.queue,
+                       cors_origin=args.cors)
 
     def ready(port: int) -> None:
         print(f"serving {model_id} at http://{args.host}:{port}/v1 (Ctrl+C stops)", flush=True)

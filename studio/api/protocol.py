@@ -19,7 +19,7 @@ from ai_writer.backends.writing.sampling import SAMPLING_LIMITS, SamplingSetting
 MAX_N = 16  # candidates per request (they decode as one batch)
 MAX_TOKENS = 4096  # tokens per candidate
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
-MAX_STOPS = 4  # stop strings, as OpenAI allows
+MAX_STOPS = 32  # stop strings (OpenAI allows 4; front ends such as SillyTavern send more)
 MAX_LOGPROBS = 20  # top alternatives per token
 SMALLEST_P = 2.0 ** -24  # float16's smallest positive value: a p_raw recorded as 0 reads as this
 EXTRAS = ("top_p_newline", "top_k", "min_p", "penalty_decay")  # AI-Writer's sampling settings beyond OpenAI's

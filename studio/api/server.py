@@ -36,9 +36,11 @@ CHOICE_LOG_BYTES = 256 << 20
 
 
 class ApiServer:
-    def __init__(self, service, model_id: str, defaults, api_key: str | None = None, queue_size: int = 8):
+    def __init__(self, service, model_id: str, defaults, api_key: str | None = None, queue_size: int = 8,
+                 cors_origin: str | None = None):
+        """cors_origin: the web origin (or "*") whose pages may call this server from a browser; None: none."""
         self.service, self.model_id, self.defaults = service, model_id, defaults
-        self.api_key, self.queue_size = api_key, queue_size
+        self.api_key, self.queue_size, self.cors_origin = api_key, queue_size, cors_origin
         self.created = int(time.time())
         self.waiting = 0  # requests waiting for their turn
         self.last_job = None  # the job of the latest request (for tests and diagnostics)
@@ -53,7 +55,15 @@ class ApiServer:
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/v1/models/{model}", self.model)
+        if self.cors_origin:
+            app.on_response_prepare.append(self._cors_headers)
         return app
+
+    async def _cors_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Access-Control-Allow-Origin"] = self.cors_origin
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Expose-Headers"] = "X-Ignored-Fields"
 
     async def start(self, host: str, port: int) -> int:
         """Listen (port 0: any free one) and return the port."""
@@ -62,7 +72,7 @@ class ApiServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        return site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the port picked for port 0
+        return self._runner.addresses[0][1]
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -87,6 +97,8 @@ class ApiServer:
     async def _errors(self, request: web.Request, handler):
         """Every refusal in OpenAI's error shape; nothing unexpected reaches the client as a traceback."""
         try:
+            if request.method == "OPTIONS" and self.cors_origin:  # a browser's preflight: no key is sent with it
+                return web.Response(status=204)
             self._check_key(request)
             return await handler(request)
         except ApiError as exc:

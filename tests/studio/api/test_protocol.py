@@ -38,7 +38,7 @@ def test_fields_and_extras_override():
 
 @pytest.mark.parametrize("field, value, words", [
     ("temperature", 9, "outside 0.0..5.0"), ("top_p", "high", "must be a number"), ("top_k", 1.5, "whole number"),
-    ("max_tokens", 0, "outside 1..4096"), ("n", 17, "outside 1..16"), ("stop", ["a"] * 5, "at most 4"),
+    ("max_tokens", 0, "outside 1..4096"), ("n", 17, "outside 1..16"), ("stop", ["a"] * 33, "at most 32"),
     ("stop", [""], "must not be empty"), ("stop", 3, "string or a list"), ("seed", -1, "outside"),
     ("prompt", [1, 2], "token ids"), ("prompt", ["a", "b"], "one prompt per request"), ("stream", "yes", "true or false"),
     ("echo", True, "not supported"), ("best_of", 3, "not supported"), ("logprobs", 21, "outside 0..20"),

@@ -206,6 +206,30 @@ def test_an_api_key_is_checked(service):
         keyed.close()
 
 
+def test_cors_is_off_unless_asked_for(service, running):
+    def preflight(base):
+        request = urllib.request.Request(base + "/completions", method="OPTIONS",
+                                         headers={"Origin": "http://localhost:5173",
+                                                  "Access-Control-Request-Method": "POST"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.headers
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers
+
+    status, headers = preflight(running.base)
+    assert status == 405 and "Access-Control-Allow-Origin" not in headers
+    open_to = Running(ApiServer(service, "tiny", SamplingSettings(), api_key="k", cors_origin="*"))
+    try:
+        status, headers = preflight(open_to.base)
+        assert status == 204 and headers["Access-Control-Allow-Origin"] == "*"
+        assert "Authorization" in headers["Access-Control-Allow-Headers"]
+        raw = open_to.client("k").completions.with_raw_response.create(model="tiny", prompt="山", max_tokens=2)
+        assert raw.headers["Access-Control-Allow-Origin"] == "*"
+    finally:
+        open_to.close()
+
+
 def test_closing_a_stream_cancels_its_job(client, running):
     stream = complete(client, max_tokens=4096, n=4, seed=1, stream=True)
     next(iter(stream))
