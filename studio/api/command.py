@@ -40,18 +40,20 @@ def command_serve_api(args) -> int:
     from ai_writer.studio.cli import UserError, open_engine
     from ai_writer.studio.config import load_config
     from ai_writer.studio.generation_setup import make_service
+    from ai_writer.studio.i18n import choose_language, set_language, tr
 
+    config = load_config(args.config)
+    set_language(choose_language(config.studio.language))
     if not is_loopback(args.host) and not args.api_key:
-        raise UserError(f"--host {args.host} lets other machines in: give an --api-key they must send")
+        raise UserError(tr("api_needs_key", host=args.host))
     if not 0 <= args.port <= 65535:
-        raise UserError(f"--port {args.port} is outside 0..65535")
+        raise UserError(tr("api_bad_port", port=args.port))
     if args.queue < 0:
-        raise UserError(f"--queue {args.queue} must be 0 or more")
+        raise UserError(tr("api_bad_queue", queue=args.queue))
     try:
         from ai_writer.studio.api.server import ApiServer
     except ImportError as exc:
-        raise UserError(f"serve-api needs aiohttp (pip install 'aiohttp>=3.9'): {exc}") from None
-    config = load_config(args.config)
+        raise UserError(tr("api_no_aiohttp", error=exc)) from None
     engine = open_engine(config, args.model, args.device)
     service = make_service(config, engine)
     model_id = Path(engine.info.model_path).stem if engine.info.model_path else "ai-writer"
@@ -59,14 +61,14 @@ def command_serve_api(args) -> int:
                        cors_origin=args.cors)
 
     def ready(port: int) -> None:
-        print(f"serving {model_id} at http://{args.host}:{port}/v1 (Ctrl+C stops)", flush=True)
+        print(tr("api_serving", model=model_id, url=f"http://{args.host}:{port}/v1"), flush=True)
 
     try:
         server.run(args.host, args.port, on_ready=ready)
     except OSError as exc:
-        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        raise UserError(tr("api_cannot_listen", host=args.host, port=args.port, error=exc.strerror or exc)) from None
     except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
+        print(tr("api_stopped"), file=sys.stderr)
     finally:
         service.close(wait=True)
     return 0

@@ -26,6 +26,18 @@ def test_another_host_needs_an_api_key(capsys):
     assert err.count("\n") == 1 and "--api-key" in err and "Traceback" not in err
 
 
+def test_a_port_already_taken_is_one_line(capsys, tiny_model):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve-api", "--model", str(tiny_model), "--device", "cpu", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"127.0.0.1:{port}" in err and "Traceback" not in err
+
+
 def test_loopback_hosts():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2") and not is_loopback("example.org")
@@ -34,7 +46,7 @@ def test_loopback_hosts():
 def test_the_command_serves_until_interrupted(tmp_path, tiny_model):
     script = Path(sys.executable).parent / "ai-writer"
     command = [str(script)] if script.is_file() else [sys.executable, "-m", "ai_writer.studio.cli"]
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONPATH": str(REPO), "LC_ALL": "C.UTF-8"}
     process = subprocess.Popen(command + ["serve-api", "--model", str(tiny_model), "--device", "cpu", "--port", "0"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path, text=True)
     try:
