@@ -75,6 +75,8 @@ class ApiServer:
         return self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        if self.last_job is not None:
+            self.last_job.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -172,6 +174,12 @@ class ApiServer:
         streamed = _Streamed(params) if params.stream else None
         job_holder = []
 
+        def push(item) -> None:
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, item)
+            except RuntimeError:  # the server stopped and its loop closed: nobody waits for this any more
+                pass
+
         def on_event(event) -> None:  # the service's thread
             job = job_holder[0] if job_holder else None
             log = job.choices if job is not None else None
@@ -181,19 +189,20 @@ class ApiServer:
                     job.cancel()  # no row needs another step
                 news = candidates.release()
                 if news and streamed is not None:
-                    loop.call_soon_threadsafe(events.put_nowait, streamed.annotate(log, candidates, news))
+                    push(streamed.annotate(log, candidates, news))
             elif isinstance(event, Finished):
                 if log is not None:
                     candidates.sync(log)
                 candidates.end()
                 news = candidates.release()
                 if streamed is not None:
-                    loop.call_soon_threadsafe(events.put_nowait, streamed.annotate(log, candidates, news))
-                loop.call_soon_threadsafe(events.put_nowait, event)
+                    push(streamed.annotate(log, candidates, news))
+                push(event)
             elif isinstance(event, Failed):
-                loop.call_soon_threadsafe(events.put_nowait, event)
+                push(event)
 
-        # the worker may call on_event before submit returns: it sees no job until then (only Reading/Started)
+        # the worker may call on_event before submit returns: until then it sees no job (a Chunk then is caught up
+        # by the next sync, which reads the whole log)
         job = self.service.submit(generation, on_event)
         job_holder.append(job)
         self.last_job = job
