@@ -37,6 +37,8 @@ from ai_writer.studio.i18n import tr
 from ai_writer.studio.keys import make_bindings
 from ai_writer.studio.open_manuscript import OpenManuscript
 from ai_writer.studio.open_story import OpenStory
+from ai_writer.studio.paths import short_path
+from ai_writer.studio.screens import dialog_actions
 from ai_writer.studio.saver import ManuscriptSaver, SaveFinished, SaveOutcome
 from ai_writer.studio.stream_buffer import StreamBuffer
 from ai_writer.studio.textual_compat import set_bindings
@@ -80,18 +82,6 @@ def freeze_long_lived() -> None:
     a full collection walks them all and stops typing for tens of ms each time."""
     gc.collect()
     gc.freeze()
-
-
-def short_path(path: Path) -> str:
-    """The path as an author would type it: relative to the working folder or ~ where shorter."""
-    path = Path(path).absolute()
-    candidates = [str(path)]
-    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~/")):
-        try:
-            candidates.append(prefix + str(path.relative_to(base)))
-        except ValueError:
-            pass
-    return min(candidates, key=len)
 
 
 class MainScreen(Screen):
@@ -391,6 +381,11 @@ class MainScreen(Screen):
 
     # -- generating --------------------------------------------------------
 
+    def say_no_model(self) -> None:
+        """Why nothing can be generated yet: the model still loading, or none loaded."""
+        loading = any(w.group == "model" and not w.is_finished for w in self.workers)
+        self.status.message = tr("model_still_loading") if loading else tr("model_failed", error=tr("no_model"))
+
     def context_text(self) -> str:
         return self.editor.document.get_text_range((0, 0), self.editor.cursor_location)
 
@@ -409,8 +404,7 @@ class MainScreen(Screen):
 
     def action_generate(self, regenerate: bool = False) -> None:
         if self.service is None:
-            loading = any(w.group == "model" and not w.is_finished for w in self.workers)
-            self.status.message = tr("model_still_loading") if loading else tr("model_failed", error=tr("no_model"))
+            self.say_no_model()
             return
         self.status.message = ""
         self.note_edits()  # what the author changed since the last record goes before this request
@@ -635,96 +629,16 @@ class MainScreen(Screen):
         """The model, the backend and why it was chosen: too long for the status line."""
         self.app.notify(self.status.details or tr("no_model"), title=tr("cmd_details"), timeout=15)
 
+    # -- the dialogs that act on the manuscript (studio/screens/dialog_actions.py) --
+
     def action_scan(self) -> None:
-        """The surprise scan of the whole manuscript (f7), on the service's thread; enter on a row moves the cursor there."""
-        from dataclasses import replace as with_fields
-
-        from ai_writer.backends.writing.scan import scan_task
-        from ai_writer.studio.dialogs.scan_view import ScanView, location_of
-
-        if self.service is None:
-            loading = any(w.group == "model" and not w.is_finished for w in self.workers)
-            self.status.message = tr("model_still_loading") if loading else tr("model_failed", error=tr("no_model"))
-            return
-        text = self.editor.document.text
-        prep = with_fields(self.config.generation.text_prep, leading_newline=True)  # as `ai-writer scan`
-        if len(prep.prepare(text)) < 2:
-            self.status.message = tr("sc_empty", name=self.path.name if self.path else "")
-            return
-        service = self.service
-
-        def closed(position: int | None) -> None:
-            if position is not None and self.editor.document.text == text:
-                self.editor.move_cursor(location_of(text, position), center=True)
-            self.editor.focus()
-            self.warm()  # the scan took the model from a read ahead: the next request should not wait for it
-
-        self.app.push_screen(ScanView(lambda on_event: service.submit_task(scan_task(text, prep), on_event)), closed)
+        dialog_actions.open_scan(self)
 
     def action_history(self) -> None:
-        """The version tree (studio/dialogs/history_tree.py): restore a branch in place, or insert a candidate."""
-        from ai_writer.studio.data.version_tree import Restore, Take
-        from ai_writer.studio.dialogs.history_tree import HistoryTree
-
-        if self.history is None:
-            return
-        self.note_edits()  # the tree is placed in the text as it is now
-
-        def chosen(choice) -> None:
-            if isinstance(choice, Restore):
-                self.restore_branch(choice)
-            elif isinstance(choice, Take):
-                self.note_edits()
-                position = self.editor.document.get_index_from_location(self.editor.cursor_location)
-                inserted = self.insert_text(choice.text)
-                self.history.record_outcome(choice.node, choice.candidate, "accepted", position=position,
-                                            inserted=inserted)
-
-        self.app.push_screen(HistoryTree(self.history, self.editor.text, self.config.keys), chosen)
-
-    def restore_branch(self, restore) -> None:
-        """A branch of the version tree back in place (version_tree.Restore) as one undo step, and saved."""
-        editor, document = self.editor, self.editor.document
-        start, end = document.get_location_from_index(restore.start), document.get_location_from_index(restore.end)
-        if document.get_text_range(start, end) != restore.replaced:
-            self.status.message = tr("ht_changed_meanwhile")
-            return
-        self.note_edits()
-        editor.suggestion = ""
-        editor.history.checkpoint()
-        editor.replace(restore.text, start, end)
-        editor.history.checkpoint()
-        self.history.record_restore(restore)
-        self.status.message = tr("ht_restored", number=restore.candidate + 1)
-        self.save_now()
+        dialog_actions.open_version_tree(self)
 
     def action_story(self) -> None:
-        """The story panel: memory, author's note, lorebook; saved to NAME.story.toml."""
-        from ai_writer.studio.dialogs.story_panel import StoryPanel
-
-        story = self.story
-        if story is None:
-            return
-        story.refresh()
-
-        def closed(saved) -> None:
-            if saved is not None:
-                self.status.message = tr("story_saved", path=short_path(story.path))
-                self.warm()  # the new memory and lore are read before the next request needs them
-
-        self.app.push_screen(StoryPanel(story.story, story.path, story.save), closed)
+        dialog_actions.open_story_panel(self)
 
     def action_context(self) -> None:
-        """Exactly what the next request reads, part by part, and how much of it the cache spares."""
-        if self.service is None:
-            self.status.message = tr("model_still_loading")
-            return
-        self.show_context(self.next_request())
-
-    @work(thread=True, exclusive=True, group="context")
-    def show_context(self, request) -> None:
-        from ai_writer.studio.dialogs.context_view import ContextView
-
-        plan = self.service.plan(request)  # tokenising a long book: off the UI thread
-        self.app.call_from_thread(self.app.push_screen,
-                                  ContextView(plan.context, plan.total_tokens, plan.cached_tokens))
+        dialog_actions.open_context_view(self)
