@@ -26,8 +26,6 @@ It prints a Markdown table and asserts nothing about timings.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import statistics
 import sys
 import tempfile
 import threading
@@ -46,7 +44,7 @@ from ai_writer.backends.writing.generation import Chunk, Failed, Finished, Gener
 from ai_writer.backends.writing.sampling import SamplingSettings  # noqa: E402
 from ai_writer.studio.api.candidates import Candidates  # noqa: E402
 from ai_writer.studio.api.protocol import parse_completion, tokens_written  # noqa: E402
-from ai_writer.studio.api.server import ApiServer  # noqa: E402
+from ai_writer.studio.api.server import ApiServer, BackgroundServer  # noqa: E402
 
 FULL = dict(n_layer=12, n_embd=768, requests=16)
 QUICK = dict(n_layer=4, n_embd=256, requests=8)
@@ -152,38 +150,12 @@ def run_in_process(engine, reqs: list[dict], concurrency: int) -> tuple[list[Res
 # -- through the server ------------------------------------------------------------------
 
 
-class Running:
-    """An ApiServer listening on a free port of 127.0.0.1, its loop on a thread of its own."""
-
-    def __init__(self, server: ApiServer):
-        self.server = server
-        self.loop = asyncio.new_event_loop()
-        started = threading.Event()
-
-        def serve():
-            asyncio.set_event_loop(self.loop)
-            self.port = self.loop.run_until_complete(server.start("127.0.0.1", 0))
-            started.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=serve, daemon=True)
-        self.thread.start()
-        if not started.wait(30):
-            raise SystemExit("the API server did not start within 30 s")
-        self.base = f"http://127.0.0.1:{self.port}/v1"
-
-    def close(self):
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
-
-
 def run_server(engine, reqs: list[dict], concurrency: int) -> tuple[list[Result], float]:
     """(results in request order, wall seconds) of the requests, streamed through a fresh server and service."""
     import openai
 
     service = GenerationService(engine, state_store=None)
-    running = Running(ApiServer(service, MODEL_ID, SamplingSettings(), queue_size=max(8, concurrency)))
+    running = BackgroundServer(ApiServer(service, MODEL_ID, SamplingSettings(), queue_size=max(8, concurrency)))
     local = threading.local()
 
     def client():

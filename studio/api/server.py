@@ -13,6 +13,7 @@ A client that goes away cancels its job (it stops within one step).
 from __future__ import annotations
 
 import asyncio
+import threading
 import hmac
 import json
 import time
@@ -300,3 +301,30 @@ def _longest_token(tokenizer) -> int:
     if pieces is not None:
         return max(len(p) for p in pieces) + 3  # bytes held back from the token before may complete with it
     return 64
+
+
+class BackgroundServer:
+    """An ApiServer listening on 127.0.0.1 (port 0: a free one), its event loop on a thread of its own: for
+    programs that embed the server (the benchmark, the tests) rather than run `ai-writer serve-api`."""
+
+    def __init__(self, server: ApiServer, port: int = 0, timeout: float = 30.0):
+        self.server, self.timeout = server, timeout
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def serve():
+            asyncio.set_event_loop(self.loop)
+            self.port = self.loop.run_until_complete(server.start("127.0.0.1", port))
+            started.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=serve, name="api-server", daemon=True)
+        self.thread.start()
+        if not started.wait(timeout):
+            raise RuntimeError(f"the API server did not start within {timeout:.0f} s")
+        self.base = f"http://127.0.0.1:{self.port}/v1"
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(self.timeout)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(self.timeout)

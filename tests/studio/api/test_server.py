@@ -1,9 +1,6 @@
 """`ai-writer serve-api` end to end: the real aiohttp server on 127.0.0.1, a real tiny RWKV-7, the real openai client."""
 
-import asyncio
 import json
-import math
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,38 +12,17 @@ import pytest
 from ai_writer.backends.writing.generation import GenerationService
 from ai_writer.backends.writing.sampling import SamplingSettings
 from ai_writer.studio.api.protocol import logprob, parse_completion
-from ai_writer.studio.api.server import ApiServer
+from ai_writer.studio.api.server import ApiServer, BackgroundServer
 from tests.helpers import wait_until
 
 PROMPT = "从前有座山，山里有座庙，"
 
 
-class Running:
-    """An ApiServer listening on a free port, its loop on a thread of its own."""
-
-    def __init__(self, server: ApiServer):
-        self.server = server
-        self.loop = asyncio.new_event_loop()
-        started = threading.Event()
-
-        def serve():
-            asyncio.set_event_loop(self.loop)
-            self.port = self.loop.run_until_complete(server.start("127.0.0.1", 0))
-            started.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=serve, daemon=True)
-        self.thread.start()
-        assert started.wait(10)
-        self.base = f"http://127.0.0.1:{self.port}/v1"
+class Running(BackgroundServer):
+    """An ApiServer on a free port, with the real openai client."""
 
     def client(self, key="none", **options):
         return openai.OpenAI(base_url=self.base, api_key=key, max_retries=0, timeout=30, **options)
-
-    def close(self):
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")
