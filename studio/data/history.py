@@ -123,10 +123,20 @@ class HistoryLog:
         self.path = Path(path)
         self.last_error: str | None = None
         self.warnings: list[str] = []  # of the last read
+        self.known_revision = 0  # counts every change of known_text (a caller may skip a comparison)
         self.known_text: str | None = None  # the manuscript as of the last record (None: not followed)
         self._recent: deque = deque(maxlen=RECENT_ACCEPTS)  # (request id, candidate, its inserted text's tail)
         self._seeded = False
         self._written: dict[str, tuple] = {}  # request id -> the candidates last written for it
+
+    @property
+    def known_text(self) -> str | None:
+        return self._known_text
+
+    @known_text.setter
+    def known_text(self, text: str | None) -> None:
+        self._known_text = text
+        self.known_revision += 1
 
     @classmethod
     def for_manuscript(cls, manuscript_path) -> "HistoryLog":

@@ -111,6 +111,7 @@ class MainScreen(Screen):
         self.story: OpenStory | None = None  # NAME.story.toml beside the manuscript
         self.warm_job = None  # the service's job reading the manuscript ahead of a request
         self._store_problem_shown = ""
+        self._noted = None  # (the editor's edit_version, history.known_revision) when the history last saw the text
         self.saver = ManuscriptSaver(self.post_message, data_dir)
         self.saved_text: str | None = None  # the text of the last successful save (made on the saver thread)
         self.saved_version: int | None = None  # the editor's edit_version of that text; None: not on disk yet
@@ -204,6 +205,7 @@ class MainScreen(Screen):
                                           *opened.notes])
         previous, self.history = self.history, HistoryLog(history_path_for(path))
         self.history.follow(opened.text, previous)  # edits are measured from here (a reload's are recorded)
+        self._noted = None
         self.story = OpenStory.for_manuscript(path)
         if self.story.error:
             self.status.message = tr("story_broken", error=self.story.error)
@@ -480,8 +482,11 @@ class MainScreen(Screen):
 
     def note_edits(self) -> None:
         """Tell the history what the author changed since its last record (an edit record, if anything did)."""
-        if self.history is not None:
-            self.history.note_text(self.editor.text)
+        editor, history = self.editor, self.history
+        if history is None or self._noted == (editor.edit_version, history.known_revision):
+            return  # neither the editor nor the history's copy changed since: no whole-text scan
+        history.note_text(editor.text)
+        self._noted = (editor.edit_version, history.known_revision)
 
     def record_request_now(self) -> None:
         """The current request in the history (written again only if its candidates changed)."""

@@ -76,3 +76,20 @@ async def test_a_reload_records_what_changed_on_disk(make_app):
         tree = build_tree(HistoryLog(history_path_for(path)).read_records(), app.editor.text)
         (node,) = tree.nodes.values()
         assert not node.detached and node.here == len("　　序章\n" + MANUSCRIPT)
+
+
+async def test_undoing_an_accept_is_an_edit_and_no_change_writes_none(make_app):
+    app, path = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        texts = await generate(pilot, app)
+        await pilot.press("alt+1")
+        await pilot.press("ctrl+z")  # the editor is back to where the history last compared it, the accept undone
+        assert app.editor.text == MANUSCRIPT
+        await generate(pilot, app)
+        await generate(pilot, app)  # nothing changed in between: no edit record
+        kinds = [(r["type"], r.get("action")) for r in records(path)]
+        assert kinds == [("request", None), ("outcome", "accepted"), ("edit", None), ("request", None),
+                         ("request", None)]
+        edit = records(path)[2]
+        assert (edit["position"], edit["removed"], edit["inserted"]) == (len(MANUSCRIPT), texts[0], "")
