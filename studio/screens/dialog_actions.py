@@ -3,25 +3,23 @@
 Each function takes the main screen (studio/screens/main_screen.py): the surprise scan (f7),
 the version tree (F3, and restoring a branch from it), the story panel (f4) and the context
 viewer (f6). Model code never runs here: the scan runs on the generation service's thread,
-the context is planned in a thread worker.
+the context is planned in a thread worker. The dialogs are imported when first opened, not at start-up.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from ai_writer.backends.writing.scan import scan_task
 from ai_writer.studio.data.version_tree import Restore, Take
-from ai_writer.studio.dialogs.context_view import ContextView
-from ai_writer.studio.dialogs.history_tree import HistoryTree
-from ai_writer.studio.dialogs.scan_view import ScanView, location_of
-from ai_writer.studio.dialogs.story_panel import StoryPanel
 from ai_writer.studio.i18n import tr
 from ai_writer.studio.paths import short_path
 
 
 def open_scan(screen) -> None:
     """The surprise scan of the whole manuscript; enter on a row moves the cursor there."""
+    from ai_writer.backends.writing.scan import scan_task
+    from ai_writer.studio.dialogs.scan_view import ScanView, location_of
+
     if screen.service is None:
         screen.say_no_model()
         return
@@ -44,6 +42,8 @@ def open_scan(screen) -> None:
 
 def open_version_tree(screen) -> None:
     """The version tree (studio/dialogs/history_tree.py): restore a branch in place, or insert a candidate."""
+    from ai_writer.studio.dialogs.history_tree import HistoryTree
+
     history = screen.history
     if history is None:
         return
@@ -80,6 +80,8 @@ def restore_branch(screen, restore: Restore) -> None:
 
 def open_story_panel(screen) -> None:
     """The story panel: memory, author's note, lorebook; saved to NAME.story.toml."""
+    from ai_writer.studio.dialogs.story_panel import StoryPanel
+
     story = screen.story
     if story is None:
         return
@@ -95,6 +97,8 @@ def open_story_panel(screen) -> None:
 
 def open_context_view(screen) -> None:
     """Exactly what the next request reads, part by part, and how much of it the cache spares."""
+    from ai_writer.studio.dialogs.context_view import ContextView
+
     if screen.service is None:
         screen.say_no_model()
         return
