@@ -191,8 +191,11 @@ def detect_architecture(weights: dict[str, torch.Tensor]) -> str:
     return "unknown"
 
 
-SUPPORTED = ("rwkv7", "rwkv4", "aiwriter-v1", "aiwriter-v2")
-NAMES = {"rwkv7": "RWKV-7", "rwkv4": "RWKV-4", "aiwriter-v1": "AI-Writer v1", "aiwriter-v2": "AI-Writer v2 RNN"}
+SUPPORTED = ("rwkv7", "rwkv6", "rwkv5", "rwkv4", "aiwriter-v1", "aiwriter-v2")
+NAMES = {
+    "rwkv7": "RWKV-7", "rwkv6": "RWKV-6", "rwkv5": "RWKV-5", "rwkv4": "RWKV-4",
+    "aiwriter-v1": "AI-Writer v1", "aiwriter-v2": "AI-Writer v2 RNN",
+}
 
 
 def _architecture_classes(arch: str):
@@ -201,6 +204,14 @@ def _architecture_classes(arch: str):
         from ai_writer.models import rwkv4
 
         return rwkv4.RWKV4, rwkv4.RWKV4Config, rwkv4.prepare_for_inference
+    if arch == "rwkv6":
+        from ai_writer.models import rwkv6
+
+        return rwkv6.RWKV6, rwkv6.RWKV6Config, rwkv6.prepare_for_inference
+    if arch == "rwkv5":
+        from ai_writer.models import rwkv5
+
+        return rwkv5.RWKV5, rwkv5.RWKV5Config, rwkv5.prepare_for_inference
     if arch == "aiwriter-v1":
         from ai_writer.models import aiwriter_v1
 
