@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ai_writer.backends.engines.names import CPU_PAIRS, NAMES, Backend
 from ai_writer.backends.errors import LoadError
-from ai_writer.backends.files.vocab import find_vocab, open_tokenizer
+from ai_writer.backends.files.vocab import choose_tokenizer
 from ai_writer.backends.selection import Selection, float32_only, select_backend, without_native
 from ai_writer.models.tokenizer import DEFAULT_UNKNOWN_CHAR
 
@@ -29,13 +29,19 @@ def load(
     characters for every new one, as the original; N restarts a full window from the last N
     characters and grows it again (models.aiwriter_v1.AIWriterV1.set_refill).
     """
+    from ai_writer.models.checkpoint import ModelFileError
+    from ai_writer.models.model_file import identify
+
     path = Path(path).expanduser()
     if backend not in NAMES:
         raise LoadError(f"unknown backend {backend!r} (available: {', '.join(NAMES)})")
-    if not path.is_file() and not path.is_dir():
-        raise LoadError(f"{path}: no such model file")
-    vocab_path = Path(vocab).expanduser() if vocab else find_vocab(path)
-    tokenizer = open_tokenizer(path, vocab_path, unknown_char)
+    try:
+        facts = identify(path)  # what the file is, before any vocabulary is looked for
+    except ModelFileError as exc:
+        raise LoadError(str(exc)) from None
+    path = facts.path  # a Hugging Face folder's config.json or weights file names the folder
+    tokens = choose_tokenizer(facts, str(vocab) if vocab else None, unknown_char)
+    tokenizer = tokens.tokenizer
     choice = select_backend(backend, device, path)
     if choice.backend == Backend.ONNX:
         from ai_writer.backends.engines.onnx_engine import load_onnx
@@ -48,6 +54,7 @@ def load(
 
         engine = load_torch(path, tokenizer, choice.device, dtype)
     engine.selection = choice
+    engine.tokenizer_source, engine.tokenizer_note = tokens.source, tokens.note
     model = getattr(engine, "model", None)
     if window_refill and hasattr(model, "set_refill"):
         try:

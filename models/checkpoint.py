@@ -29,6 +29,15 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     from ai_writer.models.aiwriter_v2 import is_bin_folder, read_bin_folder
 
+    if (path / "config.json").is_file():
+        from ai_writer.models.hf_layout import is_hf_folder, read_hf_weights
+
+        if is_hf_folder(path):
+            return read_hf_weights(path)
+    if path.suffix.lower() == ".gguf":
+        from ai_writer.models.gguf_file import read_gguf_weights
+
+        return read_gguf_weights(path)
     if path.exists() and is_bin_folder(path):
         try:
             return read_bin_folder(path)
@@ -243,6 +252,8 @@ def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.
         weights = {k: v for k, v in weights.items() if k != "copy_mask" and not k.endswith(".attn.mask")}
     if arch == "aiwriter-v2":  # time_mix (1, 1, C), time_decay (C, 1) and the like, as vectors
         weights = {k: v.reshape(-1) if ".time_" in k else v for k, v in weights.items()}
+    if arch == "rwkv7":
+        weights = with_layer0_value_mix(weights)
     try:
         config = config_class.from_state_dict(weights)
         with torch.device("meta"), _without_random_init():
@@ -252,6 +263,19 @@ def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.
         raise ModelFileError(f"{path}: {name} weights with missing or misshapen tensors ({_first_line(exc)})") from None
     # script=False (RWKV-7, RWKV-4): eager modules, which take an engine's scan (FusedRWKV7.use_sequence_wkv)
     return prepare(model.to(device)) if script else prepare(model.to(device), script=False)
+
+
+def with_layer0_value_mix(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """RWKV-7 weights with blocks.0.att.v0/v1/v2, zeros where the file lacks them: layer 0 never reads them
+    (its values are v_first), and some released files leave them out (BlinkDL's demo loads with strict=False)."""
+    names = ("blocks.0.att.v0", "blocks.0.att.v1", "blocks.0.att.v2")
+    if all(name in weights for name in names):
+        return weights
+    C = weights["emb.weight"].shape[1]
+    width = weights["blocks.1.att.v1"].shape[1] if "blocks.1.att.v1" in weights else RWKV7Config(1, C, 1).d_value
+    like = weights["emb.weight"]
+    shapes = {names[0]: (1, 1, C), names[1]: (C, width), names[2]: (width, C)}
+    return {**weights, **{n: torch.zeros(shapes[n], dtype=like.dtype) for n in names if n not in weights}}
 
 
 @contextmanager

@@ -11,9 +11,10 @@ listed byte string that matches, as `rwkv.rwkv_tokenizer.TRIE_TOKENIZER` does
 (identical ids). World models have 65,536 embedding rows; ids 65530..65535 are
 unused.
 
-Generation never samples id 0 or the unused ids (`banned_ids`): end-of-text
-would end the story in the middle and what follows it is unrelated text, so the
-writer goes on instead.
+Generation never samples id 0, the unused ids or a token holding a control byte
+(`banned_ids`): end-of-text would end the story in the middle and what follows it
+is unrelated text, so the writer goes on instead; control bytes (below 0x20 other
+than newline and tab, and DEL) are no part of a manuscript.
 
 The vocabulary ships beside this module as world_vocab_v20230424.txt, a byte-for-byte
 copy of rwkv/rwkv_vocab_v20230424.txt from the `rwkv` package 0.8.32 (Bo PENG,
@@ -35,6 +36,7 @@ BUNDLED_VOCAB = Path(__file__).with_name("world_vocab_v20230424.txt")
 WORLD_VOCAB_SIZE = 65536  # embedding rows of RWKV World models
 WORLD_ENTRIES = 65529
 END_OF_TEXT = 0
+CONTROL_BYTES = frozenset(set(range(0x20)) - {0x09, 0x0A} | {0x7F})  # never written into a manuscript
 _END = 256  # key of a trie node's token id (children are keyed by byte values 0..255)
 
 
@@ -138,6 +140,7 @@ class WorldTokenizer:
             node[_END] = token_id
         self._root = root
         self._unused = [i for i in range(1, vocab_size) if i not in tokens]
+        self._control = [i for i, value in tokens.items() if any(b in CONTROL_BYTES for b in value)]
         # Single characters that are one token each: for banned and penalty-exempt characters.
         self.char_to_id: dict[str, int] = {}
         for token_id, value in tokens.items():
@@ -171,8 +174,8 @@ class WorldTokenizer:
 
     @property
     def banned_ids(self) -> list[int]:
-        """Ids that are never generated: end of text (0) and the unused ids."""
-        return [END_OF_TEXT, *self._unused]
+        """Ids that are never generated: end of text (0), the unused ids and those writing a control byte."""
+        return [END_OF_TEXT, *self._unused, *self._control]
 
     def ids_writing(self, chars: str) -> list[int]:
         """The ids whose bytes hold the whole UTF-8 encoding of any of `chars` (to ban them): the

@@ -110,7 +110,10 @@ def test_stream_decoder_holds_a_partial_character_and_flush_reports_it(tokenizer
 
 def test_interface_of_the_char_tokenizer(tokenizer):
     assert tokenizer.banned_ids[0] == 0  # end of text is never generated
-    assert set(tokenizer.banned_ids[1:]) == set(range(WORLD_ENTRIES + 1, WORLD_VOCAB_SIZE))
+    control = {i for i, value in enumerate(tokenizer.id_to_bytes) if any(b < 0x20 and b not in b"\n\t" or b == 0x7F for b in value)}
+    assert set(tokenizer.banned_ids[1:]) == set(range(WORLD_ENTRIES + 1, WORLD_VOCAB_SIZE)) | control
+    assert {tokenizer.encode_bytes(bytes([b]))[0] for b in (0x00, 0x02, 0x1B, 0x0D, 0x7F)} <= control  # raw bytes
+    assert not {tokenizer.encode(c)[0] for c in "\n\t 。a"} & set(tokenizer.banned_ids)  # newline and tab are written
     assert tokenizer.char_to_id["\n"] == tokenizer.encode("\n")[0]
     assert tokenizer.char_to_id["，"] == tokenizer.encode("，")[0]
     assert all(tokenizer.encode(c) == [i] for c, i in list(tokenizer.char_to_id.items())[::97])
