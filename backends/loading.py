@@ -20,6 +20,7 @@ def load(
     unknown_char: str = DEFAULT_UNKNOWN_CHAR,
     cache_dir=None,
     window_refill: int = 0,
+    state=None,
 ):
     """Open a model file with its tokenizer; LoadError with one clear line if anything is wrong.
 
@@ -28,6 +29,7 @@ def load(
     window_refill: AI-Writer v1 models only (others ignore it): 0 reads exactly the last ctx_len
     characters for every new one, as the original; N restarts a full window from the last N
     characters and grows it again (models.aiwriter_v1.AIWriterV1.set_refill).
+    state: a state-tuning file (models.state_file) every text starts from instead of zeros, or None.
     """
     from ai_writer.models.checkpoint import ModelFileError
     from ai_writer.models.model_file import identify
@@ -41,6 +43,7 @@ def load(
         raise LoadError(str(exc)) from None
     path = facts.path  # a Hugging Face folder's config.json or weights file names the folder
     tokens = choose_tokenizer(facts, str(vocab) if vocab else None, unknown_char)
+    tuned = _read_state(state)  # before the weights: a wrong file is said at once
     tokenizer = tokens.tokenizer
     choice = select_backend(backend, device, path)
     if choice.backend == Backend.ONNX:
@@ -61,7 +64,23 @@ def load(
             model.set_refill(window_refill)
         except ValueError as exc:
             raise LoadError(f"{path}: {exc}") from None
+    if tuned is not None:
+        from ai_writer.backends.engines.start_state import with_start_state
+
+        engine = with_start_state(engine, tuned)
     return engine
+
+
+def _read_state(state):
+    if not state:
+        return None
+    from ai_writer.models.checkpoint import ModelFileError
+    from ai_writer.models.state_file import read_state_file
+
+    try:
+        return read_state_file(state)
+    except ModelFileError as exc:
+        raise LoadError(str(exc)) from None
 
 
 def _load_cpu_pair(path: Path, tokenizer, choice: Selection, dtype: str | None, cache_dir):

@@ -17,7 +17,6 @@ Errors become a Failed event; the caller's thread never runs model code.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import itertools
 import queue
 import threading
@@ -31,7 +30,9 @@ from ai_writer.backends.engines.base import Engine
 from ai_writer.backends.writing.branch_pool import BranchPool, branch_every, state_nbytes
 from ai_writer.backends.writing.choices import ChoiceLog
 from ai_writer.backends.writing.context import AssembledContext, assemble
-from ai_writer.backends.writing.prompt_cache import INTERVAL, Checkpoint, PromptCache, PromptLayout, prefix_hashes
+from ai_writer.backends.writing.prompt_cache import (
+    INTERVAL, Checkpoint, PromptCache, PromptLayout, prefix_hashes, start_digest,
+)
 from ai_writer.backends.writing.sampling import Sampler, SamplingSettings
 from ai_writer.backends.writing.story import ContextBudgets, Story
 from ai_writer.models.textprep import TextPrep
@@ -178,7 +179,7 @@ class GenerationService:
         disk_lengths = self._disk_lengths(store, model_hash, len(layout)) if model_hash else set()
         with self.cache_lock:
             memory_lengths = self.cache.lengths() | self.branches.lengths()
-        hashes = prefix_hashes(layout.array(), set(layout.stops()) | memory_lengths | disk_lengths)
+        hashes = prefix_hashes(layout.array(), set(layout.stops()) | memory_lengths | disk_lengths, _start_key(engine))
         with self.cache_lock:
             hit = _longer(self.cache.longest(hashes), self.branches.longest(hashes))
         start = hit.n_tokens if hit else 0
@@ -254,7 +255,7 @@ class GenerationService:
             memory_lengths = self.cache.lengths() | self.branches.lengths()
         disk_stops = set(range(DISK_EVERY, total, DISK_EVERY)) if store is not None else set()
         stops = sorted(set(layout.stops()) | disk_stops)
-        hashes = prefix_hashes(layout.array(), set(stops) | memory_lengths | disk_lengths)
+        hashes = prefix_hashes(layout.array(), set(stops) | memory_lengths | disk_lengths, _start_key(engine))
         with self.cache_lock:
             hit = _longer(self.cache.use(layout, hashes), self.branches.use(hashes))
         done, state, logits = (hit.n_tokens, hit.state, hit.logits) if hit else (0, None, None)
@@ -403,7 +404,8 @@ class GenerationService:
         job.branch_every = branch_every(self.branches.max_bytes, request.n, request.length, entry_bytes)
         if not job.branch_every:
             return None
-        prompt = hashlib.sha1(layout.array().tobytes())  # as prefix_hashes: little-endian int32 ids
+        prompt = start_digest(_start_key(engine))  # as prefix_hashes: little-endian int32 ids
+        prompt.update(layout.array().tobytes())
         branches = _Branches(len(layout), [prompt.copy() for _ in range(request.n)], [], entry_bytes)
         with self.cache_lock:
             self.branches.add(Checkpoint(len(layout), prompt.hexdigest(), state, logits, INTERVAL), entry_bytes)
@@ -474,6 +476,11 @@ class GenerationService:
         except Exception as exc:  # noqa: BLE001 - the disk is an optimisation, never a reason to fail
             self._store_failed = self._store_failed or f"states on disk: {type(exc).__name__}: {exc}".splitlines()[0]
             return None
+
+
+def _start_key(engine) -> str:
+    """The key of the state an engine starts from ('' for the empty state; backends.engines.start_state)."""
+    return getattr(engine, "start_key", "")
 
 
 @dataclass

@@ -26,10 +26,20 @@ CHECKPOINT_EVERY = 256  # ids between checkpoints inside a part
 END, INTERVAL, BOUNDARY = 0, 1, 2  # a checkpoint's role: what it is kept for, weakest first
 
 
-def prefix_hashes(ids: np.ndarray, lengths) -> dict[int, str]:
-    """{n: sha1 of the first n ids as little-endian int32} for each n in lengths (0 < n <= len(ids)), in one pass."""
+def start_digest(start_key: str = ""):
+    """The sha1 that prefix hashes continue: empty for texts read from the empty state, else seeded with the
+    start state's key (backends.engines.start_state), so that texts read from two starts never meet."""
+    digest = hashlib.sha1()
+    if start_key:
+        digest.update(f"start:{start_key}:".encode())
+    return digest
+
+
+def prefix_hashes(ids: np.ndarray, lengths, start_key: str = "") -> dict[int, str]:
+    """{n: sha1 of the first n ids as little-endian int32 (after start_digest)} for each n in lengths
+    (0 < n <= len(ids)), in one pass."""
     data = np.ascontiguousarray(ids, dtype="<i4")
-    digest, done, hashes = hashlib.sha1(), 0, {}
+    digest, done, hashes = start_digest(start_key), 0, {}
     for n in sorted({n for n in lengths if 0 < n <= len(data)}):
         digest.update(data[done:n].tobytes())
         done = n
