@@ -232,11 +232,9 @@ def test_unknown_architecture(tmp_path):
 
 def test_unsupported_known_architecture(tmp_path):
     path = write_checkpoint(
-        tmp_path / "v5.pth",
-        {"emb.weight": torch.zeros(8, 4), "blocks.0.ln0.weight": torch.zeros(4),
-         "blocks.0.att.time_decay": torch.zeros(4), "blocks.0.att.ln_x.weight": torch.zeros(4)},
+        tmp_path / "aiwriter-2023.pth", {"emb.weight": torch.zeros(8, 4), "blocks.0.att.time_mix_k": torch.zeros(4)}
     )
-    assert "rwkv5 models are not supported" in refused(path)
+    assert "aiwriter-2023 models are not supported" in refused(path)
 
 
 def test_incomplete_v1_names_the_architecture_and_the_missing_tensor(tmp_path):
