@@ -98,3 +98,32 @@ def _hf_folder_of(path: Path) -> Path | None:
     from ai_writer.models.hf_layout import is_hf_folder
 
     return folder if is_hf_folder(folder) else None
+
+
+def weight_elements(path: str | Path) -> int | None:
+    """How many numbers the model's tensors hold, from headers (a .pth memory-mapped); None if unknown.
+    What loading it costs is this times the bytes of the dtype it runs in."""
+    import json
+    import math
+
+    path = Path(path).expanduser()
+    files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
+    try:
+        total = 0
+        for file in files:
+            if file.suffix.lower() in SAFETENSORS_SUFFIXES:
+                with file.open("rb") as f:
+                    size = int.from_bytes(f.read(8), "little")
+                    header = json.loads(f.read(size)) if 2 <= size <= 100_000_000 else {}
+                total += sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+            elif file.suffix.lower() in PICKLE_SUFFIXES:
+                import torch
+
+                loaded = torch.load(str(file), map_location="cpu", weights_only=True, mmap=True)
+                loaded = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else {}
+                total += sum(t.numel() for t in loaded.values() if isinstance(t, torch.Tensor))
+            else:
+                return None
+        return total or None
+    except Exception:  # noqa: BLE001 - an estimate only: loading the file says what is wrong with it
+        return None

@@ -32,13 +32,13 @@ class UserError(Exception):
     """A problem with the user's input, reported as one line."""
 
 
-def open_engine(config, model: str | None = None, device: str | None = None):
+def open_engine(config, model: str | None = None, device: str | None = None, state: str | None = None):
     from ai_writer.backends import LoadError
 
     from ai_writer.studio.engine_loading import load_engine
 
     try:
-        return load_engine(config.model, model, device)
+        return load_engine(config.model, model, device, state)
     except LoadError as exc:
         raise UserError(str(exc)) from None
 
@@ -118,7 +118,7 @@ def command_continue(args) -> int:
     config = load_config(args.config)
     text = read_manuscript(args.file)
     story = read_story(args)
-    engine = open_engine(config, args.model, args.device)
+    engine = open_engine(config, args.model, args.device, args.state)
     request = build_request(config, text, story, n=args.n, length=args.length, seed=args.seed)
     request = replace(request, alternatives=args.alternatives or 0)  # nothing recorded unless asked for
     final, job = run_request(engine, config, request)
@@ -145,7 +145,7 @@ def command_context(args) -> int:
     config = load_config(args.config)
     text = read_up_to_cursor(args)
     story = read_story(args)
-    engine = open_engine(config, args.model, args.device)
+    engine = open_engine(config, args.model, args.device, args.state)
     service = make_service(config, engine)
     try:
         plan = service.plan(build_request(config, text, story))
@@ -196,7 +196,7 @@ def command_eval(args) -> int:
     for name, text in texts.items():
         if len(prep.prepare(text)) < 2:  # the leading newline alone: no character to predict
             raise UserError(f"{name}: nothing to evaluate, the file holds no text")
-    engine = open_engine(config, args.model, args.device)
+    engine = open_engine(config, args.model, args.device, args.state)
     per_file, total_bits, total_chars = {}, 0.0, 0
     for name, text in texts.items():
         bits, chars = text_bits(engine, text, prep)
@@ -226,7 +226,7 @@ def command_scan(args) -> int:
     prep = replace(config.generation.text_prep, leading_newline=True)
     if len(prep.prepare(text)) < 2:  # the leading newline alone: no character to predict
         raise UserError(tr("sc_empty", name=args.file))
-    engine = open_engine(config, args.model, args.device)
+    engine = open_engine(config, args.model, args.device, args.state)
     progress = None
     if sys.stderr.isatty():  # a long book: where the scan is, on one line that is cleared at the end
         def progress(done: int, total: int) -> None:
@@ -328,6 +328,7 @@ def _positive_int(text: str) -> int:
 def add_model_options(parser) -> None:
     parser.add_argument("--model", metavar="PATH", help="a model file instead of the configured one")
     parser.add_argument("--device", help="cpu, cuda or auto")
+    parser.add_argument("--state", metavar="FILE", help="a state-tuning file to start from instead of the configured one")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -61,7 +61,7 @@ CHOICES = {
     ("model", "dtype"): ("", "float32", "float16", "bfloat16"),
     ("studio", "language"): ("auto", "en", "zh"),
 }
-PATH_KEYS = {("model", "path"), ("model", "vocab")}
+PATH_KEYS = {("model", "path"), ("model", "vocab"), ("model", "state")}
 # What a story file's [generation] table may set (NAME.story.toml), and the config section of each key.
 STORY_OVERRIDE_KEYS = {
     **{key: "sampling" for key in field_names(SamplingSection)},
@@ -194,7 +194,7 @@ def merge(settings: dict, path: Path, table: dict, text: str, defaults: dict) ->
             checked, problem = _check_value(section, key, value, defaults[section][key])
             if problem:
                 raise ConfigError(f"{where}: [{section}] {key} {problem_text(problem)}")
-            if (section, key) in PATH_KEYS and checked:
+            if (section, key) in PATH_KEYS and checked and str(checked).lower() != "world":  # vocab "world": a name
                 checked = str((path.parent / Path(checked).expanduser()).resolve())
             settings[section][key] = checked
     sampling = SamplingSection(**settings["sampling"]).settings

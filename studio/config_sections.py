@@ -12,6 +12,7 @@ from ai_writer.models.textprep import TextPrep
 class ModelSection:
     path: str  # absolute once loaded ("" for none)
     vocab: str  # "" = beside the model; "world" = the RWKV World tokenizer
+    state: str  # a state-tuning file every text starts from ("" for none)
     backend: str
     device: str
     dtype: str

@@ -5,10 +5,11 @@ from __future__ import annotations
 from ai_writer.studio.config_sections import ModelSection
 
 
-def load_engine(model: ModelSection, path: str | None = None, device: str | None = None):
-    """The engine for `model` (path and device may be overridden, as the CLI's --model and --device do)."""
+def load_engine(model: ModelSection, path: str | None = None, device: str | None = None, state: str | None = None):
+    """The engine for `model` (path, device and state may be overridden, as the CLI's --model, --device and
+    --state do)."""
     from ai_writer.backends import load
 
     return load(path or model.path, backend=model.backend, device=device or model.device,
                 vocab=model.vocab or None, dtype=model.dtype or None, unknown_char=model.unknown_char,
-                window_refill=model.window_refill)
+                window_refill=model.window_refill, state=state or model.state or None)

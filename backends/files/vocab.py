@@ -48,7 +48,8 @@ def choose_tokenizer(facts, vocab_setting: str | None, unknown_char: str) -> Tok
     does not fit the model's rows is a LoadError saying what would fit; one that was only found beside it
     gives way to the World tokenizer when the model has World rows."""
     rows, path = facts.vocab_rows, facts.path
-    if vocab_setting and vocab_setting.strip().lower() == WORLD_SETTING:
+    named_world = vocab_setting and Path(vocab_setting.strip()).name.lower() == WORLD_SETTING
+    if named_world and not Path(vocab_setting).expanduser().exists():
         return _checked(TokenizerChoice(_world(), "World (built in)"), rows, path, explicit=True)
     if vocab_setting:
         vocab_path = Path(vocab_setting).expanduser()

@@ -54,7 +54,7 @@ def command_serve_api(args) -> int:
         from ai_writer.studio.api.server import ApiServer
     except ImportError as exc:
         raise UserError(tr("api_no_aiohttp", error=exc)) from None
-    engine = open_engine(config, args.model, args.device)
+    engine = open_engine(config, args.model, args.device, args.state)
     service = make_service(config, engine)
     model_id = Path(engine.info.model_path).stem if engine.info.model_path else "ai-writer"
     server = ApiServer(service, model_id, config.sampling.settings, api_key=args.api_key, queue_size=args.queue,

@@ -101,6 +101,7 @@ class MainScreen(Screen):
         self.file: OpenManuscript | None = None
         self._declined_utf8 = False  # the author kept the file's encoding: do not ask again
         self.engine = None
+        self.released_config = None  # the settings of a model let go for a switch, until one is open again
         self.engine_loader = engine_loader  # [model] section -> engine, or LoadError; None: backends.load
         self.model_description = ""  # file · architecture · backend/device, kept with each history record
         self.service: GenerationService | None = None
@@ -138,6 +139,10 @@ class MainScreen(Screen):
     @property
     def candidates(self) -> CandidatesPanel:
         return self.query_one("#candidates", CandidatesPanel)
+
+    @property
+    def settings(self) -> SettingsPanel:
+        return self.query_one("#settings", SettingsPanel)
 
     @property
     def status(self) -> StatusLine:
@@ -344,42 +349,113 @@ class MainScreen(Screen):
     # -- the model ---------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="model")
-    def load_engine(self) -> None:
+    def load_engine(self, config=None, change: tuple[str, object] | None = None, release: bool = False) -> None:
+        """Open the model of `config` (default: the current settings). change: the [model] setting being
+        switched to, applied and saved only once its model has loaded; release: let the running model go
+        first (when both would not fit in memory)."""
         from ai_writer.backends import LoadError
 
-        model = self.config.model
+        config = config or self.config
+        model = config.model
+        if release:
+            self.app.call_from_thread(self.release_engine)
         self.app.call_from_thread(setattr, self.status, "model", tr("loading_model", model=Path(model.path).name))
         try:
             engine = (self.engine_loader or load_engine)(model)
         except LoadError as exc:
-            self.app.call_from_thread(self.engine_failed, str(exc))
+            self.app.call_from_thread(self.engine_failed, str(exc), change)
             return
         except Exception as exc:  # a bug or a broken install: one line on the status line, the manuscript stays open
-            self.app.call_from_thread(self.engine_failed, f"{Path(model.path).name}: {type(exc).__name__}: {exc}")
+            self.app.call_from_thread(self.engine_failed, f"{Path(model.path).name}: {type(exc).__name__}: {exc}", change)
             return
-        set_model_threads(generation_threads(self.config.generation.threads))
-        self.app.call_from_thread(self.engine_ready, engine)
+        set_model_threads(generation_threads(config.generation.threads))
+        self.app.call_from_thread(self.engine_ready, engine, config if change else None, change)
 
-    def engine_ready(self, engine) -> None:
+    def switch_model(self, key: str, value) -> None:
+        """A [model] setting changed in the panel: open that model beside the running one, or ask to release
+        the running one first when both would not fit in memory."""
+        from ai_writer.studio.model_memory import too_tight
+
+        candidate = self.config.with_value("model", key, value)
+        tight = too_tight(candidate.model) if self.engine is not None else None
+        if tight is None:
+            self.load_engine(candidate, (key, value))
+            return
+
+        def answered(release: bool | None) -> None:
+            if release:
+                self.load_engine(candidate, (key, value), release=True)
+            else:
+                self.settings.show_value("model", key, self.config.value("model", key))
+                self.status.message = tr("switch_kept", model=self.model_name())
+
+        need, free = tight
+        self.app.push_screen(ConfirmDialog(tr("switch_release", new=Path(candidate.model.path).name,
+                                              need=need / 2**30, free=free / 2**30, old=self.model_name())), answered)
+
+    def release_engine(self) -> None:
+        """Let the running model go (its service stops; nothing is generated until a model is open again)."""
+        if self.generation is not None and self.generation.running:
+            self.action_stop()
+        if self.service is not None:
+            self.service.close(wait=False)
+        self.service = self.engine = None
+        self.released_config = self.config
+        import gc
+
+        gc.collect()
+
+    def engine_ready(self, engine, config=None, change: tuple[str, object] | None = None) -> None:
+        if change is not None:  # a switch: its setting counts only now that its model runs
+            self.config = config
+            section_key = f"model.{change[0]}"
+            saved_to = self.save_setting("model", change[0], change[1])
+            self.status.message = tr("setting_saved", key=section_key, value=change[1], path=saved_to)
+        self.released_config = None
         self.engine = engine
         if self.service is None:
             self.service = make_service(self.config, engine)
         else:
             self.service.set_engine(engine)
+        self.show_engine(engine)
+        self.warm()
+        freeze_long_lived()
+
+    def show_engine(self, engine) -> None:
         info = engine.info
-        self.status.model = f"{Path(info.model_path).stem} · {info.backend}/{info.device}"
-        self.model_description = f"{Path(info.model_path).name} · {info.architecture} · {info.backend}/{info.device}"
+        state = getattr(engine, "tuned", None)  # a state-tuning file it starts from (backends.engines.start_state)
+        with_state = f" + {Path(state.path).stem}" if state is not None else ""
+        self.status.model = f"{Path(info.model_path).stem}{with_state} · {info.backend}/{info.device}"
+        self.model_description = (f"{Path(info.model_path).name}{with_state} · {info.architecture} · "
+                                  f"{info.backend}/{info.device}")
         details = self.model_description
         selection = getattr(engine, "selection", None)
         if selection is not None:  # why this backend (backends.selection.Reason): "auto: no CUDA GPU ..."
             details += f" — {selection.reason.text()}"
+        note = getattr(engine, "tokenizer_note", "")
+        if note:
+            details += f" — {note}"
         self.status.details = details
-        self.warm()
-        freeze_long_lived()
 
-    def engine_failed(self, error: str) -> None:
-        self.status.model = tr("no_model")
-        self.status.message = tr("model_failed", error=error)
+    def model_name(self) -> str:
+        return Path(self.engine.info.model_path).name if self.engine is not None else tr("no_model")
+
+    def engine_failed(self, error: str, change: tuple[str, object] | None = None) -> None:
+        if change is None:
+            self.status.model = tr("no_model")
+            self.status.message = tr("model_failed", error=error)
+            return
+        self.settings.show_value("model", change[0], self.config.value("model", change[0]))
+        self.app.notify(error, title=tr("switch_failed_title"), severity="error", timeout=30)  # whole, however long
+        if self.engine is not None:  # the old model keeps writing; the setting was not saved
+            self.show_engine(self.engine)
+            self.status.message = tr("switch_failed_kept", error=error, model=self.model_name())
+        elif self.released_config is not None:  # it was let go for this one: open it again
+            self.status.message = tr("switch_failed_reload", error=error)
+            self.load_engine(self.released_config)
+        else:
+            self.status.model = tr("no_model")
+            self.status.message = tr("model_failed", error=error)
 
     # -- generating --------------------------------------------------------
 
@@ -603,13 +679,14 @@ class MainScreen(Screen):
 
     def on_settings_panel_setting_changed(self, event: SettingsPanel.SettingChanged) -> None:
         value = event.value
-        if event.section == "model" and event.key in ("path", "vocab") and value:
+        if event.section == "model" and event.key in ("path", "vocab", "state") and value and value != "world":
             value = str(Path(value).expanduser().resolve())
+        if event.section == "model":  # applied and saved once its model has loaded
+            self.switch_model(event.key, value)
+            return
         self.config = self.config.with_value(event.section, event.key, value)
         saved_to = self.save_setting(event.section, event.key, value)
         self.status.message = tr("setting_saved", key=f"{event.section}.{event.key}", value=value, path=saved_to)
-        if event.section == "model":
-            self.load_engine()
 
     def save_setting(self, section: str, key: str, value) -> str:
         from ai_writer.studio.config import user_config_path

@@ -25,6 +25,9 @@ FIELDS = [  # (section, key) in the order shown
     ("model", "path"),
     ("model", "backend"),
     ("model", "device"),
+    ("model", "dtype"),
+    ("model", "vocab"),
+    ("model", "state"),
     ("generation", "candidates"),
     ("generation", "length"),
     ("sampling", "temperature"),
@@ -124,6 +127,11 @@ class SettingsPanel(VerticalScroll):
         if value != self.config.value(section, key):
             self.config = self.config.with_value(section, key, value)
             self.post_message(self.SettingChanged(section, key, value))
+
+    def show_value(self, section: str, key: str, value) -> None:
+        """Show (and hold) `value` for a field again: a model switch that failed or was declined."""
+        self.config = self.config.with_value(section, key, value)
+        self.query_one(f"#{field_id(section, key)}", Input).value = str(value)
 
     def _explain(self, field: Input, problem: str) -> None:
         """The problem under the field ('' hides the line)."""
