@@ -75,6 +75,24 @@ def greedy_texts(engine, chars, n=2, length=40) -> tuple:
     return final.texts
 
 
+def rwkv7_logits(weights: dict, prompt_len=64, steps=16, seed=0) -> torch.Tensor:
+    """Logits of the plain RWKV-7 (models.rwkv7) over a random prompt, then `steps` single steps on given
+    tokens: (1 + steps, V). Layer 0's unused v0/v1/v2 may be absent (the model keeps its zeros there)."""
+    model = RWKV7(RWKV7Config.from_state_dict(weights))
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+    assert not unexpected and set(missing) <= {"blocks.0.att.v0", "blocks.0.att.v1", "blocks.0.att.v2"}, missing
+    vocab = weights["emb.weight"].shape[0]
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, vocab, (1, prompt_len + steps), generator=generator)
+    with torch.no_grad():
+        logits, state = model(tokens[:, :prompt_len])
+        rows = [logits[0]]
+        for t in range(prompt_len, prompt_len + steps):
+            logits, state = model.step(tokens[:, t], state)
+            rows.append(logits[0])
+    return torch.stack(rows)
+
+
 def cpu_auto_backend() -> str:
     """What backend auto picks for an RWKV-7 on this CPU: the native step where a C compiler builds it."""
     from ai_writer.backends.engines.native_step import native_possible
