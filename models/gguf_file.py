@@ -98,7 +98,12 @@ def read_gguf_weights(path: str | Path) -> dict[str, torch.Tensor]:
         )
     head_size = header.fields.get(f"{ARCH}.wkv.head_size")
     tensors = {t.name: t for t in header.tensors}
-    return _from_llamacpp_layout(tensors, head_size if isinstance(head_size, int) and head_size > 0 else 64, path)
+    try:
+        with open(path, "rb") as file:
+            return _from_llamacpp_layout(tensors, head_size if isinstance(head_size, int) and head_size > 0 else 64,
+                                         file, path)
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
 
 
 def _header(path: Path):
@@ -173,7 +178,7 @@ def _is_world(tokens: list) -> bool:
     return all(tokens[i] == world.get(i) for i in range(1, WORLD_ENTRIES + 1))
 
 
-def _tensor(tensors: dict, name: str, path: Path) -> torch.Tensor:
+def _tensor(tensors: dict, name: str, file, path: Path) -> torch.Tensor:
     """One GGUF tensor as torch, in its numpy shape; removed from `tensors` (what is left is unexpected)."""
     from gguf import GGMLQuantizationType as Q
     from gguf.quants import dequantize, quant_shape_to_byte_shape
@@ -190,9 +195,7 @@ def _tensor(tensors: dict, name: str, path: Path) -> torch.Tensor:
             f"(types read: {', '.join(READABLE_TYPES)}); use an F16 or Q8_0 file of this model"
         )
     try:
-        raw = read_tensor_bytes(path, entry)
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read tensor {name} ({exc.strerror or exc})") from None
+        raw = read_tensor_bytes(file, entry)
     except ValueError as exc:
         raise ModelFileError(f"{path}: {_first_line(exc)}") from None
     if kind == Q.F32:
@@ -205,7 +208,7 @@ def _tensor(tensors: dict, name: str, path: Path) -> torch.Tensor:
     return torch.from_numpy(dequantize(blocks, kind).astype(np.float32, copy=False).reshape(entry.shape))
 
 
-def _from_llamacpp_layout(tensors: dict, head_size: int, path: Path) -> dict[str, torch.Tensor]:
+def _from_llamacpp_layout(tensors: dict, head_size: int, file, path: Path) -> dict[str, torch.Tensor]:
     blocks = {int(m.group(1)) for name in tensors if (m := re.match(r"blk\.(\d+)\.", name))}
     if not blocks:
         raise ModelFileError(f"{path}: an RWKV-7 GGUF file with no layers (no blk.N tensors)")
@@ -215,7 +218,7 @@ def _from_llamacpp_layout(tensors: dict, head_size: int, path: Path) -> dict[str
     def take(name):
         nonlocal current
         current = name
-        return _tensor(tensors, name, path)
+        return _tensor(tensors, name, file, path)
 
     def vec(name):  # (C,) -> (1, 1, C)
         return take(name).reshape(1, 1, -1)

@@ -2,7 +2,8 @@
 
     header = read_header(path)              # ValueError naming the byte where the file stops making sense
     header.fields["rwkv7.block_count"]      # int, float, bool, str, bytes (tokens) or a list of them
-    array = read_tensor_bytes(path, header.tensors[0])   # the tensor's raw bytes, uint8
+    with open(path, "rb") as f:
+        array = read_tensor_bytes(f, header.tensors[0])   # the tensor's raw bytes, uint8
 
 Parsed here rather than with gguf.GGUFReader, which builds numpy views for every array element: a file
 with the 65,536-token RWKV World vocabulary takes it seconds to open, this a few hundredths.
@@ -57,13 +58,12 @@ def read_header(path: str | Path) -> GGUFHeader:
             return _Parser(data, size).header()
 
 
-def read_tensor_bytes(path: str | Path, tensor: TensorInfo) -> np.ndarray:
-    """The tensor's stored bytes (uint8), read from the file into memory."""
+def read_tensor_bytes(file, tensor: TensorInfo) -> np.ndarray:
+    """The tensor's stored bytes (uint8), read into memory from `file` (the GGUF file, open in binary mode)."""
     buffer = np.empty(tensor.n_bytes, dtype=np.uint8)
-    with open(path, "rb") as f:
-        f.seek(tensor.offset)
-        if f.readinto(memoryview(buffer)) != tensor.n_bytes:
-            raise ValueError(f"tensor {tensor.name} is cut short (the file ends inside it)")
+    file.seek(tensor.offset)
+    if file.readinto(memoryview(buffer)) != tensor.n_bytes:
+        raise ValueError(f"tensor {tensor.name} is cut short (the file ends inside it)")
     return buffer
 
 
