@@ -31,7 +31,7 @@ def load(
     characters and grows it again (models.aiwriter_v1.AIWriterV1.set_refill).
     state: a state-tuning file (models.state_file) every text starts from instead of zeros, or None.
     """
-    from ai_writer.models.checkpoint import ModelFileError
+    from ai_writer.models.model_errors import ModelFileError
     from ai_writer.models.model_file import identify
 
     path = Path(path).expanduser()
@@ -74,7 +74,7 @@ def load(
 def _read_state(state):
     if not state:
         return None
-    from ai_writer.models.checkpoint import ModelFileError
+    from ai_writer.models.model_errors import ModelFileError
     from ai_writer.models.state_file import read_state_file
 
     try:

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import torch
 
+from ai_writer.models.model_errors import ModelFileError  # noqa: F401 - raised here, imported from here by callers
 from ai_writer.models.rwkv7 import RWKV7Config
 from ai_writer.models.rwkv7_fused import FusedRWKV7, prepare_for_inference
 
 
-class ModelFileError(ValueError):
-    """A model file that cannot be used; the message names the file and the problem."""
 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ai_writer.models.checkpoint import ModelFileError, detect_architecture, embedding_rows, peek_keys
+from ai_writer.models.model_errors import ModelFileError
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 SAFETENSORS_SUFFIXES = (".safetensors", ".st")
@@ -28,11 +28,12 @@ class ModelFacts:
     architecture: str  # "rwkv7", "rwkv6", ... or "unknown" (models.checkpoint.detect_architecture)
     vocab_rows: int | None = None  # token rows of the embedding, where the file says without loading it
     tokenizer_files: tuple[Path, ...] = field(default_factory=tuple)  # a folder model's own tokenizer files
-    tokenizer_model: str | None = None  # a GGUF's tokenizer.ggml.model ("rwkv" for the World vocabulary)
+    tokenizer_model: str | None = None  # a GGUF's vocabulary: "world" (RWKV World), "own" (another) or "none"
 
 
 def identify(path: str | Path) -> ModelFacts:
-    """The facts of the model at `path`; ModelFileError (one line) for what is not a model file."""
+    """The facts of the model at `path`; ModelFileError (one line) for what is not a model file.
+    (An exported .onnx is told by its name alone, without importing torch: it runs without it.)"""
     path = Path(path).expanduser()
     if not path.exists():
         raise ModelFileError(f"{path}: no such model file")
@@ -42,7 +43,10 @@ def identify(path: str | Path) -> ModelFacts:
 
         summary = hf_summary(folder)
         return ModelFacts(folder, "hf-folder", "rwkv7", summary.vocab_rows, tuple(summary.tokenizer_files))
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        return ModelFacts(path, "onnx", "unknown")
     from ai_writer.models.aiwriter_v2 import is_bin_folder
+    from ai_writer.models.checkpoint import detect_architecture, embedding_rows, peek_keys
 
     if is_bin_folder(path):
         keys = peek_keys(path) or []
@@ -52,13 +56,11 @@ def identify(path: str | Path) -> ModelFacts:
             f"{path}: a folder with no model in it (expected a Hugging Face folder with config.json and "
             "model.safetensors, or a model file)"
         )
-    if path.suffix.lower() == ".onnx":
-        return ModelFacts(path, "onnx", "unknown")
     if path.suffix.lower() == ".gguf" or _starts_with(path, GGUF_MAGIC):
         from ai_writer.models.gguf_file import gguf_summary
 
         summary = gguf_summary(path)
-        return ModelFacts(path, "gguf", summary.architecture, summary.vocab_rows, tokenizer_model=summary.tokenizer_model)
+        return ModelFacts(path, "gguf", summary.architecture, summary.vocab_rows, tokenizer_model=summary.vocabulary)
     suffix = path.suffix.lower()
     if suffix not in SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES:
         raise ModelFileError(
@@ -97,7 +99,7 @@ def _hf_folder_of(path: Path) -> Path | None:
         return None
     from ai_writer.models.hf_layout import is_hf_folder
 
-    return folder if is_hf_folder(folder) else None
+    return folder if is_hf_folder(folder, any_model_type=True) else None  # another model type: read_hf_weights says so
 
 
 def weight_elements(path: str | Path) -> int | None:

@@ -121,21 +121,43 @@ def command_continue(args) -> int:
     engine = open_engine(config, args.model, args.device, args.state)
     request = build_request(config, text, story, n=args.n, length=args.length, seed=args.seed)
     request = replace(request, alternatives=args.alternatives or 0)  # nothing recorded unless asked for
+    compare = args.compare_state or config.generation.compare_state
+    if compare:
+        from ai_writer.studio.compared_state import read_compared_state
+
+        try:
+            request = replace(request, compare_state=read_compared_state(compare, engine))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     final, job = run_request(engine, config, request)
     indent = paragraph_indent(text)
     candidates = [format_continuation(t, indent) for t in final.texts]
+    sources = start_names(engine, request)
     if args.json:
         info = engine.info
         result = {"model": info.model_path, "backend": info.backend, "device": info.device,
                   "seed": request.sampling.seed, "candidates": candidates}
+        if sources:
+            result["starts"] = sources
         if job.choices is not None:
             result["choices"] = [choices_json(job.choices, row) for row in range(len(final.texts))]
         print(json.dumps(result, ensure_ascii=False))
     else:
         for number, candidate in enumerate(candidates, start=1):
-            print(f"── candidate {number} ({len(candidate)} characters) ──")
+            start = f", from {sources[number - 1]}" if sources else ""
+            print(f"── candidate {number} ({len(candidate)} characters{start}) ──")
             print(candidate)
     return 0
+
+
+def start_names(engine, request) -> list[str]:
+    """Each candidate's start when two are compared (the state files' names; "none" for no state), else []."""
+    if request.compare_state is None or request.n < 2:
+        return []
+    own = getattr(engine, "tuned", None)
+    own_name = Path(own.path).stem if own is not None else "none"
+    other = request.n // 2
+    return [own_name] * (request.n - other) + [Path(request.compare_state.path).stem] * other
 
 
 def command_context(args) -> int:
@@ -343,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     cont.add_argument("--seed", type=int, help="reproduce a run")
     add_model_options(cont)
     cont.add_argument("--story", metavar="FILE", help="a story file (default: the manuscript's NAME.story.toml)")
+    cont.add_argument("--compare-state", metavar="FILE",
+                      help="the last half of the candidates start from this state file (side by side with the rest)")
     cont.add_argument("--json", action="store_true", help="one JSON object for scripts")
     cont.add_argument("--alternatives", type=int, choices=range(1, 51), metavar="K",
                       help="with --json: per candidate, each token's probability and the K the model liked best (1-50)")

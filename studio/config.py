@@ -61,7 +61,7 @@ CHOICES = {
     ("model", "dtype"): ("", "float32", "float16", "bfloat16"),
     ("studio", "language"): ("auto", "en", "zh"),
 }
-PATH_KEYS = {("model", "path"), ("model", "vocab"), ("model", "state")}
+PATH_KEYS = {("model", "path"), ("model", "vocab"), ("model", "state"), ("generation", "compare_state")}
 # What a story file's [generation] table may set (NAME.story.toml), and the config section of each key.
 STORY_OVERRIDE_KEYS = {
     **{key: "sampling" for key in field_names(SamplingSection)},

@@ -24,6 +24,7 @@ class ModelSection:
 class GenerationSection:
     candidates: int
     length: int
+    compare_state: str  # a state file the last n // 2 candidates start from ("" for none)
     context_chars: int  # 0: the whole book
     state_cache_mb: int
     alternatives: int  # top choices kept per generated character (0: none)

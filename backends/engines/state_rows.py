@@ -37,6 +37,15 @@ def repeat_rows(state, times: int):
     return take_rows(state, [row for row in range(batch) for _ in range(times)])
 
 
+def concat_rows(first, second):
+    """The rows of `first`, then those of `second` (two states of one model)."""
+    if hasattr(first[0], "detach"):
+        import torch
+
+        return _rebuild(first, (torch.cat((a, b), dim=1) for a, b in zip(first, second, strict=True)))
+    return _rebuild(first, (np.concatenate((a, b), axis=1) for a, b in zip(first, second, strict=True)))
+
+
 def batch_size(state) -> int:
     return state[0].shape[1]
 

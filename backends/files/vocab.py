@@ -62,7 +62,7 @@ def choose_tokenizer(facts, vocab_setting: str | None, unknown_char: str) -> Tok
         return TokenizerChoice(_world(), "World (built in)",
                                f"{found.name} beside it has {choice.tokenizer.vocab_size} entries, not the model's "
                                f"{rows}: the World tokenizer instead")
-    if rows == WORLD_VOCAB_SIZE or getattr(facts, "tokenizer_model", None) == "rwkv":
+    if rows == WORLD_VOCAB_SIZE or getattr(facts, "tokenizer_model", None) == "world":
         return _checked(TokenizerChoice(_world(), "World (built in)"), rows, path, explicit=False)
     if rows == PILE_VOCAB_SIZE:
         raise LoadError(

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ai_writer.backends.engines.base import Engine
+from ai_writer.backends.engines.state_rows import concat_rows
 from ai_writer.backends.writing.branch_pool import BranchPool, branch_every, state_nbytes
 from ai_writer.backends.writing.choices import ChoiceLog
 from ai_writer.backends.writing.context import AssembledContext, assemble
@@ -53,6 +54,7 @@ class GenerationRequest:
     story: Story = Story()
     budgets: ContextBudgets | None = None  # None: ContextBudgets(context_chars=the service's context_chars)
     alternatives: int = 10  # K: the top tokens recorded at each step (Job.choices); 0 records nothing
+    compare_state: object = None  # a models.state_file.TunedState: the last n // 2 candidates start from it
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Started:
     n: int
     prompt_tokens: int  # tokens read for this request (the rest came from the cache)
     prompt_seconds: float
+    sources: tuple = ()  # with compare_state: each candidate's start ("" the model's own, else the state's name)
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class GenerationService:
         self.branches = BranchPool(branch_state_bytes)  # under cache_lock too
         self.cache_lock = threading.Lock()  # the cache is read by plan() on the caller's thread
         self.state_store = _store_for(state_store, engine)
+        self._compared = None  # (base engine, state sha256, that engine started from it): _compare_engine
         self._like_state = None  # an empty one-row state of the engine: what disk states are rebuilt as
         self._store_failed = ""
         self._ids = itertools.count(1)
@@ -245,8 +249,9 @@ class GenerationService:
         found = self._read(request, should_stop, on_progress)
         return None if found is None else found[:4]
 
-    def _read(self, request: GenerationRequest, should_stop, on_progress=None, deferred: list | None = None):
-        engine = self.engine
+    def _read(self, request: GenerationRequest, should_stop, on_progress=None, deferred: list | None = None,
+              engine=None):
+        engine = engine or self.engine
         store = self._disk_store(engine)
         _, layout = self._assemble(request, engine)
         ids, total = layout.ids, len(layout)
@@ -324,11 +329,18 @@ class GenerationService:
                 emit(Finished(job.id, (), True, 0.0))
                 return
             logits, state, read, _, layout = prompt
-            emit(Started(job.id, request.n, read, time.perf_counter() - started))
+            rows, sources = None, ()
+            if request.compare_state is not None and request.n >= 2:
+                compared = self._read_compared(job, deferred)
+                if compared is None:
+                    emit(Finished(job.id, (), True, 0.0))
+                    return
+                rows, sources, read = compared[0], compared[1], read + compared[2]
+            emit(Started(job.id, request.n, read, time.perf_counter() - started, sources))
             if request.n == 0 or request.length == 0:
                 finished = Finished(job.id, ("",) * request.n, False, 0.0)
             else:
-                finished = self._decode(job, logits, state, layout)
+                finished = self._decode(job, logits, state, layout, rows)
             self._flush(deferred)
             emit(finished)
         finally:
@@ -338,9 +350,32 @@ class GenerationService:
         while writes:
             self._store_put(*writes.pop(0))
 
-    def _decode(self, job: Job, logits, state, layout: PromptLayout) -> Finished:
+    def _read_compared(self, job: Job, deferred: list):
+        """The prompt read again from request.compare_state, for the last n // 2 candidates: ((state, logits) of
+        all n rows, each row's source, tokens read), or None if cancelled."""
+        request, engine = job.request, self.engine
+        other = self._compare_engine(request.compare_state)
+        found = self._read(request, lambda: job.is_cancelled, None, deferred, engine=other)
+        if found is None:
+            return None
+        own_rows, other_rows = request.n - request.n // 2, request.n // 2
+        return (other, found[0], found[1], own_rows, other_rows), \
+            ("",) * own_rows + (Path(request.compare_state.path).stem,) * other_rows, found[2]
+
+    def _compare_engine(self, tuned):
+        """This model started from `tuned` (backends.engines.start_state); LoadError when it does not fit."""
+        from ai_writer.backends.engines.start_state import with_start_state
+
+        base = getattr(self.engine, "inner", self.engine)
+        held = self._compared
+        if held is None or held[0] is not base or held[1] != tuned.sha256:
+            self._compared = (base, tuned.sha256, with_start_state(base, tuned))
+        return self._compared[2]
+
+    def _decode(self, job: Job, logits, state, layout: PromptLayout, rows=None) -> Finished:
         """The N candidates, streamed as Chunk events (what the model weighed at each token in job.choices, states
-        along them in the branch pool); returns their Finished event."""
+        along them in the branch pool); returns their Finished event. rows: the compared start
+        (_read_compared), whose state and logits the last candidates take."""
         request, emit, engine = job.request, job.on_event, self.engine
         last_id = layout.ids[-1]
         tokenizer = engine.tokenizer
@@ -358,9 +393,14 @@ class GenerationService:
         texts = [""] * n
         if request.alternatives > 0:
             job.choices = ChoiceLog(n, request.length, request.alternatives, lambda i: tokenizer.decode([i]))
-        branches = self._branch_start(job, layout, state, logits)
-        state = engine.repeat_rows(state, n)
-        logits = np.repeat(logits[None, :], n, axis=0)
+        branches = self._branch_start(job, layout, state, logits) if rows is None else None
+        if rows is None:
+            state = engine.repeat_rows(state, n)
+            logits = np.repeat(logits[None, :], n, axis=0)
+        else:  # own start for the first rows, the compared one for the rest: one batch all the same
+            _, other_logits, other_state, own, other = rows
+            state = concat_rows(engine.repeat_rows(state, own), engine.repeat_rows(other_state, other))
+            logits = np.concatenate([np.repeat(logits[None, :], own, axis=0), np.repeat(other_logits[None, :], other, axis=0)])
         previous = [last_id] * n
         decode_start = time.perf_counter()
         steps = 0

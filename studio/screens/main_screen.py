@@ -102,6 +102,7 @@ class MainScreen(Screen):
         self._declined_utf8 = False  # the author kept the file's encoding: do not ask again
         self.engine = None
         self.released_config = None  # the settings of a model let go for a switch, until one is open again
+        self.compared_state = None  # a TunedState the last candidates start from ([generation] compare_state)
         self.engine_loader = engine_loader  # [model] section -> engine, or LoadError; None: backends.load
         self.model_description = ""  # file · architecture · backend/device, kept with each history record
         self.service: GenerationService | None = None
@@ -418,6 +419,8 @@ class MainScreen(Screen):
         else:
             self.service.set_engine(engine)
         self.show_engine(engine)
+        if self.config.generation.compare_state:  # checked against this model again
+            self.read_compared_state(self.config.generation.compare_state, save=False)
         self.warm()
         freeze_long_lived()
 
@@ -436,6 +439,36 @@ class MainScreen(Screen):
         if note:
             details += f" — {note}"
         self.status.details = details
+
+    @work(thread=True, exclusive=True, group="compare")
+    def read_compared_state(self, path: str, save: bool = True) -> None:
+        """Read the state file that the last candidates start from ('' : none) and check it fits the model."""
+        from ai_writer.studio.compared_state import read_compared_state
+
+        try:
+            tuned = read_compared_state(path, self.engine) if path else None
+        except ValueError as exc:
+            self.app.call_from_thread(self.compared_state_ready, path, None, str(exc), save)
+            return
+        self.app.call_from_thread(self.compared_state_ready, path, tuned, "", save)
+
+    def compared_state_ready(self, path: str, tuned, error: str, save: bool) -> None:
+        if error:
+            self.compared_state = None
+            if save:
+                self.settings.show_value("generation", "compare_state", self.config.generation.compare_state)
+            self.status.message = tr("compare_failed", error=error)
+            return
+        self.compared_state = tuned
+        if save:
+            self.config = self.config.with_value("generation", "compare_state", path)
+            self.save_setting("generation", "compare_state", path)
+        self.status.message = tr("compare_on", count=self.config.generation.candidates // 2,
+                                 name=Path(path).stem) if tuned else tr("compare_off")
+
+    def own_start_name(self) -> str:
+        state = getattr(self.engine, "tuned", None)
+        return Path(state.path).stem if state is not None else tr("no_state")
 
     def model_name(self) -> str:
         return Path(self.engine.info.model_path).name if self.engine is not None else tr("no_model")
@@ -473,7 +506,8 @@ class MainScreen(Screen):
         if story is not None and story.refresh():
             self.status.message = tr("story_broken", error=story.error) if story.error else \
                 tr("story_reloaded", path=short_path(story.path))
-        return build_request(self.config, self.context_text(), story.active if story else Story(), seed_offset=seed_offset)
+        request = build_request(self.config, self.context_text(), story.active if story else Story(), seed_offset=seed_offset)
+        return replace(request, compare_state=self.compared_state) if self.compared_state is not None else request
 
     def warm(self) -> None:
         """Read the manuscript (and the story) into the cache ahead of the first request."""
@@ -527,6 +561,8 @@ class MainScreen(Screen):
             elif isinstance(event, Started):
                 run.started = time.monotonic()
                 self.status.activity = tr("generating")
+                if event.sources:
+                    self.candidates.set_sources([source or self.own_start_name() for source in event.sources])
             elif isinstance(event, Chunk):
                 self.candidates.append(event.index, event.text)
                 run.generated_chars += len(event.text)
@@ -683,6 +719,9 @@ class MainScreen(Screen):
             value = str(Path(value).expanduser().resolve())
         if event.section == "model":  # applied and saved once its model has loaded
             self.switch_model(event.key, value)
+            return
+        if (event.section, event.key) == ("generation", "compare_state"):  # applied once read and checked
+            self.read_compared_state(value)
             return
         self.config = self.config.with_value(event.section, event.key, value)
         saved_to = self.save_setting(event.section, event.key, value)

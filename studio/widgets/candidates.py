@@ -63,6 +63,7 @@ class Candidate:
     streaming: bool = True
     rejected: bool = False
     choices: ChoiceMap = field(default_factory=ChoiceMap)  # each character's token choice
+    source: str = ""  # where it started, when two starts are compared (the state's name), else ""
 
 
 class CandidateRows:
@@ -136,18 +137,19 @@ class CandidateView(ScrollView, can_focus=False):
     def show(self, number: int, candidate: Candidate, cut: int | None) -> None:
         """Draw the candidate (its text may have grown since the last call); nothing to do if nothing changed."""
         state = (number, id(candidate), len(candidate.text), candidate.streaming, candidate.rejected, cut,
-                 self.probabilities, id(candidate.choices))
+                 self.probabilities, id(candidate.choices), candidate.source)
         if state == self._shown:
             return
         self._shown = state
         if self.probabilities:
             self._probs = candidate.choices.probabilities(len(candidate.text))
         self.border_subtitle = self.alternatives_text(candidate, cut)
+        label = tr("candidate_from", number=number, source=candidate.source) if candidate.source else number
         if candidate.rejected:
-            self.border_title = tr("candidate_rejected", number=number)
+            self.border_title = tr("candidate_rejected", number=label)
         else:
             key = "candidate_streaming" if candidate.streaming else "candidate_title"
-            self.border_title = tr(key, number=number, length=len(candidate.text))
+            self.border_title = tr(key, number=label, length=len(candidate.text))
         if candidate is not self.candidate:  # a new request
             self.scroll_to(y=0, animate=False)
             self.following = True
@@ -389,6 +391,12 @@ class CandidatesPanel(Container, can_focus=True):
         self.on_resize()
         self.refresh_views()
         self.scroll_home(animate=False)
+
+    def set_sources(self, sources) -> None:
+        """Each candidate's start, named in its title (two starts compared); empty: none named."""
+        for candidate, source in zip(self.candidates, sources):
+            candidate.source = source
+        self.refresh_views()
 
     def follow_job(self, job) -> None:
         """The candidates are `job`'s rows: their characters map to its ChoiceLog."""

@@ -30,6 +30,7 @@ FIELDS = [  # (section, key) in the order shown
     ("model", "state"),
     ("generation", "candidates"),
     ("generation", "length"),
+    ("generation", "compare_state"),
     ("sampling", "temperature"),
     ("sampling", "top_p"),
     ("sampling", "top_p_newline"),

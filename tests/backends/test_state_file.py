@@ -137,3 +137,31 @@ def test_texts_read_from_two_starts_are_never_taken_for_one_another(model, tmp_p
     assert service_b.plan(request).from_disk or service_b.plan(request).cached_tokens == service_b.plan(request).total_tokens
     plain = service_for(load(model, backend="torch", device="cpu"), context_chars=0, state_store=store)
     assert plain.plan(request).cached_tokens == 0
+
+
+def test_two_states_side_by_side_in_one_batch(model, tmp_path, service_for):
+    """compare_state: the first candidates start from the model's own start, the last n // 2 from the
+    compared state, each exactly as a model loaded with that start writes them."""
+    from ai_writer.backends.writing.generation import Started
+
+    a, b = tmp_path / "a.pth", tmp_path / "b.pth"
+    torch.save(random_state(seed=10, scale=2.0), a)
+    torch.save(random_state(seed=11, scale=2.0), b)
+    greedy = SamplingSettings(top_k=1, seed=1)
+    text = "".join(cjk_chars(VOCAB)[3:40])
+
+    def run(engine, n, compare=None):
+        request = GenerationRequest(text, n=n, length=16, sampling=greedy, compare_state=compare)
+        events = list(service_for(engine).generate(request, timeout=60))
+        started = [e for e in events if isinstance(e, Started)][0]
+        return [e for e in events if isinstance(e, Finished)][0].texts, started.sources
+
+    tuned_b = read_state_file(b)
+    texts, sources = run(load(model, backend="torch", device="cpu", state=a), 4, tuned_b)
+    assert sources == ("", "", "b", "b")
+    from_a, _ = run(load(model, backend="torch", device="cpu", state=a), 1)
+    from_b, _ = run(load(model, backend="torch", device="cpu", state=b), 1)
+    assert texts == (from_a[0], from_a[0], from_b[0], from_b[0]) and from_a != from_b
+    plain_texts, plain_sources = run(load(model, backend="torch+native", device="cpu"), 3, tuned_b)
+    no_state, _ = run(load(model, backend="torch", device="cpu"), 1)
+    assert plain_sources == ("", "", "b") and plain_texts == (no_state[0], no_state[0], from_b[0])
