@@ -141,12 +141,16 @@ def torch_cuda_available() -> bool:
 
 
 def model_architecture(model_path) -> str | None:
-    """The architecture of a model file from its key names ('rwkv7', 'rwkv4', ...), or None if unreadable.
-    No tensor is read (models.checkpoint.peek_keys)."""
-    from ai_writer.models.checkpoint import detect_architecture, peek_keys
+    """The architecture of a model file or folder from its key names or header ('rwkv7', 'rwkv4', ...), or None
+    if unreadable. No tensor is read (models.model_file.identify)."""
+    from ai_writer.models.model_errors import ModelFileError
+    from ai_writer.models.model_file import identify
 
-    keys = peek_keys(model_path)
-    return detect_architecture(dict.fromkeys(keys)) if keys else None
+    try:
+        facts = identify(model_path)
+    except (ModelFileError, OSError):
+        return None
+    return None if facts.format == "onnx" else facts.architecture
 
 
 class Probe:

@@ -25,7 +25,7 @@ STATE_KEY = re.compile(r"blocks\.\d+\.att\.time_state")
 class ModelFacts:
     path: Path
     format: str  # "safetensors", "pth", "gguf", "hf-folder", "bin-folder" (AI-Writer's browser demo), "onnx"
-    architecture: str  # "rwkv7", "rwkv6", ... or "unknown" (models.checkpoint.detect_architecture)
+    architecture: str | None  # "rwkv7", "rwkv6", ... or "unknown" (models.checkpoint.detect_architecture); None: unreadable
     vocab_rows: int | None = None  # token rows of the embedding, where the file says without loading it
     tokenizer_files: tuple[Path, ...] = field(default_factory=tuple)  # a folder model's own tokenizer files
     tokenizer_model: str | None = None  # a GGUF's vocabulary: "world" (RWKV World), "own" (another) or "none"
@@ -69,13 +69,18 @@ def identify(path: str | Path) -> ModelFacts:
         )
     keys = peek_keys(path)
     if keys is None:
-        return ModelFacts(path, _flat_format(path), "unknown")  # unreadable: reading it says why, in its words
+        return ModelFacts(path, _flat_format(path), None)  # unreadable: reading it says why, in its words
     if keys and all(STATE_KEY.fullmatch(k) for k in keys):
         raise ModelFileError(
             f"{path}: a state file (a style preset of {len(keys)} layers), not a model: open the model it was "
             "tuned for and set [model] state (or --state) to this file"
         )
     architecture = detect_architecture(dict.fromkeys(keys))
+    if architecture == "unknown" and any(k.startswith(("model.layers.", "model.embeddings.")) for k in keys):
+        raise ModelFileError(
+            f"{path}: weights in the Hugging Face / fla layout without their config.json: open the whole folder "
+            "(config.json, the .safetensors files and the tokenizer files together)"
+        )
     return ModelFacts(path, _flat_format(path), architecture, embedding_rows(path))
 
 
