@@ -479,7 +479,7 @@ class MainScreen(Screen):
             self.status.message = tr("model_failed", error=error)
             return
         self.settings.show_value("model", change[0], self.config.value("model", change[0]))
-        self.app.notify(error, title=tr("switch_failed_title"), severity="error", timeout=30)  # whole, however long
+        self.app.notify(error, title=tr("switch_failed_title"), severity="error", timeout=15)  # whole, however long
         if self.engine is not None:  # the old model keeps writing; the setting was not saved
             self.show_engine(self.engine)
             self.status.message = tr("switch_failed_kept", error=error, model=self.model_name())
