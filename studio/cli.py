@@ -7,7 +7,7 @@
     ai-writer eval FILE... [--model PATH] [--json]
     ai-writer scan FILE [--model PATH] [--device D] [--top N] [--json]
     ai-writer export-onnx MODEL OUT.onnx [--vocab PATH]
-    ai-writer convert OLD.pth OUT.safetensors [--vocab PATH]
+    ai-writer convert MODEL OUT.safetensors|OUT.gguf|OUT_FOLDER [--type f32|f16|bf16|q8_0] [--vocab PATH]
     ai-writer serve-api [--host H] [--port P] [--api-key KEY] [--model PATH]  an OpenAI-compatible /v1 API
     ai-writer config-path
 
@@ -302,10 +302,11 @@ def command_convert(args) -> int:
     from ai_writer.backends.files.convert import convert_model
 
     try:
-        done = convert_model(args.model, args.out, args.vocab)
+        done = convert_model(args.model, args.out, args.vocab, args.type)
     except LoadError as exc:
         raise UserError(str(exc)) from None
-    vocab = done["vocab"] or f"none found, put it at {Path(args.out).with_suffix('.json')}"
+    vocab = done["vocab"] or ("the World vocabulary inside" if done["vocab_size"] == 65536 else
+                              f"none found, put it at {Path(args.out).with_suffix('.json')}")
     print(f"{args.out}: {done['architecture']} {done['n_layer']} x {done['n_embd']}, vocabulary {done['vocab_size']}, "
           f"{done['tensors']} tensors, {done['bytes'] / 1e6:.1f} MB, no pickle; vocabulary: {vocab}")
     return 0
@@ -405,9 +406,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--vocab", metavar="PATH", help="the vocabulary to copy beside it (default: the model's)")
     export.set_defaults(run=command_export_onnx)
 
-    convert = sub.add_parser("convert", help="rewrite a model (old AI-Writer .pth, .bin folder, ...) as plain .safetensors")
-    convert.add_argument("model", metavar="MODEL", help="a model file or an AI-Writer .bin folder")
-    convert.add_argument("out", metavar="OUT.safetensors", help="the file to write; its vocabulary goes to OUT.json")
+    convert = sub.add_parser("convert", help="rewrite a model as plain .safetensors, or an RWKV-7 as .gguf (llama.cpp, "
+                                             "Ollama) or a Hugging Face folder (fla)")
+    convert.add_argument("model", metavar="MODEL", help="a model file or folder this program opens")
+    convert.add_argument("out", metavar="OUT", help="OUT.safetensors (vocabulary to OUT.json), OUT.gguf, or a folder "
+                                                    "name without a suffix (Hugging Face / fla layout)")
+    convert.add_argument("--type", choices=("f32", "f16", "bf16", "q8_0"), default="f32",
+                         help="the tensors' type in a .gguf (default f32)")
     convert.add_argument("--vocab", metavar="PATH", help="the vocabulary to copy beside it (default: the model's)")
     convert.set_defaults(run=command_convert)
 

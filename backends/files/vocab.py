@@ -29,9 +29,12 @@ def find_vocab(model_path: Path, facts=None) -> Path | None:
     MODEL_STEM.json, vocab.json or rwkv_vocab_v20230424.txt beside the file."""
     model_path = Path(model_path)
     kind = getattr(facts, "format", None)
-    if kind == "hf-folder":  # its tokenizer files: a World vocabulary .txt is the one this program reads
+    if kind == "hf-folder":  # a World vocabulary .txt among its tokenizer files, else a character vocab.json
         texts = [p for p in facts.tokenizer_files if p.suffix.lower() == ".txt"]
-        return sorted(texts, key=lambda p: p.name != WORLD_VOCAB_FILE)[0] if texts else None
+        if texts:
+            return sorted(texts, key=lambda p: p.name != WORLD_VOCAB_FILE)[0]
+        chars = facts.path / "vocab.json"  # never tokenizer.json, tokenizer_config.json or another JSON
+        return chars if chars.is_file() else None
     if model_path.is_dir():  # a folder of .bin tensors (AI-Writer's browser demo): the JSON inside it
         inside = sorted(model_path.glob("*.json"), key=lambda p: p.name != "vocab.json")
         return inside[0] if inside else None
@@ -69,7 +72,7 @@ def choose_tokenizer(facts, vocab_setting: str | None, unknown_char: str) -> Tok
             f"{path}: {rows} token rows: this model needs the GPT-NeoX 20B (Pile) tokenizer, which is not "
             "supported (RWKV World models and models with a vocabulary JSON are)"
         )
-    beside = "its folder has no rwkv_vocab_v20230424.txt" if facts.format == "hf-folder" else (
+    beside = "its folder has no rwkv_vocab_v20230424.txt (or character vocab.json)" if facts.format == "hf-folder" else (
         f"no vocabulary beside it ({path.with_suffix('.json').name}, vocab.json or {WORLD_VOCAB_FILE})")
     raise LoadError(f"{path}: {beside}; set [model] vocab to its vocabulary file, or \"world\" for an RWKV World model")
 

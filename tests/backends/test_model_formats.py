@@ -102,3 +102,29 @@ def test_each_format_is_refused_in_its_own_words(tmp_path, world):
     assert "gpt2" in messages["hf"] and "vocabulary" not in messages["hf"]
     assert str(tmp_path / "cut.gguf") in messages["gguf"] and "vocabulary" not in messages["gguf"]
     assert all("\n" not in m for m in messages.values())
+
+
+def test_convert_writes_gguf_and_hugging_face_copies_that_open_the_same(tmp_path, capsys, monkeypatch):
+    """`ai-writer convert MODEL OUT.gguf` / `OUT_FOLDER`: a character model keeps its vocabulary beside the GGUF
+    (and inside it as tokens); both copies give the source's logits."""
+    from ai_writer.models.gguf_file import gguf_summary
+    from ai_writer.models.tokenizer import CharTokenizer
+    from ai_writer.studio.cli import main
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    chars = CharTokenizer.from_file(REAL_VOCAB)
+    weights = random_rwkv7_weights(n_layer=2, n_embd=64, vocab_size=chars.vocab_size, seed=12)
+    source = write_checkpoint(tmp_path / "novel.pth", weights)
+    shutil.copy(REAL_VOCAB, source.with_suffix(".json"))
+    ids = chars.encode(PROMPT)
+    want = load(source, backend="torch", device="cpu").forward([ids], None)[0][0]
+    for out, extra in ((tmp_path / "novel.gguf", ["--type", "f32"]), (tmp_path / "novel-hf", [])):
+        assert main(["convert", str(source), str(out), *extra]) == 0, capsys.readouterr().err
+        printed = capsys.readouterr().out
+        assert str(out) in printed and "RWKV-7 2 x 64" in printed
+        assert np.abs(logits_of(out, ids)[1] - want).max() <= 1e-5
+    summary = gguf_summary(tmp_path / "novel.gguf")
+    as_text = [t.decode() if isinstance(t, bytes) else t for t in summary.tokens]
+    assert summary.vocabulary == "own" and as_text[: chars.vocab_size] == chars.chars  # llama.cpp gets the characters
+    assert main(["convert", str(source), str(tmp_path / "novel.bin8")]) == 2
+    assert "write a .safetensors or .gguf file, or a folder" in capsys.readouterr().err
