@@ -29,7 +29,8 @@ def load(
     window_refill: AI-Writer v1 models only (others ignore it): 0 reads exactly the last ctx_len
     characters for every new one, as the original; N restarts a full window from the last N
     characters and grows it again (models.aiwriter_v1.AIWriterV1.set_refill).
-    state: a state-tuning file (models.state_file) every text starts from instead of zeros, or None.
+    state: a state-tuning file (models.state_file) every text starts from instead of zeros, or None (a model
+    file holding its own blocks.N.att.time_state then starts from that, as the rwkv package does).
     """
     from ai_writer.models.model_errors import ModelFileError
     from ai_writer.models.model_file import identify
@@ -43,7 +44,7 @@ def load(
         raise LoadError(str(exc)) from None
     path = facts.path  # a Hugging Face folder's config.json or weights file names the folder
     tokens = choose_tokenizer(facts, str(vocab) if vocab else None, unknown_char)
-    tuned = _read_state(state)  # before the weights: a wrong file is said at once
+    tuned = _read_state(state or (path if facts.has_start_state else None))  # before the weights: said at once
     tokenizer = tokens.tokenizer
     choice = select_backend(backend, device, path)
     if choice.backend == Backend.ONNX:

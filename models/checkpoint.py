@@ -246,6 +246,8 @@ def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.
     if arch not in SUPPORTED:
         raise ModelFileError(f"{path}: {arch} models are not supported yet (supported: {', '.join(SUPPORTED)})")
     model_class, config_class, prepare = _architecture_classes(arch)
+    # a state-tuning file merged into the model: its start, not a weight (backends.loading reads it as the start)
+    weights = {k: v for k, v in weights.items() if not re.fullmatch(r"blocks\.\d+\.att\.time_state", k)}
     name = NAMES[arch]
     if arch == "aiwriter-v1":  # the causal masks are fixed lower triangles, not parameters
         weights = {k: v for k, v in weights.items() if k != "copy_mask" and not k.endswith(".attn.mask")}

@@ -28,6 +28,7 @@ class ModelFacts:
     architecture: str | None  # "rwkv7", "rwkv6", ... or "unknown" (models.checkpoint.detect_architecture); None: unreadable
     vocab_rows: int | None = None  # token rows of the embedding, where the file says without loading it
     tokenizer_files: tuple[Path, ...] = field(default_factory=tuple)  # a folder model's own tokenizer files
+    has_start_state: bool = False  # it holds blocks.N.att.time_state beside its weights (a merged state-tuning file)
     tokenizer_model: str | None = None  # a GGUF's vocabulary: "world" (RWKV World), "own" (another) or "none"
 
 
@@ -81,7 +82,8 @@ def identify(path: str | Path) -> ModelFacts:
             f"{path}: weights in the Hugging Face / fla layout without their config.json: open the whole folder "
             "(config.json, the .safetensors files and the tokenizer files together)"
         )
-    return ModelFacts(path, _flat_format(path), architecture, embedding_rows(path))
+    merged_state = any(STATE_KEY.fullmatch(k) for k in keys)
+    return ModelFacts(path, _flat_format(path), architecture, embedding_rows(path), has_start_state=merged_state)
 
 
 def _flat_format(path: Path) -> str:

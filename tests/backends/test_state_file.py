@@ -165,3 +165,38 @@ def test_two_states_side_by_side_in_one_batch(model, tmp_path, service_for):
     plain_texts, plain_sources = run(load(model, backend="torch+native", device="cpu"), 3, tuned_b)
     no_state, _ = run(load(model, backend="torch", device="cpu"), 1)
     assert plain_sources == ("", "", "b") and plain_texts == (no_state[0], no_state[0], from_b[0])
+
+
+@pytest.mark.parametrize("version", ["6", "5.2"])
+def test_rwkv6_and_rwkv5_start_from_a_state_as_the_package_does(tmp_path, version):
+    """The package starts RWKV-5/6 from time_state tensors merged into the model file (its own code); this
+    program does the same with that merged file, and with the same state as a separate file."""
+    from ai_writer.models import rwkv5, rwkv6
+    from tests.models.test_rwkv6_parity import ORACLE as ORACLE_56
+    from tests.models.test_rwkv6_parity import random_weights
+
+    module, model_class, config_class = (rwkv6, rwkv6.RWKV6, rwkv6.RWKV6Config) if version == "6" else \
+        (rwkv5, rwkv5.RWKV5, rwkv5.RWKV5Config)
+    weights = random_weights(model_class, config_class, module.init_weights, 2, 128, VOCAB, seed=3)
+    state = random_state(seed=4)
+    merged = write_checkpoint(tmp_path / "merged.pth", {**weights, **state})
+    (tmp_path / "merged.json").write_text(json.dumps(dict(enumerate(cjk_chars(VOCAB))), ensure_ascii=False))
+    rng = np.random.default_rng(5)
+    prompt, steps = rng.integers(0, VOCAB, 64).tolist(), rng.integers(0, VOCAB, 16).tolist()
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"prompt": prompt, "steps": steps}))
+    out = tmp_path / "oracle.pt"
+    subprocess.run([sys.executable, str(ORACLE_56), str(merged), str(request), str(out), version],
+                   check=True, capture_output=True, timeout=300)
+    oracle = torch.load(out, weights_only=True)
+    plain = write_model_with_chars(tmp_path / "plain", weights, cjk_chars(VOCAB))
+    torch.save(state, tmp_path / "style.pth")
+    for engine in (load(merged, backend="torch", device="cpu"),
+                   load(plain, backend="torch", device="cpu", state=tmp_path / "style.pth")):
+        logits, kept = engine.forward([prompt], None)
+        assert np.abs(logits[0] - oracle["prompt"].numpy()).max() <= 1e-4
+        for token, want in zip(steps, oracle["steps"]):
+            logits, kept = engine.forward([[token]], kept)
+            assert np.abs(logits[0] - want.numpy()).max() <= 1e-4
+    unstarted = load(plain, backend="torch", device="cpu").forward([prompt], None)[0][0]
+    assert np.abs(unstarted - oracle["prompt"].numpy()).max() > 1e-2  # the state made the difference
