@@ -35,6 +35,9 @@ def load(
     from ai_writer.models.model_errors import ModelFileError
     from ai_writer.models.model_file import identify
 
+    if backend == Backend.OPENAI:
+        raise LoadError("backend 'openai' opens no model file: it writes with a model on a server "
+                        "(backends.remote.engine.connect, with [model] url and remote_model)")
     path = Path(path).expanduser()
     if backend not in NAMES:
         raise LoadError(f"unknown backend {backend!r} (available: {', '.join(NAMES)})")

@@ -41,6 +41,7 @@ DEFAULTS_PATH = find_defaults()
 # Allowed ranges beyond the type (inclusive); sampling ranges live with the sampler.
 RANGES = {
     ("model", "window_refill"): (0, 100000),  # the model checks it against its own ctx_len
+    ("model", "timeout_seconds"): (1.0, 3600.0),
     ("generation", "candidates"): (1, 9),
     ("generation", "length"): (1, 20000),
     ("generation", "context_chars"): (0, 10_000_000),

@@ -18,6 +18,10 @@ class ModelSection:
     dtype: str
     unknown_char: str
     window_refill: int
+    url: str  # backend "openai": the server (http://host:port)
+    remote_model: str  # the model it serves ("": its only one)
+    api_key_env: str  # the environment variable holding its API key ("": none sent)
+    timeout_seconds: float  # for a connection and for each answer
 
 
 @dataclass(frozen=True)

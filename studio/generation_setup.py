@@ -10,7 +10,12 @@ from ai_writer.backends.writing.story import Story
 
 
 def make_service(config, engine) -> GenerationService:
-    """The service for this engine; states go to disk unless [generation] state_cache_mb is 0."""
+    """The service for this engine; states go to disk unless [generation] state_cache_mb is 0. A model on a server
+    (backend "openai") gets a backends.remote.service.RemoteService."""
+    if engine.info.backend == "openai":
+        from ai_writer.backends.remote.service import RemoteService
+
+        return RemoteService(engine, context_chars=config.generation.context_chars)
     megabytes = config.generation.state_cache_mb
     store = StateStore(None, engine.info.model_path, megabytes << 20) if megabytes > 0 and engine.info.model_path else None
     return GenerationService(engine, context_chars=config.generation.context_chars, state_store=store,
