@@ -15,14 +15,14 @@ import math
 
 import numpy as np
 
-from ai_writer.backends.writing.choices import ChoiceLog, TokenChoice
+from ai_writer.backends.writing.choices import Alternative, ChoiceLog, TokenChoice
 
 
 class RemoteChoiceLog(ChoiceLog):
     def __init__(self, rows: int, max_steps: int, k: int):
         self._strings: list[str] = []
         self._string_ids: dict[str, int] = {}
-        super().__init__(rows, max_steps, k, self._strings.__getitem__)
+        super().__init__(rows, max_steps, k, self._strings.__getitem__)  # choice() below reads the table itself
         self._counts = np.zeros((rows, self._capacity), dtype=np.uint8)  # alternatives recorded per step
 
     def _allocate(self, capacity: int) -> None:
@@ -72,9 +72,14 @@ class RemoteChoiceLog(ChoiceLog):
         self._steps[row] = step + 1  # last: the step is whole before a reader sees it
 
     def choice(self, row: int, step: int) -> TokenChoice:
-        found = super().choice(row, step)
-        count = int(self._counts[row, step])
-        return TokenChoice(found.text, found.char_start, found.p, found.p_raw, found.alternatives[:count])
+        """As ChoiceLog.choice, with only the alternatives the server gave (no padding)."""
+        if not 0 <= step < self.steps(row):
+            raise IndexError(f"candidate {row} has {self.steps(row)} recorded steps, not step {step}")
+        start, length, count = int(self._start[row, step]), int(self._length[row, step]), int(self._counts[row, step])
+        alternatives = tuple(Alternative(self._strings[int(token)], float(p), float(p))
+                             for token, p in zip(self._ids[row, step, :count], self._p_raw[row, step, :count]))
+        p = float(self._chosen_p[row, step])
+        return TokenChoice(self._texts[row][start:start + length], start, p, p, alternatives)
 
 
 def _item(values, index: int):

@@ -6,7 +6,7 @@
     engine.models        # the ids the server listed
 
 It runs nothing itself: backends.remote.service.RemoteService writes with it. What the server turns
-out to take (n, logprobs) is kept in `learned`, shared by every engine for the same server and model.
+out to take (n, logprobs) is kept in `learned`, for as long as this connection is used.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ class Learned:
     logprobs: bool | None = None
 
 
-_LEARNED: dict[tuple[str, str], Learned] = {}  # (server address, model) -> what it showed, for this process
-
 
 class RemoteEngine:
     tokenizer = None  # the server's tokenizer is its own: text goes in, text comes out
@@ -40,7 +38,7 @@ class RemoteEngine:
     def __init__(self, client: RemoteClient, model: str, server: ServerKind, models: tuple[str, ...] = ()):
         self.client, self.model, self.server, self.models = client, model, server, tuple(models)
         self.info = EngineInfo("remote", str(Backend.OPENAI), client.endpoint.host, f"{client.shown} {model}", 0, 0, 0)
-        self.learned = _LEARNED.setdefault((client.shown, model), Learned())
+        self.learned = Learned()
 
     @property
     def takes_n(self) -> bool:
