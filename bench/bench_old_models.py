@@ -11,6 +11,11 @@ One table:
     what backend "auto" runs on a CPU (torch+onnx: the ONNX Runtime step decodes), one
     candidate and 4 candidates as one batch, against the `rwkv` package (0.8.32,
     strategy "cpu fp32") decoding one candidate, measured in the same run.
+  - RWKV-6 ("Finch") of a 12 x 768 shape, vocabulary 65536 (the World vocabulary's size;
+    the released 1.6B, 24 x 2048, is too big for a 2-core machine): our torch engine
+    (backend "auto" runs it on torch on a CPU) decoding one candidate and 4 candidates as
+    one batch, and reading a 256-token prompt, against the `rwkv` package decoding one
+    sequence and reading the same prompt, measured in the same run.
   - AI-Writer v1 at its size (12 x 768, 12 heads, ctx_len 512, FFN 1920, vocabulary
     8849, with the copy head): decoding with the window cache while the text is
     shorter than ctx_len (N = 1 and N = 4 as one batch), decoding once the window
@@ -53,6 +58,8 @@ from ai_writer.backends.engines.torch_engine import TorchEngine  # noqa: E402
 from ai_writer.models.aiwriter_v1 import AIWriterV1, AIWriterV1Config  # noqa: E402
 from ai_writer.models.checkpoint import build_model, save_safetensors  # noqa: E402
 from ai_writer.models.rwkv4 import RWKV4, RWKV4Config, init_weights  # noqa: E402
+from ai_writer.models.rwkv6 import RWKV6, RWKV6Config  # noqa: E402
+from ai_writer.models.rwkv6 import init_weights as init_rwkv6  # noqa: E402
 
 
 def best_rate(fn, tokens: int, reps: int) -> float:
@@ -118,6 +125,37 @@ def bench_rwkv4(n_layer, n_embd, vocab, steps, reps, folder: Path):
     return ours_1, ours_4, auto_1, auto_4, auto_name, pkg_1
 
 
+# -- RWKV-6 ---------------------------------------------------------------------------
+
+
+def bench_rwkv6(n_layer, n_embd, vocab, steps, prompt_length, reps, folder: Path):
+    weights = {k: v.detach().clone().contiguous()
+               for k, v in init_rwkv6(RWKV6(RWKV6Config(n_layer, n_embd, vocab)), seed=0).state_dict().items()}
+    torch.save(weights, folder / "rwkv6.pth")
+    engine = engine_for(build_model(weights, "(random RWKV-6)"), "rwkv6")
+    prompt = [3 + (i * 7) % 50 for i in range(prompt_length)]
+    ours_prompt = best_rate(lambda: engine.forward([prompt], None), prompt_length, max(1, reps - 1))
+    _, state = engine.forward([prompt[:64]], None)
+    ours_1 = best_rate(decode(engine, state, steps, 1), steps, reps)
+    ours_4 = best_rate(decode(engine, engine.repeat_rows(state, 4), steps, 4), 4 * steps, reps)
+    del engine, weights
+    with redirect_stdout(io.StringIO()):
+        from rwkv.model import RWKV
+
+        package = RWKV(model=str(folder / "rwkv6"), strategy="cpu fp32", verbose=False)
+    assert package.version == 6, f"the package read the RWKV-6 file as v{package.version}"
+    pkg_prompt = best_rate(lambda: package.forward(prompt, None), prompt_length, max(1, reps - 1))
+    _, pkg_state = package.forward(prompt[:64], None)
+
+    def package_run():
+        s = [t.clone() for t in pkg_state]
+        for i in range(steps):
+            _, s = package.forward([3 + i % 50], s)
+
+    pkg_1 = best_rate(package_run, steps, reps)
+    return ours_1, ours_4, ours_prompt, pkg_1, pkg_prompt
+
+
 # -- AI-Writer v1 -----------------------------------------------------------------------
 
 
@@ -169,15 +207,20 @@ def main(argv=None):
     torch.manual_seed(0)
     if args.quick:
         rwkv4_shape, v1_shape, steps, full_steps, reps = (2, 128, 1000), (2, 128, 2, 64, 300, 320), 8, 3, 2
+        rwkv6_shape, prompt_length = (2, 128, 1000), 32
     else:
         rwkv4_shape, v1_shape, steps, full_steps, reps = (12, 768, 50277), (12, 768, 12, 512, 8849, 1920), 64, 6, 3
+        rwkv6_shape, prompt_length = (12, 768, 65536), 256
     print(f"- CPU: {cpu_name()}; os.cpu_count() = {os.cpu_count()}; torch {torch.__version__} "
           f"({torch.get_num_threads()} threads); load average at start: {load_average()}")
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
         r4 = bench_rwkv4(*rwkv4_shape, steps, reps, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
+        r6 = bench_rwkv6(*rwkv6_shape, steps, prompt_length, reps, Path(tmp))
     with torch.inference_mode():
         v1 = bench_v1(v1_shape, steps, full_steps, reps)
     ours_1, ours_4, auto_1, auto_4, auto_name, pkg_1 = r4
+    r6_1, r6_4, r6_prompt, r6_pkg_1, r6_pkg_prompt = r6
     cached_1, cached_4, sliding_1, sliding_4, refill_1, refill_4, original_short, original_full = v1
     L, C, H, T, V, F = v1_shape
     print(f"- load average at the end: {load_average()}\n")
@@ -188,6 +231,11 @@ def main(argv=None):
     print(f"| | ours, batched step | 4 | {ours_4:.1f} | {ours_4 / pkg_1:.2f}x |")
     print(f"| | ours, `auto` ({auto_name}) | 1 | {auto_1:.1f} | {auto_1 / pkg_1:.2f}x |")
     print(f"| | ours, `auto` ({auto_name}) | 4 | {auto_4:.1f} | {auto_4 / pkg_1:.2f}x |")
+    print(f"| RWKV-6 {rwkv6_shape[0]}x{rwkv6_shape[1]}, V {rwkv6_shape[2]} | `rwkv` package, one stream (baseline) | 1 | {r6_pkg_1:.1f} | 1.00x |")
+    print(f"| | ours, batched step (torch; what `auto` runs on a CPU) | 1 | {r6_1:.1f} | {r6_1 / r6_pkg_1:.2f}x |")
+    print(f"| | ours, batched step (torch; what `auto` runs on a CPU) | 4 | {r6_4:.1f} | {r6_4 / r6_pkg_1:.2f}x |")
+    print(f"| | `rwkv` package, reading a {prompt_length}-token prompt (baseline) | 1 | {r6_pkg_prompt:.1f} | 1.00x |")
+    print(f"| | ours, reading the same prompt | 1 | {r6_prompt:.1f} | {r6_prompt / r6_pkg_prompt:.2f}x |")
     print(f"| AI-Writer v1 {L}x{C}, T {T}, V {V} | original method: whole text from position 0 per character, text at {T // 4} (baseline) | 1 | {original_short:.1f} | 1.00x |")
     print(f"| | ours, window cache, text shorter than T | 1 | {cached_1:.1f} | {cached_1 / original_short:.2f}x |")
     print(f"| | ours, window cache, text shorter than T | 4 | {cached_4:.1f} | {cached_4 / original_short:.2f}x |")
