@@ -213,6 +213,10 @@ STRINGS = {
         "setting_model_dtype": "Precision",
         "setting_model_vocab": "Vocabulary",
         "setting_model_state": "State file (style preset)",
+        # why a setting does nothing with a model on a server (backends.remote.servers reason codes)
+        "remote_setting_tokenizer": "needs this machine's tokenizer: not sent to the server",
+        "remote_setting_server": "this server does not take it",
+        "remote_setting_local": "only for a model on this machine",
         "switch_release": "Opening {new} takes about {need:.1f} GiB; {free:.1f} GiB is free, not enough beside {old}. "
                           "Let {old} go first? (Nothing is written while the new model loads; if it fails to open, "
                           "{old} is opened again.)",
@@ -559,6 +563,9 @@ STRINGS = {
         "setting_model_dtype": "精度",
         "setting_model_vocab": "词表",
         "setting_model_state": "状态文件（风格预设）",
+        "remote_setting_tokenizer": "需要本机的分词器：不发给服务器",
+        "remote_setting_server": "此服务器不支持",
+        "remote_setting_local": "仅用于本机上的模型",
         "switch_release": "打开 {new} 约需 {need:.1f} GiB 内存；现有 {free:.1f} GiB 可用，不够与 {old} 同时载入。"
                           "先释放 {old} 吗？（新模型载入期间不能生成；若打不开，会重新打开 {old}。）",
         "switch_kept": "保留 {model}：未打开新模型",

@@ -146,3 +146,13 @@ def test_a_server_listing_several_models_needs_one_named():
             assert isinstance(last(service, GenerationRequest("山", n=1, length=3)), Finished)
         finally:
             service.close()
+
+
+def test_every_reason_is_worded_in_both_languages():
+    from ai_writer.studio.i18n import STRINGS
+
+    codes = {code for owned_by in ("ai-writer", "vllm", "rwkv", "openai") for code in
+             unavailable(kind_of(owned_by), logprobs=False).values()}
+    assert codes == {NEEDS_TOKENIZER, SERVER_LACKS, LOCAL_ONLY}
+    for language in ("en", "zh"):
+        assert all(STRINGS[language].get(f"remote_setting_{code}") for code in codes), language
