@@ -23,6 +23,7 @@ class ServerKind:
     top_k_off: int = 0  # the top_k it reads as "no cut" (the studio's 0)
     max_logprobs: int = 5  # the most alternatives per token it returns (OpenAI's limit unless known better)
     max_tokens: int | None = None  # the most tokens a request may ask for, where known
+    neutral: tuple = ()  # (field, value): the server's own samplers the studio lacks, turned off
 
 
 AI_WRITER = ServerKind("ai-writer", True, EXTRAS, 0, 20, 4096)  # `ai-writer serve-api` (studio/api/protocol.py)
@@ -31,8 +32,9 @@ KINDS = {  # owned_by -> kind
     "ai-writer": AI_WRITER,
     "vllm": ServerKind("vllm", True, ("top_k", "min_p"), -1, 20),
     "sglang": ServerKind("sglang", True, ("top_k", "min_p"), -1, 20),
-    "llamacpp": ServerKind("llama.cpp", False, ("top_k", "min_p"), 0, 20),  # llama-server: one choice a request
-    "me": ServerKind("llama-cpp-python", False, ("top_k", "min_p"), 0, 20),  # llama_cpp.server
+    # llama-server (one choice a request) and llama_cpp.server: their repeat penalty is not the studio's (off)
+    "llamacpp": ServerKind("llama.cpp", False, ("top_k", "min_p"), 0, 20, neutral=(("repeat_penalty", 1.0),)),
+    "me": ServerKind("llama-cpp-python", False, ("top_k", "min_p"), 0, 20, neutral=(("repeat_penalty", 1.0),)),
     "rwkv": ServerKind("rwkv-runner", False, ("top_k", "penalty_decay"), 0, 0),  # RWKV-Runner: no logprobs
     "library": ServerKind("ollama", False),  # Ollama's /v1 (its own models say "library")
     "ollama": ServerKind("ollama", False),
@@ -66,8 +68,8 @@ def unavailable(kind: ServerKind, logprobs: bool = True) -> dict[str, str]:
 
 def extra_fields(kind: ServerKind, settings) -> dict:
     """The EXTRAS this kind reads, from a SamplingSettings (all of them always: llama.cpp's own defaults are
-    top_k 40 and min_p 0.05, so leaving one out would not mean "off")."""
-    fields = {}
+    top_k 40 and min_p 0.05, so leaving one out would not mean "off"), and its neutral fields."""
+    fields = dict(kind.neutral)
     for name in kind.extras:
         value = getattr(settings, name)
         if name == "top_k" and value == 0:

@@ -82,6 +82,7 @@ def test_logprobs_from_side_by_side_requests_fill_each_row():
             job = service.submit(GenerationRequest("山", n=2, length=6, sampling=SAMPLING, alternatives=3),
                                  lambda e: None)
             assert job.wait(10)
+            assert all(b["repeat_penalty"] == 1.0 and b["top_k"] == 0 and b["min_p"] == 0.0 for b in fake.bodies)
             for row in range(2):
                 assert job.choices.text(row) == fake_text(40 + row, 6)
                 choice = job.choices.choice(row, 2)
