@@ -49,6 +49,12 @@ class RemoteEngine:
         return self.server.max_logprobs > 0 and self.learned.logprobs is not False
 
     @property
+    def label(self) -> str:
+        """Short, for the status line: 'MODEL @ host:port' (model_path is 'URL MODEL', not a file name)."""
+        e = self.client.endpoint
+        return f"{self.model} @ {e.host}:{e.port}"
+
+    @property
     def description(self) -> str:
         """One line for the status line's details: 'MODEL on URL (vllm)'."""
         return f"{self.model} on {self.client.shown} ({self.server.name})"

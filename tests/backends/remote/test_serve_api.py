@@ -53,6 +53,8 @@ def test_connect_reads_the_model_list_and_knows_serve_api(served):
     info = engine.info
     assert (info.architecture, info.backend, info.device) == ("remote", "openai", "127.0.0.1")
     assert info.model_path == f"http://127.0.0.1:{served.port} tiny"
+    assert engine.label == f"tiny @ 127.0.0.1:{served.port}"
+    assert engine.description == f"tiny on http://127.0.0.1:{served.port} (ai-writer)"
 
 
 def test_candidates_stream_as_the_in_process_service_writes_them(remote, local, served):
