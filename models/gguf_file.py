@@ -1,10 +1,10 @@
-"""RWKV-7 GGUF files (llama.cpp's architecture "rwkv7") read into BlinkDL's state dict.
+"""RWKV-7 and RWKV-6 GGUF files (llama.cpp's architectures "rwkv7", "rwkv6") read into BlinkDL's state dict.
 
-    weights = read_gguf_weights(path)   # BlinkDL names and shapes, as models/rwkv7.py loads them
+    weights = read_gguf_weights(path)   # BlinkDL names and shapes, as models/rwkv7.py (rwkv6.py) loads them
     summary = gguf_summary(path)        # architecture, sizes, tensor types, vocabulary; no tensor read
 
-llama.cpp's layout (its converter, conversion/rwkv.py, and the loader, src/models/rwkv7.cpp), in numpy
-shapes (GGUF lists dimensions the other way round):
+llama.cpp's RWKV-7 layout (its converter, conversion/rwkv.py, and the loader, src/models/rwkv7.cpp), in
+numpy shapes (GGUF lists dimensions the other way round; RWKV-6's is in models/gguf_rwkv6.py):
 
     token_embd (V, C), token_embd_norm, output_norm, output   emb, blocks.0.ln0, ln_out, head
     blk.i.attn_norm, attn_norm_2                               blocks.i.ln1, ln2
@@ -42,6 +42,7 @@ import torch
 from ai_writer.models.checkpoint import ModelFileError
 
 ARCH = "rwkv7"
+ARCHITECTURES = {"rwkv7": "RWKV-7", "rwkv6": "RWKV-6"}  # general.architecture -> the name said in messages
 LERP_ORDER = ("r", "w", "k", "v", "a", "g")  # the six views of time_mix_lerp_fused, in llama.cpp's order
 READABLE_TYPES = ("F32", "F16", "BF16", "Q8_0")
 HEX_DIGITS = b"0123456789abcdefABCDEF"
@@ -51,7 +52,7 @@ PADDING_TOKEN = re.compile(rb"\[PAD\d+\]")  # what llama.cpp's converter puts in
 @dataclass(frozen=True)
 class GGUFSummary:
     path: Path
-    architecture: str  # general.architecture: "rwkv7", or whatever other model the file holds
+    architecture: str  # general.architecture: "rwkv7", "rwkv6", or whatever other model the file holds
     n_layer: int | None  # {arch}.block_count
     n_embd: int | None  # {arch}.embedding_length
     vocab_rows: int | None  # rows of token_embd.weight
@@ -87,21 +88,19 @@ def gguf_summary(path: str | Path) -> GGUFSummary:
 
 
 def read_gguf_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """The RWKV-7 state dict (BlinkDL's names and shapes) stored in a llama.cpp GGUF file."""
+    """The RWKV-7 or RWKV-6 state dict (BlinkDL's names and shapes) stored in a llama.cpp GGUF file."""
     path = Path(path)
     header = _header(path)
     architecture = header.fields.get("general.architecture")
-    if architecture != ARCH:
+    if architecture not in ARCHITECTURES:
         raise ModelFileError(
-            f"{path}: a GGUF file of architecture {architecture!r}, not RWKV-7 ({ARCH!r}); "
-            "only RWKV-7 GGUF files can be opened"
+            f"{path}: a GGUF file of architecture {architecture!r}, not RWKV-7 ({ARCH!r}) or RWKV-6 ('rwkv6'); "
+            "only RWKV-7 and RWKV-6 GGUF files can be opened"
         )
-    head_size = header.fields.get(f"{ARCH}.wkv.head_size")
     tensors = {t.name: t for t in header.tensors}
     try:
         with open(path, "rb") as file:
-            return _from_llamacpp_layout(tensors, head_size if isinstance(head_size, int) and head_size > 0 else 64,
-                                         file, path)
+            return _from_llamacpp_layout(architecture, header.fields, tensors, file, path)
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
 
@@ -178,7 +177,7 @@ def _is_world(tokens: list) -> bool:
     return all(tokens[i] == world.get(i) for i in range(1, WORLD_ENTRIES + 1))
 
 
-def _tensor(tensors: dict, name: str, file, path: Path) -> torch.Tensor:
+def _tensor(tensors: dict, name: str, file, path: Path, model: str) -> torch.Tensor:
     """One GGUF tensor as torch, in its numpy shape; removed from `tensors` (what is left is unexpected)."""
     from gguf import GGMLQuantizationType as Q
     from gguf.quants import dequantize, quant_shape_to_byte_shape
@@ -187,7 +186,7 @@ def _tensor(tensors: dict, name: str, file, path: Path) -> torch.Tensor:
 
     entry = tensors.pop(name, None)
     if entry is None:
-        raise ModelFileError(f"{path}: no tensor {name} (an RWKV-7 GGUF file has one; the file is incomplete)")
+        raise ModelFileError(f"{path}: no tensor {name} (an {model} GGUF file has one; the file is incomplete)")
     kind = Q(entry.type_id)
     if kind.name not in READABLE_TYPES:
         raise ModelFileError(
@@ -208,70 +207,83 @@ def _tensor(tensors: dict, name: str, file, path: Path) -> torch.Tensor:
     return torch.from_numpy(dequantize(blocks, kind).astype(np.float32, copy=False).reshape(entry.shape))
 
 
-def _from_llamacpp_layout(tensors: dict, head_size: int, file, path: Path) -> dict[str, torch.Tensor]:
+def _from_llamacpp_layout(architecture: str, fields: dict, tensors: dict, file, path: Path) -> dict[str, torch.Tensor]:
+    model = ARCHITECTURES[architecture]
     blocks = {int(m.group(1)) for name in tensors if (m := re.match(r"blk\.(\d+)\.", name))}
     if not blocks:
-        raise ModelFileError(f"{path}: an RWKV-7 GGUF file with no layers (no blk.N tensors)")
+        raise ModelFileError(f"{path}: an {model} GGUF file with no layers (no blk.N tensors)")
     n_layer = max(blocks) + 1
     current = ""
 
     def take(name):
         nonlocal current
         current = name
-        return _tensor(tensors, name, file, path)
+        return _tensor(tensors, name, file, path, model)
 
+    try:
+        if architecture == "rwkv6":
+            from ai_writer.models.gguf_rwkv6 import read_rwkv6_layout
+
+            rescale = fields.get("rwkv6.rescale_every_n_layers", 0)
+            w = read_rwkv6_layout(take, tensors, n_layer, rescale if isinstance(rescale, int) else 0)
+        else:
+            head_size = fields.get(f"{ARCH}.wkv.head_size")
+            w = _rwkv7_layout(take, tensors, n_layer, head_size if isinstance(head_size, int) and head_size > 0 else 64)
+    except (RuntimeError, IndexError) as exc:  # a reshape or transpose that does not fit
+        raise ModelFileError(f"{path}: tensor {current} does not fit {model}'s shapes ({_first_line(exc)})") from None
+    if tensors:
+        extra = sorted(tensors)
+        raise ModelFileError(
+            f"{path}: tensor {extra[0]} is not part of llama.cpp's {model} layout"
+            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+        )
+    return w
+
+
+def _rwkv7_layout(take, tensors: dict, n_layer: int, head_size: int) -> dict[str, torch.Tensor]:
     def vec(name):  # (C,) -> (1, 1, C)
         return take(name).reshape(1, 1, -1)
 
     def transposed(name):
         return take(name).t().contiguous()
 
-    try:
-        w = {
-            "emb.weight": take("token_embd.weight"),
-            "blocks.0.ln0.weight": take("token_embd_norm.weight"),
-            "blocks.0.ln0.bias": take("token_embd_norm.bias"),
-            "ln_out.weight": take("output_norm.weight"),
-            "ln_out.bias": take("output_norm.bias"),
-            "head.weight": take("output.weight"),
-        }
-        for i in range(n_layer):
-            g, b = f"blk.{i}.", f"blocks.{i}."
-            a = b + "att."
-            for part in ("weight", "bias"):
-                w[f"{b}ln1.{part}"] = take(f"{g}attn_norm.{part}")
-                w[f"{b}ln2.{part}"] = take(f"{g}attn_norm_2.{part}")
-            lerp = take(g + "time_mix_lerp_fused.weight")
-            lerp = lerp.reshape(len(LERP_ORDER), -1)
-            for j, x in enumerate(LERP_ORDER):
-                w[f"{a}x_{x}"] = lerp[j].reshape(1, 1, -1).clone()
-            for p in ("w", "a", "v", "g"):
-                if p == "v" and i == 0:  # llama.cpp's dummies (copies of a0/a1/a2): dropped
-                    for n in ("0", "1", "2"):
-                        tensors.pop(f"{g}time_mix_v{n}.weight", None)
-                    continue
-                if p != "g":
-                    w[f"{a}{p}0"] = vec(f"{g}time_mix_{p}0.weight")
-                w[f"{a}{p}1"] = transposed(f"{g}time_mix_{p}1.weight")
-                w[f"{a}{p}2"] = transposed(f"{g}time_mix_{p}2.weight")
-            w[a + "k_k"] = vec(g + "time_mix_k_k.weight")
-            w[a + "k_a"] = vec(g + "time_mix_k_a.weight")
-            w[a + "r_k"] = take(g + "time_mix_r_k.weight").reshape(-1, head_size).contiguous()
-            for m in ("receptance", "key", "value", "output"):
-                w[f"{a}{m}.weight"] = take(f"{g}time_mix_{m}.weight")
-            w[a + "ln_x.weight"] = take(g + "time_mix_ln.weight")
-            w[a + "ln_x.bias"] = take(g + "time_mix_ln.bias")
-            w[b + "ffn.x_k"] = vec(g + "channel_mix_lerp_k.weight")
-            w[b + "ffn.key.weight"] = take(g + "channel_mix_key.weight")
-            w[b + "ffn.value.weight"] = take(g + "channel_mix_value.weight")
-    except RuntimeError as exc:  # a reshape that does not fit
-        raise ModelFileError(f"{path}: tensor {current} does not fit RWKV-7's shapes ({_first_line(exc)})") from None
-    if tensors:
-        extra = sorted(tensors)
-        raise ModelFileError(
-            f"{path}: tensor {extra[0]} is not part of llama.cpp's RWKV-7 layout"
-            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
-        )
+    w = {
+        "emb.weight": take("token_embd.weight"),
+        "blocks.0.ln0.weight": take("token_embd_norm.weight"),
+        "blocks.0.ln0.bias": take("token_embd_norm.bias"),
+        "ln_out.weight": take("output_norm.weight"),
+        "ln_out.bias": take("output_norm.bias"),
+        "head.weight": take("output.weight"),
+    }
+    for i in range(n_layer):
+        g, b = f"blk.{i}.", f"blocks.{i}."
+        a = b + "att."
+        for part in ("weight", "bias"):
+            w[f"{b}ln1.{part}"] = take(f"{g}attn_norm.{part}")
+            w[f"{b}ln2.{part}"] = take(f"{g}attn_norm_2.{part}")
+        lerp = take(g + "time_mix_lerp_fused.weight")
+        lerp = lerp.reshape(len(LERP_ORDER), -1)
+        for j, x in enumerate(LERP_ORDER):
+            w[f"{a}x_{x}"] = lerp[j].reshape(1, 1, -1).clone()
+        for p in ("w", "a", "v", "g"):
+            if p == "v" and i == 0:  # llama.cpp's dummies (copies of a0/a1/a2): dropped
+                for n in ("0", "1", "2"):
+                    tensors.pop(f"{g}time_mix_v{n}.weight", None)
+                continue
+            if p != "g":
+                w[f"{a}{p}0"] = vec(f"{g}time_mix_{p}0.weight")
+            w[f"{a}{p}1"] = transposed(f"{g}time_mix_{p}1.weight")
+            w[f"{a}{p}2"] = transposed(f"{g}time_mix_{p}2.weight")
+        w[a + "k_k"] = vec(g + "time_mix_k_k.weight")
+        w[a + "k_a"] = vec(g + "time_mix_k_a.weight")
+        w[a + "r_k"] = take(g + "time_mix_r_k.weight").reshape(-1, head_size).contiguous()
+        for m in ("receptance", "key", "value", "output"):
+            w[f"{a}{m}.weight"] = take(f"{g}time_mix_{m}.weight")
+        w[a + "ln_x.weight"] = take(g + "time_mix_ln.weight")
+        w[a + "ln_x.bias"] = take(g + "time_mix_ln.bias")
+        w[b + "ffn.x_k"] = vec(g + "channel_mix_lerp_k.weight")
+        w[b + "ffn.key.weight"] = take(g + "channel_mix_key.weight")
+        w[b + "ffn.value.weight"] = take(g + "channel_mix_value.weight")
     return w
 
 

@@ -1,12 +1,15 @@
-"""An RWKV-7 state dict (BlinkDL's names) written as a GGUF file that llama.cpp runs (architecture "rwkv7").
+"""An RWKV-7 or RWKV-6 state dict (BlinkDL's names) written as a GGUF file that llama.cpp runs
+(architecture "rwkv7" or "rwkv6", told from the weights' key names).
 
-    write_gguf(weights, "model.gguf", dtype="f32" | "f16" | "bf16" | "q8_0", tokens=None, name=None)
+    write_gguf(weights, "model.gguf", dtype="f32" | "f16" | "bf16" | "q8_0", tokens=None, name=None,
+               rescale_every=None)   # RWKV-6 only: None the World models' 6, 0 none (gguf_write_rwkv6.py)
 
 The tensor names, shapes and metadata keys are those of llama.cpp's own converter (convert_hf_to_gguf.py,
-class Rwkv7Model); models/gguf_file.py lists the layout and reads it back. Types, as that converter's
---outtype: "f32" everything F32; "f16"/"bf16"/"q8_0" every matrix in that type except time_mix_w1/w2 and
-time_mix_lerp_fused, which stay F32 as do the vectors and norms; a matrix whose rows are not a whole number
-of 32-value blocks falls back from Q8_0 to F16, as there.
+classes Rwkv7Model and Rwkv6Model); models/gguf_file.py and models/gguf_rwkv6.py list the layouts and read
+them back. Types, as that converter's --outtype: "f32" everything F32; "f16"/"bf16"/"q8_0" every matrix in
+that type except the token-shift LoRA (time_mix_w1/w2), the fused token-shift mixes (time_mix_lerp_fused)
+and, for RWKV-6, the decay LoRA (time_mix_decay_w1/w2) and time_mix_first, which stay F32 as do the vectors
+and norms; a matrix whose rows are not a whole number of 32-value blocks falls back from Q8_0 to F16, as there.
 
 The vocabulary (llama.cpp's "rwkv" tokenizer, tokens stored as bytes reprs):
 - tokens=None and at least 65,530 rows: the RWKV World vocabulary (models/world_vocab_v20230424.txt),
@@ -34,39 +37,45 @@ CONTEXT_LENGTH = 1048576  # as llama.cpp's converter: RWKV has no context limit
 WORLD_EOT = 261  # '\n\n', which llama.cpp's converter sets as end-of-turn
 
 
-def write_gguf(weights: dict, path, dtype: str = "f32", tokens=None, name: str | None = None) -> Path:
-    """Write `weights` (an RWKV-7 state dict) to `path`; LoadError (one line) for what cannot be written."""
+def write_gguf(weights: dict, path, dtype: str = "f32", tokens=None, name: str | None = None,
+               rescale_every: int | None = None) -> Path:
+    """Write `weights` (an RWKV-7 or RWKV-6 state dict) to `path`; LoadError (one line) for what cannot be
+    written. rescale_every (RWKV-6 only; None: the World models' 6, 0: none) as gguf_write_rwkv6 says."""
     import gguf
 
-    from ai_writer.models.checkpoint import detect_architecture
-    from ai_writer.models.rwkv7 import RWKV7Config
+    from ai_writer.backends.files import gguf_write_rwkv6 as rwkv6
+    from ai_writer.models.checkpoint import NAMES, detect_architecture
 
     path = Path(path).expanduser()
     if dtype not in DTYPES:
         raise LoadError(f"{path}: GGUF type {dtype!r} is not written (choose one of {', '.join(DTYPES)})")
-    if detect_architecture(weights) != "rwkv7":
-        raise LoadError(f"{path}: only RWKV-7 weights can be written as GGUF")
-    config = RWKV7Config.from_state_dict(weights)
-    value_rank = config.d_value if config.n_layer > 1 else config.d_iclr  # layer 0's dummies have iclr's rank
+    architecture = detect_architecture(weights)
+    if architecture not in ("rwkv7", "rwkv6"):
+        raise LoadError(f"{path}: only RWKV-7 and RWKV-6 weights can be written as GGUF")
+    if architecture == "rwkv6":
+        rescale_every = rwkv6.RESCALE_EVERY if rescale_every is None else rescale_every
+        config = rwkv6.rwkv6_config(weights, path, rescale_every)
+        keep_f32 = rwkv6.KEEP_F32
+        tensors = rwkv6.rwkv6_gguf_tensors(weights, config.n_layer, rescale_every)
+    else:
+        from ai_writer.models.rwkv7 import RWKV7Config
+
+        config = RWKV7Config.from_state_dict(weights)
+        keep_f32 = KEEP_F32
+        tensors = gguf_tensors(weights, config.n_layer)
     token_list, token_types, world = _vocabulary(config.vocab_size, tokens, path)
 
     file_types = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
                   "bf16": gguf.LlamaFileType.MOSTLY_BF16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    writer = gguf.GGUFWriter(str(temporary), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.RWKV7])
+    writer = gguf.GGUFWriter(str(temporary), architecture)
     writer.add_type(gguf.GGUFType.MODEL)
     writer.add_name(name or path.stem)
     writer.add_size_label(gguf.size_label(sum(int(t.numel()) for t in weights.values()), 0, 0, 0))
-    writer.add_context_length(CONTEXT_LENGTH)
-    writer.add_embedding_length(config.n_embd)
-    writer.add_block_count(config.n_layer)
-    writer.add_layer_norm_eps(1e-5)  # torch's LayerNorm default, which BlinkDL's model uses
-    writer.add_wkv_head_size(config.head_size)
-    writer.add_decay_lora_rank(config.d_decay)
-    writer.add_iclr_lora_rank(config.d_iclr)
-    writer.add_value_residual_mix_lora_rank(value_rank)
-    writer.add_gate_lora_rank(config.d_gate)
-    writer.add_feed_forward_length(weights["blocks.0.ffn.key.weight"].shape[0])
+    if architecture == "rwkv6":
+        rwkv6.add_rwkv6_parameters(writer, config, rescale_every)
+    else:
+        _add_rwkv7_parameters(writer, weights, config)
     writer.add_file_type(file_types[dtype])
     writer.add_head_count(0)  # required by llama.cpp, unused
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
@@ -78,9 +87,12 @@ def write_gguf(weights: dict, path, dtype: str = "f32", tokens=None, name: str |
         writer.add_eos_token_id(0)
         writer.add_eot_token_id(WORLD_EOT)
         writer.add_chat_template("rwkv-world")
-    for tensor_name, data in gguf_tensors(weights, config.n_layer):
-        data, kind = _encode(tensor_name, data, dtype)
-        writer.add_tensor(tensor_name, data, raw_dtype=kind)
+    try:  # nothing is on disk before write_header_to_file
+        for tensor_name, data in tensors:
+            data, kind = _encode(tensor_name, data, dtype, keep_f32)
+            writer.add_tensor(tensor_name, data, raw_dtype=kind)
+    except KeyError as exc:
+        raise LoadError(f"{path}: the {NAMES[architecture]} weights have no tensor {exc.args[0]}") from None
     try:
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
@@ -94,8 +106,23 @@ def write_gguf(weights: dict, path, dtype: str = "f32", tokens=None, name: str |
     return path
 
 
+def _add_rwkv7_parameters(writer, weights: dict, config) -> None:
+    """The converter's set_gguf_parameters for RWKV-7, up to the file type."""
+    value_rank = config.d_value if config.n_layer > 1 else config.d_iclr  # layer 0's dummies have iclr's rank
+    writer.add_context_length(CONTEXT_LENGTH)
+    writer.add_embedding_length(config.n_embd)
+    writer.add_block_count(config.n_layer)
+    writer.add_layer_norm_eps(1e-5)  # torch's LayerNorm default, which BlinkDL's model uses
+    writer.add_wkv_head_size(config.head_size)
+    writer.add_decay_lora_rank(config.d_decay)
+    writer.add_iclr_lora_rank(config.d_iclr)
+    writer.add_value_residual_mix_lora_rank(value_rank)
+    writer.add_gate_lora_rank(config.d_gate)
+    writer.add_feed_forward_length(weights["blocks.0.ffn.key.weight"].shape[0])
+
+
 def gguf_tensors(weights: dict, n_layer: int):
-    """(GGUF name, float32 numpy array) in llama.cpp's layout, in the order its converter writes them."""
+    """(GGUF name, float32 numpy array) in llama.cpp's RWKV-7 layout, in the order its converter writes them."""
 
     def f(t):
         return t.detach().to(torch.float32).contiguous().numpy()
@@ -132,12 +159,12 @@ def gguf_tensors(weights: dict, n_layer: int):
         yield g + "channel_mix_value.weight", f(weights[b + "ffn.value.weight"])
 
 
-def _encode(name: str, data: np.ndarray, dtype: str):
+def _encode(name: str, data: np.ndarray, dtype: str, keep_f32=KEEP_F32):
     """(array to store, its GGML type) for one tensor under the file's type."""
     from gguf import GGMLQuantizationType as Q
     from gguf.quants import QuantError, quantize
 
-    if dtype == "f32" or data.ndim < 2 or name.endswith(KEEP_F32):
+    if dtype == "f32" or data.ndim < 2 or name.endswith(keep_f32):
         return data, Q.F32
     kind = {"f16": Q.F16, "bf16": Q.BF16, "q8_0": Q.Q8_0}[dtype]
     try:
