@@ -1,5 +1,5 @@
-"""`ai-writer convert`: any model file this project reads, rewritten as plain .safetensors, or (RWKV-7)
-as a GGUF file for llama.cpp / Ollama or a Hugging Face folder in fla's layout.
+"""`ai-writer convert`: any model file this project reads, rewritten as plain .safetensors, or (RWKV-7, RWKV-6)
+as a GGUF file for llama.cpp / Ollama, or (RWKV-7) a Hugging Face folder in fla's layout.
 
 The original AI-Writer's `.pth` files are pickles (whole model objects); a
 browser-demo model is a folder of raw `.bin` tensors. The converted file holds the
