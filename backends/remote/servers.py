@@ -24,6 +24,7 @@ class ServerKind:
     max_logprobs: int = 5  # the most alternatives per token it returns (OpenAI's limit unless known better)
     max_tokens: int | None = None  # the most tokens a request may ask for, where known
     neutral: tuple = ()  # (field, value): the server's own samplers the studio lacks, turned off
+    concurrent: bool = True  # requests side by side may run at once (llama_cpp.server cuts one short for the next)
 
 
 AI_WRITER = ServerKind("ai-writer", True, EXTRAS, 0, 20, 4096)  # `ai-writer serve-api` (studio/api/protocol.py)
@@ -34,7 +35,8 @@ KINDS = {  # owned_by -> kind
     "sglang": ServerKind("sglang", True, ("top_k", "min_p"), -1, 20),
     # llama-server (one choice a request) and llama_cpp.server: their repeat penalty is not the studio's (off)
     "llamacpp": ServerKind("llama.cpp", False, ("top_k", "min_p"), 0, 20, neutral=(("repeat_penalty", 1.0),)),
-    "me": ServerKind("llama-cpp-python", False, ("top_k", "min_p"), 0, 20, neutral=(("repeat_penalty", 1.0),)),
+    "me": ServerKind("llama-cpp-python", False, ("top_k", "min_p"), 0, 20, neutral=(("repeat_penalty", 1.0),),
+                     concurrent=False),
     "rwkv": ServerKind("rwkv-runner", False, ("top_k", "penalty_decay"), 0, 0),  # RWKV-Runner: no logprobs
     "library": ServerKind("ollama", False),  # Ollama's /v1 (its own models say "library")
     "ollama": ServerKind("ollama", False),

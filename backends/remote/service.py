@@ -9,7 +9,7 @@ side (submit, generate, plan, warm, close; the same events in the same order), e
 
 The prompt is the studio's (backends.writing.context.assemble: text in, text out). The N candidates are one
 request with `n` where the server takes it, else N requests side by side (a set seed gives candidate i
-seed + i); a server that answers a request for n with a 400, or with fewer choices, is asked again the
+seed + i; one after another where the server serves one request at a time); a server that answers a request for n with a 400, or with fewer choices, is asked again the
 other way, and that is remembered for the server. The server counts tokens and the studio characters:
 max_tokens is 2 x length + 16, and each candidate is cut at `length` characters, its stream shut once
 every candidate in it is long enough. With [generation] alternatives > 0 the server is asked for that
@@ -266,7 +266,7 @@ class RemoteService:
         parts = self._parts(request, prompt, list(range(n)), together, k)
         refused_n = False  # n asked for, refused with a 400: now side by side
         while True:
-            error = self._stream(job, progress, parts)
+            error = self._stream_parts(job, progress, parts)
             if error is None or job.is_cancelled:
                 break
             said = f"{error.server_message} {error.param or ''}".lower()
@@ -286,7 +286,7 @@ class RemoteService:
             missing = [row for index, row in enumerate(parts[0].rows) if index not in parts[0].seen]
             if missing:  # the server ignored n: the others side by side, now and from now on
                 engine.learned.takes_n = False
-                error = self._stream(job, progress, self._parts(request, prompt, missing, False, k))
+                error = self._stream_parts(job, progress, self._parts(request, prompt, missing, False, k))
                 if error is not None and not job.is_cancelled:
                     raise self._worded(error)
             elif progress.chunks:
@@ -329,6 +329,16 @@ class RemoteService:
             parts.append(_Part([row], one))
         return parts
 
+    def _stream_parts(self, job: RemoteJob, progress: _Progress, parts: list[_Part]) -> RemoteError | None:
+        """All at once, or one after another for a server that serves one request at a time; the first error."""
+        if self.engine.server.concurrent or len(parts) == 1:
+            return self._stream(job, progress, parts)
+        for part in parts:
+            error = self._stream(job, progress, [part])
+            if error is not None or job.is_cancelled:
+                return error
+        return None
+
     def _stream(self, job: RemoteJob, progress: _Progress, parts: list[_Part]) -> RemoteError | None:
         """Run the parts' streams together (a reader thread each) until each ends or is shut; the first error."""
         events: queue.Queue = queue.Queue()
@@ -339,7 +349,7 @@ class RemoteService:
         running, error = len(parts), None
         while running:
             index, item = events.get()
-            part = parts[index]
+            part = parts[index]  # (the index into the parts run here)
             if item is _END:
                 running -= 1
             elif isinstance(item, RemoteError):

@@ -127,17 +127,25 @@ def test_the_studio_writes_with_llama_cpp_server(server, engine):
         job = remote.submit(greedy, lambda e: None)
         assert job.wait(60)
         events = list(remote.generate(greedy, timeout=60))
-        final, here = events[-1], list(local.generate(greedy, timeout=60))[-1]
+        own = local.submit(greedy, lambda e: None)
+        assert own.wait(60)
+        final = events[-1]
         assert isinstance(final, Finished) and not final.cancelled, final
-        assert final.texts[0] == final.texts[1] == here.texts[0]  # greedy: what this engine writes, both side by side
-        assert server.learned.takes_n is False or len(set(final.texts)) == 1
-        if job.choices is not None:  # --logits_all: the server's probabilities in the view
-            assert job.choices.text(0) == final.texts[0] and job.choices.choice(0, 0).p > 0
+        assert final.texts[0] == final.texts[1] == own.choices.text(0)  # greedy: what this engine writes
+        log = job.choices  # --logits_all: the server's probabilities, as the view reads them
+        assert log is not None and log.text(0) == log.text(1) == final.texts[0]
+        steps = min(log.steps(0), own.choices.steps(0))
+        assert steps >= 3
+        for step in range(steps):
+            theirs, mine = log.choice(0, step), own.choices.choice(0, step)
+            assert theirs.text == mine.text
+            assert theirs.p == pytest.approx(mine.p_raw, rel=0.02, abs=1e-4)  # the model's own, before sampling
+            assert theirs.alternatives[0].text == mine.alternatives[0].text
         sampled = list(remote.generate(GenerationRequest(PROMPT, n=3, length=10, prep=RAW,
                                                          sampling=SamplingSettings(seed=5, top_p=0.9)), timeout=60))[-1]
         assert isinstance(sampled, Finished) and all(0 < len(t) <= 10 for t in sampled.texts)
-        print(f"\nllama-cpp-python: greedy {final.texts[0]!r}, sampled {sampled.texts!r}, "
-              f"n in one request: {server.learned.takes_n}, logprobs: {job.choices is not None}")
+        print(f"\nllama-cpp-python: greedy {final.texts[0]!r} (as this engine), sampled {sampled.texts!r}, "
+              f"{steps} token probabilities as this engine's")
     finally:
         remote.close()
         local.close()
