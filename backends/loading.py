@@ -7,7 +7,8 @@ from pathlib import Path
 from ai_writer.backends.engines.names import CPU_PAIRS, NAMES, Backend
 from ai_writer.backends.errors import LoadError
 from ai_writer.backends.files.vocab import choose_tokenizer
-from ai_writer.backends.selection import Selection, float32_only, select_backend, without_native
+from ai_writer.backends.selection import (DTYPES, NATIVE_ONLY_DTYPES, Selection, float32_only, select_backend,
+                                          with_dtype, without_native)
 from ai_writer.models.tokenizer import DEFAULT_UNKNOWN_CHAR
 
 
@@ -41,6 +42,8 @@ def load(
     path = Path(path).expanduser()
     if backend not in NAMES:
         raise LoadError(f"unknown backend {backend!r} (available: {', '.join(NAMES)})")
+    if dtype and dtype not in DTYPES:
+        raise LoadError(f"unknown dtype {dtype!r} (available: {', '.join(DTYPES)})")
     try:
         facts = identify(path)  # what the file is, before any vocabulary is looked for
     except ModelFileError as exc:
@@ -50,6 +53,9 @@ def load(
     tuned = _read_state(state or (path if facts.has_start_state else None))  # before the weights: said at once
     tokenizer = tokens.tokenizer
     choice = select_backend(backend, device, path)
+    if dtype in NATIVE_ONLY_DTYPES and choice.backend != Backend.TORCH_NATIVE:
+        raise LoadError(f"dtype {dtype!r} runs on the torch+native backend only (its C decode step), not on "
+                        f"{choice.backend} ({choice.reason.text()})")
     if choice.backend == Backend.ONNX:
         from ai_writer.backends.engines.onnx_engine import load_onnx
 
@@ -89,21 +95,26 @@ def _read_state(state):
 
 def _load_cpu_pair(path: Path, tokenizer, choice: Selection, dtype: str | None, cache_dir):
     """(engine, selection) for torch+native or torch+onnx. A C step that does not build is a LoadError when
-    torch+native was asked for by name, and torch+onnx under auto; a dtype other than float32 gets torch alone."""
+    torch+native was asked for by name (or int8, which only it runs), and torch+onnx under auto. torch+native runs
+    float16, bfloat16 and int8 in its C step (torch keeps float32 for prompts); torch+onnx gets torch alone for
+    a dtype other than float32."""
     from ai_writer.backends.engines.hybrid_engine import native_pair, onnx_pair
     from ai_writer.backends.engines.native_step import NativeBuildError
     from ai_writer.backends.engines.torch_engine import load_torch
 
     float32 = dtype in (None, "", "float32")
-    native = choice.backend == Backend.TORCH_NATIVE and float32
-    torch_engine = load_torch(path, tokenizer, "cpu", dtype, script=not native)  # eager layers take the C scan
-    if not float32:
-        return torch_engine, float32_only(choice, dtype)
+    native = choice.backend == Backend.TORCH_NATIVE
+    # eager layers take the C scan; the C step converts float32 weights to its dtype
+    torch_engine = load_torch(path, tokenizer, "cpu", "float32" if native else dtype, script=not native)
     if native:
         try:
-            return native_pair(torch_engine), choice
+            return native_pair(torch_engine, dtype or "float32"), choice if float32 else with_dtype(choice, dtype)
         except NativeBuildError as exc:
-            if not choice.auto:
+            if not choice.auto or dtype in NATIVE_ONLY_DTYPES:
                 raise LoadError(f"{path}: {exc}") from None
             choice = without_native(choice, str(exc))
+            if not float32:  # torch alone, in the dtype asked for
+                torch_engine = load_torch(path, tokenizer, "cpu", dtype)
+    if not float32:
+        return torch_engine, float32_only(choice, dtype)
     return onnx_pair(torch_engine, cache_dir), choice

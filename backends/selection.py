@@ -42,6 +42,10 @@ from ai_writer.backends.files.onnx_export import ARCHITECTURES as ONNX_ARCHITECT
 
 ONNX_STEP_TEXT = ("prompts on torch, decoding on ONNX Runtime; torch reads prompts in chunks, ONNX Runtime's "
                   "step decodes 1-4 candidates faster than torch's on a CPU")
+# The `dtype` setting's values ("" = float32 on a CPU, float16 on CUDA). float16, bfloat16 and int8 on the CPU
+# pair torch+native are the C step's weight types (backends.engines.native_step); int8 runs there only.
+DTYPES = ("float32", "float16", "bfloat16", "int8")
+NATIVE_ONLY_DTYPES = ("int8",)
 NATIVE_STEP_TEXT = ("prompts on torch, decoding on a step compiled for this CPU; torch reads prompts in chunks, the "
                     "native step decodes 4 candidates in little more time than one")
 
@@ -75,9 +79,15 @@ class Reason:
     cpu_asked: bool = False  # auto on the CPU because device "cpu" was set (else: no GPU found)
     architecture: str | None = None  # the model's, where it decided
     error: str = ""  # NATIVE_FAILED: why the C step did not build
-    dtype: str = ""  # FLOAT32_ONLY
+    dtype: str = ""  # FLOAT32_ONLY; or the torch+native step's weight type other than float32
 
     def text(self) -> str:
+        text = self._text()
+        if self.dtype and self.why != Why.FLOAT32_ONLY:
+            text += f"; the decode step's weights in {self.dtype}"
+        return text
+
+    def _text(self) -> str:
         why = self.why
         asked = f"{self.asked} (an .onnx file)" if self.onnx_file else str(self.asked)
         start = "auto, device cpu asked for" if self.cpu_asked else "auto: no CUDA GPU and no DirectML"
@@ -107,7 +117,7 @@ class Reason:
                     f"not {_this_model(self.architecture)}")
         if why == Why.NATIVE_FAILED:
             return f"{start}: {self.error}; so ONNX Runtime decodes"
-        return f"auto: torch on the CPU, as dtype {self.dtype} asks (the decode steps are float32 only)"
+        return f"auto: torch on the CPU, as dtype {self.dtype} asks (ONNX Runtime's decode step is float32 only)"
 
 
 @dataclass(frozen=True)
@@ -124,8 +134,13 @@ def without_native(choice: Selection, error: str) -> Selection:
 
 
 def float32_only(choice: Selection, dtype: str) -> Selection:
-    """A CPU pair for a dtype other than float32: torch alone on the CPU (the decode steps are float32 only)."""
+    """torch+onnx for a dtype other than float32: torch alone on the CPU (ONNX Runtime's step is float32 only)."""
     return Selection(Backend.TORCH, "cpu", choice.auto, replace(choice.reason, why=Why.FLOAT32_ONLY, dtype=dtype))
+
+
+def with_dtype(choice: Selection, dtype: str) -> Selection:
+    """torch+native whose C step holds its weights in dtype (other than float32): said in the reason."""
+    return replace(choice, reason=replace(choice.reason, dtype=dtype))
 
 
 def _this_model(architecture: str | None) -> str:

@@ -59,7 +59,7 @@ RANGES = {
 }
 CHOICES = {
     ("model", "backend"): BACKEND_NAMES,
-    ("model", "dtype"): ("", "float32", "float16", "bfloat16"),
+    ("model", "dtype"): ("", "float32", "float16", "bfloat16", "int8"),
     ("studio", "language"): ("auto", "en", "zh"),
 }
 PATH_KEYS = {("model", "path"), ("model", "vocab"), ("model", "state"), ("generation", "compare_state")}

@@ -121,13 +121,14 @@ def _pair(torch_engine, backend: Backend) -> HybridEngine:
         info.architecture, backend, "cpu", info.model_path, info.n_layer, info.n_embd, info.vocab_size))
 
 
-def native_pair(torch_engine) -> HybridEngine:
+def native_pair(torch_engine, dtype: str = "float32") -> HybridEngine:
     """torch+native around a CPU float32 TorchEngine of an RWKV-7 with eager layers (they take the C scan for
-    prompts): the C step built, or found in its cache, now. NativeBuildError (one line) if it cannot be."""
+    prompts): the C step built, or found in its cache, now, its weight matrices in `dtype` (native_step.PRECISIONS;
+    other than float32, torch's prompts read the step's converted head). NativeBuildError (one line) if it cannot be."""
     from ai_writer.backends.engines.native_step import NativeStep, build_library
 
     engine = _pair(torch_engine, Backend.TORCH_NATIVE)
-    engine.use_decode_step(NativeStep(build_library(), torch_engine.model, torch_engine.tokenizer, engine.info))
+    engine.use_decode_step(NativeStep(build_library(), torch_engine.model, torch_engine.tokenizer, engine.info, dtype))
     return engine
 
 

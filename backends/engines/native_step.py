@@ -1,27 +1,46 @@
-"""RWKV-7's decode step in C (native/rwkv7_step.c beside this file), compiled for this CPU on first use.
+"""RWKV-7's decode step in C (native/rwkv7_step.c and rwkv7_matrix.c beside this file), compiled for this
+CPU on first use.
 
     library = build_library()                      # NativeBuildError (one line) without a C compiler
-    step = NativeStep(library, model, tokenizer, info)
+    step = NativeStep(library, model, tokenizer, info, dtype="int8")
     logits, state = step.forward([[id], [id]], state)   # B rows, one token each (T tokens run T steps)
 
 On a CPU a decode step is bound by reading the weights. The C step reads every
 weight matrix once for up to 4 rows, prefetching ahead in each row, so that 4
 candidates cost little more than one (bench/bench_engine.py measures it). It
-computes the equations of models/rwkv7.py at T == 1, in float32, on the numpy
-state of backends.engines.numpy_state, and reads the torch model's own weight
-tensors as they are, in the layout models/rwkv7.py documents (no copy).
+computes the equations of models/rwkv7.py at T == 1 on the numpy state of
+backends.engines.numpy_state, in float32 but for the weight matrices, which are
+in the step's `dtype` (PRECISIONS), all in the layout models/rwkv7.py documents:
+
+  float32    the torch model's own tensors, read in place (no copy).
+  float16,   every matrix (projections, FFN, LoRA, head) converted once at load,
+  bfloat16   rounded to nearest; converted to float32 in registers, float32 sums.
+  int8       every matrix as int8 with one float32 scale per output channel
+             (symmetric, scale = max |w| / 127), converted to float32 in
+             registers (or, with int8_kernel(1) on a CPU with AVX-512 VNNI,
+             multiplied as int8 against activations quantised per row).
+
+The embedding, the norms, every vector, the state and its update stay float32 (the
+torch model's tensors). For the reduced types the model's head becomes the step's
+(NativeHead): torch's prompt path reads the converted head too and the float32 one
+is freed, so the memory held is the torch model's float32 weights but the head,
+plus the converted matrices (at 12 x 768, vocabulary 65536: about 560 MB + 280 MB
+for 16-bit, + 140 MB for int8, against 760 MB for float32).
 
 The same library scans prompts: torch still computes a prompt's projections in
 large matrix products, but the state update over its T tokens runs token by token
 in C (FusedRWKV7.use_sequence_wkv of an eager model), with each head's state held
 in cache: less arithmetic than the chunked form (models/wkv7.py).
 
-The source is compiled with the C compiler found here ($CC, cc, gcc or clang;
+The sources are compiled with the C compiler found here ($CC, cc, gcc or clang;
 -O3 -march=native, OpenMP when the compiler has it) into the cache folder
 (AI_WRITER_NATIVE_CACHE, or the user cache folder's native/), named by the hash
-of the source, the compiler and the flags, so a changed source or compiler gets a
-new library. AI_WRITER_NATIVE=0 turns the native step off (backend auto then
-decodes with ONNX Runtime).
+of the sources, the compiler, the flags and the CPU's features, so a changed
+source or compiler gets a new library. The kernels are picked at compile time from
+what -march=native enables (kernels() names them); AI_WRITER_NATIVE_PORTABLE=1
+builds the portable plain-C kernels instead (-DRWKV7_PORTABLE), as a CPU without
+any of those instructions gets. AI_WRITER_NATIVE=0 turns the native step off
+(backend auto then decodes with ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -41,20 +60,41 @@ import numpy as np
 from ai_writer.backends.engines.base import EngineInfo, check_batch
 from ai_writer.backends.engines.numpy_state import NumpyStateOps, state_layout
 
-SOURCE = Path(__file__).resolve().parent / "native" / "rwkv7_step.c"
+NATIVE = Path(__file__).resolve().parent / "native"
+SOURCES = (NATIVE / "rwkv7_step.c", NATIVE / "rwkv7_matrix.c")
+HEADERS = (NATIVE / "rwkv7_matrix.h",)
 CACHE_ENV = "AI_WRITER_NATIVE_CACHE"
 SWITCH_ENV = "AI_WRITER_NATIVE"  # "0" turns the native step off
+PORTABLE_ENV = "AI_WRITER_NATIVE_PORTABLE"  # "1" builds the portable kernels
 MAX_HEAD = 256  # rwkv7_step.c's MAX_HEAD
-# The per-layer weights in rwkv7_step.c's order (its enum), as models.rwkv7 names and lays them out.
-LAYER_WEIGHTS = (
+# The step's weight types (rwkv7_matrix.h's MT_*) and their numpy storage.
+PRECISIONS = {"float32": 0, "float16": 1, "bfloat16": 2, "int8": 3}
+STORAGE = {"float16": np.uint16, "bfloat16": np.uint16, "int8": np.int8}
+# How far each precision's logits and state may be from the float32 step's over a short run (a prompt, then steps),
+# as max |difference| / max(1, max |float32 value|); tests/backends/test_native_precision.py holds them to it.
+TOLERANCES = {"float32": 0.0, "float16": 2e-3, "bfloat16": 1.5e-2, "int8": 6e-2}
+OUT_IN, IN_OUT = 0, 1  # rwkv7_matrix.h's layouts: nn.Linear's (out, in), the LoRA matrices' (in, out)
+# The per-layer float32 vectors and matrices in rwkv7_step.c's orders (its enums), as models.rwkv7 names them.
+LAYER_VECTORS = (
     "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias",
     "att.x_r", "att.x_w", "att.x_k", "att.x_v", "att.x_a", "att.x_g",
-    "att.w0", "att.w1", "att.w2", "att.a0", "att.a1", "att.a2", "att.v0", "att.v1", "att.v2", "att.g1", "att.g2",
-    "att.k_k", "att.k_a", "att.r_k",
-    "att.receptance.weight", "att.key.weight", "att.value.weight", "att.output.weight",
-    "att.ln_x.weight", "att.ln_x.bias", "ffn.x_k", "ffn.key.weight", "ffn.value.weight",
+    "att.w0", "att.a0", "att.v0", "att.k_k", "att.k_a", "att.r_k", "att.ln_x.weight", "att.ln_x.bias", "ffn.x_k",
 )
-GLOBAL_WEIGHTS = ("emb.weight", "blocks.0.ln0.weight", "blocks.0.ln0.bias", "ln_out.weight", "ln_out.bias", "head.weight")
+LAYER_MATRICES = (
+    ("att.receptance.weight", OUT_IN), ("att.key.weight", OUT_IN), ("att.value.weight", OUT_IN),
+    ("att.output.weight", OUT_IN), ("att.w1", IN_OUT), ("att.w2", IN_OUT), ("att.a1", IN_OUT), ("att.a2", IN_OUT),
+    ("att.v1", IN_OUT), ("att.v2", IN_OUT), ("att.g1", IN_OUT), ("att.g2", IN_OUT),
+    ("ffn.key.weight", OUT_IN), ("ffn.value.weight", OUT_IN),
+)
+GLOBAL_VECTORS = ("emb.weight", "blocks.0.ln0.weight", "blocks.0.ln0.bias", "ln_out.weight", "ln_out.bias")
+
+
+class Matrix(ctypes.Structure):
+    """rwkv7_matrix.h's matrix_t: one weight matrix as the C step reads it."""
+
+    _fields_ = [("data", ctypes.c_void_p), ("scale", ctypes.c_void_p), ("row_sum", ctypes.c_void_p),
+                ("type", ctypes.c_int32), ("layout", ctypes.c_int32), ("n_out", ctypes.c_int32),
+                ("n_in", ctypes.c_int32)]
 
 _building = threading.Lock()
 
@@ -111,16 +151,24 @@ FLAG_SETS = (  # tried in order; the first that compiles is used
 )
 
 
-def build_library(cache_dir=None, compiler: str | None = None) -> Path:
-    """The compiled step for this CPU: from the cache, or compiled now (a second or two). NativeBuildError if not."""
+def portable_asked() -> bool:
+    return os.environ.get(PORTABLE_ENV, "0").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def build_library(cache_dir=None, compiler: str | None = None, portable: bool | None = None) -> Path:
+    """The compiled step for this CPU: from the cache, or compiled now (a few seconds). NativeBuildError if not.
+
+    portable: the plain-C kernels (-DRWKV7_PORTABLE); None: as AI_WRITER_NATIVE_PORTABLE says."""
     compiler = compiler or find_compiler()
     if not compiler:
         raise NativeBuildError("no C compiler (cc, gcc or clang) to build the native step")
-    source = SOURCE.read_bytes()
+    portable = portable_asked() if portable is None else portable
+    source = b"\n".join(path.read_bytes() for path in (*SOURCES, *HEADERS))
     folder = Path(cache_dir) if cache_dir else default_cache_dir()
     with _building:
         first_error = None
         for flags in FLAG_SETS:
+            flags = [*flags, "-DRWKV7_PORTABLE"] if portable else flags
             key = hashlib.sha256(b"\n".join([source, compiler.encode(), " ".join(flags).encode(),
                                              _cpu_signature().encode()])).hexdigest()[:24]
             target = folder / f"rwkv7_step-{key}{_suffix()}"
@@ -142,7 +190,7 @@ def _compile(compiler: str, flags: list[str], target: Path) -> str | None:
         os.close(fd)
     except OSError as exc:
         return f"cannot write to {target.parent}: {exc.strerror or exc}"
-    command = [*compiler.split(), *flags, "-shared", "-fPIC", str(SOURCE), "-o", tmp, "-lm"]
+    command = [*compiler.split(), *flags, "-shared", "-fPIC", *map(str, SOURCES), "-o", tmp, "-lm"]
     try:
         done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
@@ -157,33 +205,117 @@ def _compile(compiler: str, flags: list[str], target: Path) -> str | None:
             os.unlink(tmp)
 
 
-def _open(library: Path):
-    """(rwkv7_step, wkv7_scan) of the compiled library."""
-    try:
-        lib = ctypes.CDLL(str(library))
-        step, scan = lib.rwkv7_step, lib.wkv7_scan
-    except (OSError, AttributeError) as exc:
-        raise NativeBuildError(f"{library}: cannot be opened ({str(exc).splitlines()[0][:200]})") from None
-    step.restype = ctypes.c_int
-    step.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] + [ctypes.c_void_p] * 8 + [ctypes.c_int]
-    scan.restype = None
-    scan.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 9 + [ctypes.c_int]
-    return step, scan
+class Library:
+    """The compiled library's functions, typed."""
+
+    def __init__(self, path: Path):
+        try:
+            lib = ctypes.CDLL(str(path))
+            self.step, self.scan, self.matmul = lib.rwkv7_step, lib.wkv7_scan, lib.rwkv7_matmul
+            self.convert, self._kernels, self._int8_kernel = lib.rwkv7_convert, lib.rwkv7_kernels, lib.rwkv7_int8_kernel
+        except (OSError, AttributeError) as exc:
+            raise NativeBuildError(f"{path}: cannot be opened ({str(exc).splitlines()[0][:200]})") from None
+        self.path = path
+        self.step.restype = ctypes.c_int
+        self.step.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] + [ctypes.c_void_p] * 8 + [ctypes.c_int]
+        self.scan.restype = None
+        self.scan.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 9 + [ctypes.c_int]
+        self.matmul.restype = None
+        self.matmul.argtypes = [ctypes.c_void_p, ctypes.POINTER(Matrix), ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+        self.convert.restype = ctypes.c_int64
+        self.convert.argtypes = ([ctypes.c_void_p] + [ctypes.c_int] * 4 + [ctypes.c_void_p] * 3 + [ctypes.c_int])
+        self._kernels.restype = ctypes.c_char_p
+        self._kernels.argtypes = []
+        self._int8_kernel.restype = ctypes.c_int
+        self._int8_kernel.argtypes = [ctypes.c_int]
+
+    def kernels(self) -> str:
+        """What this build's kernels use: "portable", or e.g. "float16:avx512f bfloat16:vector int8:vector+avx512vnni"."""
+        return self._kernels().decode()
+
+    def int8_kernel(self, which: int = -1) -> int:
+        """Set (0: int8 weights converted to float32; 1: int8 activations through VNNI, where compiled in) and/or
+        read (-1) how int8 (out, in) products run. The library's setting: every step of this process shares it."""
+        return self._int8_kernel(which)
+
+
+_opened: dict[Path, Library] = {}
+
+
+def open_library(path: Path) -> Library:
+    """The library at path, opened once per process."""
+    path = Path(path)
+    if path not in _opened:
+        _opened[path] = Library(path)
+    return _opened[path]
+
+
+def convert_matrix(library: Library, tensor, layout: int, dtype: str, name: str = "matrix", threads: int = 1):
+    """(Matrix, arrays it points to) for a float32 2-D tensor in `layout`, converted to `dtype` (float32: the tensor's
+    own memory). NativeBuildError (one line) when values do not fit the type."""
+    source = tensor.detach().numpy() if hasattr(tensor, "numpy") else np.asarray(tensor)
+    if source.dtype != np.float32 or source.ndim != 2 or not source.flags.c_contiguous:
+        raise NativeBuildError(f"{name}: the native step converts contiguous 2-D float32 weights only")
+    n_out, n_in = source.shape if layout == OUT_IN else source.shape[::-1]
+    kind = PRECISIONS[dtype]
+    if dtype == "float32":
+        return Matrix(source.ctypes.data, None, None, kind, layout, n_out, n_in), [source]
+    data = np.empty(source.shape, dtype=STORAGE[dtype])
+    scale = np.empty(n_out, np.float32) if dtype == "int8" else None
+    row_sum = np.empty(n_out, np.int32) if dtype == "int8" and layout == OUT_IN else None
+    pointers = [None if a is None else a.ctypes.data for a in (scale, row_sum)]
+    bad = library.convert(source.ctypes.data, kind, layout, n_out, n_in, data.ctypes.data, *pointers, threads)
+    if bad:
+        what = "are not finite" if dtype != "float16" else "are not finite or beyond float16's range (65504)"
+        raise NativeBuildError(f"{name}: {bad} weights {what}; {dtype} cannot hold them")
+    arrays = [a for a in (data, scale, row_sum) if a is not None]
+    return Matrix(data.ctypes.data, *pointers, kind, layout, n_out, n_in), arrays
+
+
+def matrix_bytes(arrays) -> int:
+    return sum(a.nbytes for a in arrays)
+
+
+def native_head(library: Library, matrix: Matrix, keep, threads):
+    """An nn.Module computing x @ head^T with the C step's (converted) head: torch's prompt path runs it in place
+    of the model's nn.Linear head, whose float32 weights are then no longer needed."""
+    import torch
+
+    class NativeHead(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.matrix, self.keep, self.out_features = matrix, keep, matrix.n_out
+
+        def forward(self, x):
+            rows = x.reshape(-1, x.shape[-1]).to(torch.float32).contiguous()
+            out = torch.empty(rows.shape[0], self.out_features, dtype=torch.float32)
+            library.matmul(rows.data_ptr(), ctypes.byref(self.matrix), out.data_ptr(), rows.shape[0],
+                           max(1, threads()))
+            return out.view(*x.shape[:-1], self.out_features)
+
+    return NativeHead()
 
 
 class NativeStep(NumpyStateOps):
-    """The C step of one RWKV-7 model (models.rwkv7.RWKV7, float32 on the CPU), behind the Engine protocol."""
+    """The C step of one RWKV-7 model (models.rwkv7.RWKV7, float32 on the CPU), behind the Engine protocol.
 
-    def __init__(self, library: Path, model, tokenizer, info: EngineInfo):
+    dtype (PRECISIONS): the weight matrices' type in the step. For other than float32 the model's head is
+    replaced by the step's converted head (native_head), so torch's prompts read that one too."""
+
+    def __init__(self, library: Path, model, tokenizer, info: EngineInfo, dtype: str = "float32"):
         import torch
 
         config = model.config
+        dtype = dtype or "float32"
+        if dtype not in PRECISIONS:
+            raise NativeBuildError(f"unknown dtype {dtype!r} for the native step (available: {', '.join(PRECISIONS)})")
         if info.architecture != "rwkv7":
             raise NativeBuildError(f"the native step runs RWKV-7 only, not {info.architecture}")
         if config.head_size > MAX_HEAD:
             raise NativeBuildError(f"the native step takes head sizes up to {MAX_HEAD}, not {config.head_size}")
-        self._step, self._scan = _open(library)
-        self.tokenizer, self.info = tokenizer, info
+        self.library = library if isinstance(library, Library) else open_library(library)
+        self._step, self._scan = self.library.step, self.library.scan
+        self.tokenizer, self.info, self.dtype = tokenizer, info, dtype
         self.state_class, self._shapes, self._fills = state_layout("rwkv7", config.n_embd, config.head_size)
         self.tokens_processed = 0
         self._threads = torch.get_num_threads  # the studio sets how many the model may use
@@ -193,7 +325,29 @@ class NativeStep(NumpyStateOps):
         if not all(p.is_contiguous() for p in params.values()):
             raise NativeBuildError("the native step reads contiguous weights (models.rwkv7_fused.prepare_for_inference)")
         weights = {name: p.detach() for name, p in params.items()}
+        del params
+        ffn_width = weights["blocks.0.ffn.key.weight"].shape[0]
         self._keep = []  # every array whose memory the C step reads
+        self.converted_bytes = 0  # memory held by converted matrices (0 for float32)
+        threads = max(1, self._threads())
+
+        def matrix(key, layout):
+            found, arrays = convert_matrix(self.library, weights.pop(key), layout, dtype, key, threads)
+            self._keep.extend(arrays)
+            if dtype != "float32":
+                self.converted_bytes += matrix_bytes(arrays)
+            return found
+
+        # the head first: for a reduced dtype its float32 tensor is freed before the layers are converted
+        head = matrix("head.weight", OUT_IN)
+        if dtype != "float32":
+            model.head = native_head(self.library, head, list(self._keep), self._threads)
+        matrices = []
+        for i in range(config.n_layer):
+            for name, layout in LAYER_MATRICES:
+                key = f"blocks.{i}.{name}"
+                matrices.append(matrix(key, layout) if key in weights else Matrix())  # layer 0: no v1, v2
+        self._matrices = (Matrix * (len(matrices) + 1))(*matrices, head)
 
         def pointer(tensor) -> int:
             array = tensor.numpy()  # the parameter's own memory
@@ -202,20 +356,20 @@ class NativeStep(NumpyStateOps):
 
         layer_pointers = []
         for i in range(config.n_layer):
-            for name in LAYER_WEIGHTS:
+            for name in LAYER_VECTORS:
                 key = f"blocks.{i}.{name}"
-                if key not in weights:  # layer 0 has no value mix (v0, v1, v2)
-                    layer_pointers.append(0)
-                    continue
-                layer_pointers.append(pointer(weights[key]))
+                layer_pointers.append(pointer(weights[key]) if key in weights else 0)  # layer 0 has no v0
         self._layers = (ctypes.c_void_p * len(layer_pointers))(*layer_pointers)
-        self._globals = (ctypes.c_void_p * len(GLOBAL_WEIGHTS))(*(pointer(weights[k]) for k in GLOBAL_WEIGHTS))
+        self._globals = (ctypes.c_void_p * len(GLOBAL_VECTORS))(*(pointer(weights[k]) for k in GLOBAL_VECTORS))
         use_scan = getattr(model, "use_sequence_wkv", None)  # models.rwkv7_fused.FusedRWKV7
         self.scans_prompts = bool(use_scan and use_scan(self.sequence_wkv))  # False: scripted layers
         value_width = config.d_value if config.n_layer > 1 else 0
         self._sizes = np.array([config.n_layer, config.n_embd, config.head_size, config.vocab_size, config.d_decay,
-                                config.d_iclr, value_width, config.d_gate, weights["blocks.0.ffn.key.weight"].shape[0]],
-                               dtype=np.int64)
+                                config.d_iclr, value_width, config.d_gate, ffn_width], dtype=np.int64)
+
+    def kernels(self) -> str:
+        """The compiled kernels' instruction sets ("portable" for the plain-C build)."""
+        return self.library.kernels()
 
     def sequence_wkv(self, state, r, log_w, k, v, a, b):
         """models.wkv7.wkv7_chunked's state update over T tokens, token by token in C: (o, new state).
@@ -251,9 +405,9 @@ class NativeStep(NumpyStateOps):
             tokens = np.ascontiguousarray(batch[:, t])
             new = self.state_class(*(np.empty_like(a) for a in state))
             logits = np.empty((B, self.info.vocab_size), dtype=np.float32)
-            if self._step(self._sizes.ctypes.data, self._globals, self._layers, B, tokens.ctypes.data,
-                          *(a.ctypes.data for a in state), *(a.ctypes.data for a in new), logits.ctypes.data,
-                          threads):
+            if self._step(self._sizes.ctypes.data, self._globals, self._layers, self._matrices, B,
+                          tokens.ctypes.data, *(a.ctypes.data for a in state), *(a.ctypes.data for a in new),
+                          logits.ctypes.data, threads):
                 raise MemoryError("the native step could not allocate its scratch memory")
             state = new
             if full_output:

@@ -207,10 +207,13 @@ def test_auto_keeps_torch_for_models_the_onnx_step_cannot_run(tmp_path, monkeypa
     assert "not this rwkv6 model" in choice.reason.text()
 
 
-def test_load_auto_gives_a_torch_engine_for_torch_or_another_dtype(tmp_path):
+def test_load_auto_gives_a_torch_engine_for_torch_or_another_dtype(tmp_path, monkeypatch):
+    from ai_writer.backends.engines import native_step
+
     model = write_model(tmp_path, random_rwkv7_weights(1, 64, VOCAB, seed=3))
     torch_engine = load(model, backend="torch", device="cpu")
     assert torch_engine.info.backend == "torch" and torch_engine.selection.backend == "torch"
+    monkeypatch.setattr(native_step, "find_compiler", lambda: None)  # auto's CPU pair is torch+onnx: float32 only
     bf16 = load(model, backend="auto", device="cpu", dtype="bfloat16", cache_dir=tmp_path / "cache")
     assert bf16.info.backend == "torch" and bf16.selection.reason.why == Why.FLOAT32_ONLY
     assert "bfloat16" in bf16.selection.reason.text()

@@ -3,14 +3,16 @@
  * prompt stays in torch's large matrix products).
  *
  * The same equations as models/rwkv7.py at T == 1 and the exported ONNX step
- * (backends/onnx_export.py), written out for a CPU: every matrix product reads its
- * weights once for all B rows (up to 4 rows per pass), with the weights of the next
- * iterations prefetched, so that 4 rows cost about what 1 row costs when the step is
- * bound by memory bandwidth. Everything is float32.
+ * (backends/onnx_export.py), written out for a CPU: every matrix product (rwkv7_matrix.c)
+ * reads its weights once for all B rows (up to 4 rows per pass), with the weights of the
+ * next iterations prefetched, so that 4 rows cost about what 1 row costs when the step is
+ * bound by memory bandwidth. The weight matrices are float32, float16, bfloat16 or int8
+ * (matrix_t); the state, the state update, the norms and every vector are float32.
  *
- * Weights are read in the model's own layout (models/rwkv7.py), never copied: projections are
- * nn.Linear's (out, in) row-major matrices, y[n] = sum_k W[n][k] x[k] (matmul); the LoRA
- * matrices (w1, w2, a1, ...) are (in, out), y[n] = sum_k x[k] W[k][n] (matmul_in_out).
+ * Weights are in the model's own layout (models/rwkv7.py): float32 ones read in place,
+ * others converted once at load (rwkv7_convert). Projections are nn.Linear's (out, in)
+ * row-major matrices, y[n] = sum_k W[n][k] x[k]; the LoRA matrices (w1, w2, a1, ...) are
+ * (in, out), y[n] = sum_k x[k] W[k][n].
  * State layout (axis 0 the layer, axis 1 the row): att_x (L, B, C), kv (L, B, H, N, N)
  * in [value, key] order, ffn_x (L, B, C). Inputs are read, outputs written; they may
  * not overlap.
@@ -20,146 +22,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef float v16 __attribute__((vector_size(64), aligned(4))); /* 16 floats; unaligned loads are fine */
+#include "rwkv7_matrix.h"
 
 #define MAX_HEAD 256 /* the largest head size this step takes (native_step.py checks) */
-#define PREFETCH 256 /* floats ahead (1 KiB) in each weight row */
 #define LAYER_NORM_EPS 1e-5f
 #define GROUP_NORM_EPS 64e-5f
 #define NORMALIZE_EPS 1e-12f
 #define DECAY_SCALE 0.60653065971263342f /* e^-0.5 */
 
-/* Order of the per-layer weight pointers (backends/native_step.py writes them in this order). */
+/* Order of the per-layer float32 vectors and of the per-layer matrices, the head after the last layer's
+ * (backends/native_step.py writes them in these orders). */
 enum {
     LN1_W, LN1_B, LN2_W, LN2_B, X_R, X_W, X_K, X_V, X_A, X_G,
-    W0, W1, W2, A0, A1, A2, V0, V1, V2, G1, G2, K_K, K_A, R_K,
-    WR, WK, WV, WO, LNX_W, LNX_B, FFN_X_K, FFN_KEY, FFN_VALUE, PER_LAYER
+    W0, A0, V0, K_K, K_A, R_K, LNX_W, LNX_B, FFN_X_K, PER_LAYER
 };
-enum { EMB, LN0_W, LN0_B, LN_OUT_W, LN_OUT_B, HEAD, GLOBALS };
+enum { M_WR, M_WK, M_WV, M_WO, M_W1, M_W2, M_A1, M_A2, M_V1, M_V2, M_G1, M_G2, M_FFN_KEY, M_FFN_VALUE, MATRICES };
+enum { EMB, LN0_W, LN0_B, LN_OUT_W, LN_OUT_B, GLOBALS };
 /* sizes[]: n_layer, n_embd, head_size, vocab, d_decay, d_iclr, d_value, d_gate, d_ffn */
 enum { S_LAYER, S_EMBD, S_HEAD, S_VOCAB, S_DECAY, S_ICLR, S_VALUE, S_GATE, S_FFN, SIZES };
-
-static inline float hsum(v16 v) { /* a tree: 4 dependent adds, not 16 */
-    float t[16];
-    memcpy(t, &v, sizeof t);
-    for (int width = 8; width > 0; width /= 2)
-        for (int i = 0; i < width; i++) t[i] += t[i + width];
-    return t[0];
-}
-
-static inline v16 load16(const float *p) { return *(const v16 *)p; }
-
-/* y[m][n] = sum_k x[m][k] w[n][k] for MR rows and 4 columns n0..n0+3 (K % 16 == 0 part, then the tail). */
-#define ROWS_KERNEL(MR)                                                                          \
-    static void cols4_##MR(const float *x, const float *w, float *y, int n0, int N, int K) {     \
-        v16 acc[MR][4];                                                                          \
-        for (int m = 0; m < MR; m++)                                                             \
-            for (int j = 0; j < 4; j++) acc[m][j] = (v16){0};                                    \
-        const float *w0 = w + (size_t)n0 * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;          \
-        int k = 0;                                                                               \
-        for (; k + 16 <= K; k += 16) {                                                           \
-            __builtin_prefetch(w0 + k + PREFETCH);                                               \
-            __builtin_prefetch(w1 + k + PREFETCH);                                               \
-            __builtin_prefetch(w2 + k + PREFETCH);                                               \
-            __builtin_prefetch(w3 + k + PREFETCH);                                               \
-            v16 a = load16(w0 + k), b = load16(w1 + k), c = load16(w2 + k), d = load16(w3 + k);  \
-            for (int m = 0; m < MR; m++) {                                                       \
-                v16 xv = load16(x + (size_t)m * K + k);                                          \
-                acc[m][0] += xv * a;                                                             \
-                acc[m][1] += xv * b;                                                             \
-                acc[m][2] += xv * c;                                                             \
-                acc[m][3] += xv * d;                                                             \
-            }                                                                                    \
-        }                                                                                        \
-        for (int m = 0; m < MR; m++) {                                                           \
-            const float *xm = x + (size_t)m * K;                                                 \
-            float t0 = hsum(acc[m][0]), t1 = hsum(acc[m][1]), t2 = hsum(acc[m][2]), t3 = hsum(acc[m][3]); \
-            for (int kk = k; kk < K; kk++) {                                                     \
-                t0 += xm[kk] * w0[kk]; t1 += xm[kk] * w1[kk];                                    \
-                t2 += xm[kk] * w2[kk]; t3 += xm[kk] * w3[kk];                                    \
-            }                                                                                    \
-            float *ym = y + (size_t)m * N + n0;                                                  \
-            ym[0] = t0; ym[1] = t1; ym[2] = t2; ym[3] = t3;                                      \
-        }                                                                                        \
-    }
-ROWS_KERNEL(1)
-ROWS_KERNEL(2)
-ROWS_KERNEL(3)
-ROWS_KERNEL(4)
-
-static void cols4(const float *x, const float *w, float *y, int rows, int n0, int N, int K) {
-    switch (rows) {
-    case 4: cols4_4(x, w, y, n0, N, K); break;
-    case 3: cols4_3(x, w, y, n0, N, K); break;
-    case 2: cols4_2(x, w, y, n0, N, K); break;
-    default: cols4_1(x, w, y, n0, N, K); break;
-    }
-}
-
-static void one_col(const float *x, const float *w, float *y, int rows, int n, int N, int K) {
-    const float *wn = w + (size_t)n * K;
-    for (int m = 0; m < rows; m++) {
-        float t = 0.0f;
-        for (int k = 0; k < K; k++) t += x[(size_t)m * K + k] * wn[k];
-        y[(size_t)m * N + n] = t;
-    }
-}
-
-/* y (M, N) = x (M, K) @ w (N, K)^T: the weights are read once per 4 rows. */
-static void matmul(const float *x, const float *w, float *y, int M, int N, int K, int threads) {
-    int blocks = N / 4;
-    int parallel = (size_t)N * K >= 65536 && threads > 1;
-    for (int m0 = 0; m0 < M; m0 += 4) {
-        int rows = M - m0 < 4 ? M - m0 : 4;
-        const float *xm = x + (size_t)m0 * K;
-        float *ym = y + (size_t)m0 * N;
-#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
-        for (int blk = 0; blk < blocks; blk++) cols4(xm, w, ym, rows, blk * 4, N, K);
-        for (int n = blocks * 4; n < N; n++) one_col(xm, w, ym, rows, n, N, K);
-    }
-}
-
-/* y (M, N) = x (M, K) @ w (K, N), w row-major (in, out) as the LoRA matrices are stored: each row
- * of w is added into up to 4 rows of y at once, 64 columns at a time, so y stays in registers. */
-static void matmul_in_out(const float *x, const float *w, float *y, int M, int N, int K, int threads) {
-    int tiles = (N + 63) / 64;
-    int parallel = (size_t)N * K >= 65536 && threads > 1;
-#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
-    for (int tile = 0; tile < tiles; tile++) {
-        const int n0 = tile * 64, width = N - n0 < 64 ? N - n0 : 64;
-        for (int m0 = 0; m0 < M; m0 += 4) {
-            const int rows = M - m0 < 4 ? M - m0 : 4;
-            const float *xm = x + (size_t)m0 * K;
-            if (width == 64) {
-                v16 acc[4][4];
-                for (int m = 0; m < 4; m++)
-                    for (int q = 0; q < 4; q++) acc[m][q] = (v16){0};
-                for (int k = 0; k < K; k++) {
-                    const float *wk = w + (size_t)k * N + n0;
-                    v16 w0 = load16(wk), w1 = load16(wk + 16), w2 = load16(wk + 32), w3 = load16(wk + 48);
-                    for (int m = 0; m < rows; m++) {
-                        float xk = xm[(size_t)m * K + k];
-                        acc[m][0] += xk * w0;
-                        acc[m][1] += xk * w1;
-                        acc[m][2] += xk * w2;
-                        acc[m][3] += xk * w3;
-                    }
-                }
-                for (int m = 0; m < rows; m++) memcpy(y + (size_t)(m0 + m) * N + n0, acc[m], sizeof acc[m]);
-                continue;
-            }
-            for (int m = 0; m < rows; m++) { /* the last columns, fewer than 64 */
-                float acc[64] = {0};
-                for (int k = 0; k < K; k++) {
-                    const float *wk = w + (size_t)k * N + n0;
-                    float xk = xm[(size_t)m * K + k];
-                    for (int j = 0; j < width; j++) acc[j] += xk * wk[j];
-                }
-                memcpy(y + (size_t)(m0 + m) * N + n0, acc, sizeof(float) * width);
-            }
-        }
-    }
-}
 
 static void layer_norm(const float *x, const float *weight, const float *bias, float *out, int B, int C) {
     for (int b = 0; b < B; b++) {
@@ -176,15 +56,16 @@ static void layer_norm(const float *x, const float *weight, const float *bias, f
 
 static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-/* out (B, C) = bias + f(x @ first) @ second, f = tanh (decay), sigmoid (gate) or none; first (C, D)
- * and second (D, C) as the model stores them */
+/* out (B, C) = bias + f(x @ first) @ second, f = tanh (decay), sigmoid (gate) or none; first (C -> D)
+ * and second (D -> C) */
 enum { LORA_PLAIN, LORA_TANH, LORA_SIGMOID };
-static void lora(const float *x, const float *first, const float *second, const float *bias, float *hidden,
-                 float *out, int B, int C, int D, int kind, int threads) {
-    matmul_in_out(x, first, hidden, B, D, C, threads);
+static void lora(const float *x, const matrix_t *first, const matrix_t *second, const float *bias, float *hidden,
+                 float *out, int B, int C, int kind, int threads) {
+    const int D = first->n_out;
+    rwkv7_matmul(x, first, hidden, B, threads);
     for (int i = 0; i < B * D; i++)
         hidden[i] = kind == LORA_TANH ? tanhf(hidden[i]) : kind == LORA_SIGMOID ? sigmoid(hidden[i]) : hidden[i];
-    matmul_in_out(hidden, second, out, B, C, D, threads);
+    rwkv7_matmul(hidden, second, out, B, threads);
     if (bias)
         for (int b = 0; b < B; b++)
             for (int i = 0; i < C; i++) out[(size_t)b * C + i] += bias[i];
@@ -276,11 +157,12 @@ void wkv7_scan(int B, int T, int H, int N, const float *r, const float *w, const
 }
 
 /* One step. Returns 0, or 1 when scratch memory cannot be had. */
-int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *const *layers, int B,
+int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *const *layers,
+               const matrix_t *matrices, int B,
                const int64_t *tokens, const float *att_x_in, const float *kv_in, const float *ffn_x_in,
                float *att_x_out, float *kv_out, float *ffn_x_out, float *logits, int threads) {
     const int L = (int)sizes[S_LAYER], C = (int)sizes[S_EMBD], N = (int)sizes[S_HEAD], H = C / N;
-    const int V = (int)sizes[S_VOCAB], F = (int)sizes[S_FFN];
+    const int F = (int)sizes[S_FFN];
     int D = (int)sizes[S_DECAY];
     if (sizes[S_ICLR] > D) D = (int)sizes[S_ICLR];
     if (sizes[S_VALUE] > D) D = (int)sizes[S_VALUE];
@@ -300,6 +182,7 @@ int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *c
 
     for (int l = 0; l < L; l++) {
         const float *const *p = layers + (size_t)l * PER_LAYER;
+        const matrix_t *m = matrices + (size_t)l * MATRICES;
         const float *att_prev = att_x_in + (size_t)l * BC, *ffn_prev = ffn_x_in + (size_t)l * BC;
         const size_t kv_layer = (size_t)l * B * H * N * N;
 
@@ -317,13 +200,13 @@ int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *c
             xa[i] = xn[i] + d * p[X_A][c];
             xg[i] = xn[i] + d * p[X_G][c];
         }
-        matmul(xr, p[WR], r, B, C, C, threads);
-        matmul(xk, p[WK], k, B, C, C, threads);
-        matmul(xv, p[WV], v, B, C, C, threads);
-        lora(xw, p[W1], p[W2], p[W0], hidden, w, B, C, (int)sizes[S_DECAY], LORA_TANH, threads);
-        lora(xa, p[A1], p[A2], p[A0], hidden, iclr, B, C, (int)sizes[S_ICLR], LORA_PLAIN, threads);
-        lora(xg, p[G1], p[G2], NULL, hidden, gate, B, C, (int)sizes[S_GATE], LORA_SIGMOID, threads);
-        if (l > 0) lora(xv, p[V1], p[V2], p[V0], hidden, mix, B, C, (int)sizes[S_VALUE], LORA_PLAIN, threads);
+        rwkv7_matmul(xr, &m[M_WR], r, B, threads);
+        rwkv7_matmul(xk, &m[M_WK], k, B, threads);
+        rwkv7_matmul(xv, &m[M_WV], v, B, threads);
+        lora(xw, &m[M_W1], &m[M_W2], p[W0], hidden, w, B, C, LORA_TANH, threads);
+        lora(xa, &m[M_A1], &m[M_A2], p[A0], hidden, iclr, B, C, LORA_PLAIN, threads);
+        lora(xg, &m[M_G1], &m[M_G2], NULL, hidden, gate, B, C, LORA_SIGMOID, threads);
+        if (l > 0) lora(xv, &m[M_V1], &m[M_V2], p[V0], hidden, mix, B, C, LORA_PLAIN, threads);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
         for (size_t i = 0; i < BC; i++) {
             int c = (int)(i % C);
@@ -366,23 +249,23 @@ int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *c
             for (int i = 0; i < N; i++)
                 oh[i] = ((oh[i] - mean) * inv * p[LNX_W][c0 + i] + p[LNX_B][c0 + i] + bonus * vh[i]) * gate[at + i];
         }
-        matmul(o, p[WO], tmp, B, C, C, threads);
+        rwkv7_matmul(o, &m[M_WO], tmp, B, threads);
         for (size_t i = 0; i < BC; i++) x[i] += tmp[i];
 
         /* -- channel mixing */
         layer_norm(x, p[LN2_W], p[LN2_B], xn, B, C);
         memcpy(ffn_x_out + (size_t)l * BC, xn, sizeof(float) * BC);
         for (size_t i = 0; i < BC; i++) xk[i] = xn[i] + (ffn_prev[i] - xn[i]) * p[FFN_X_K][i % C];
-        matmul(xk, p[FFN_KEY], ffn, B, F, C, threads);
+        rwkv7_matmul(xk, &m[M_FFN_KEY], ffn, B, threads);
         for (size_t i = 0; i < (size_t)B * F; i++) {
             float h = ffn[i] > 0.0f ? ffn[i] : 0.0f;
             ffn[i] = h * h;
         }
-        matmul(ffn, p[FFN_VALUE], tmp, B, C, F, threads);
+        rwkv7_matmul(ffn, &m[M_FFN_VALUE], tmp, B, threads);
         for (size_t i = 0; i < BC; i++) x[i] += tmp[i];
     }
     layer_norm(x, globals[LN_OUT_W], globals[LN_OUT_B], xn, B, C);
-    matmul(xn, globals[HEAD], logits, B, V, C, threads);
+    rwkv7_matmul(xn, &matrices[(size_t)L * MATRICES], logits, B, threads);
     free(mem);
     return 0;
 }

@@ -1,0 +1,503 @@
+/* The C step's matrix products for every weight type (rwkv7_matrix.h), and the conversion of float32
+ * weights to those types at load.
+ *
+ * Kernels are picked at compile time from what -march=native enables: float16 through vcvtph2ps
+ * (AVX-512F, or F16C on AVX2), bfloat16 and int8 through vector conversions, int8 with int8
+ * activations through vpdpbusd (AVX-512 VNNI). RWKV7_PORTABLE (a define) leaves out every
+ * intrinsic and vector conversion: plain C conversions into float32 tiles, the same float32
+ * arithmetic, for any CPU (and to test that path here).
+ *
+ * Products read each weight once for up to 4 rows of x, 64-column tiles in parallel; for more
+ * than 4 rows each tile is read from cache for 4 rows at a time, 64 rows per pass over the matrix.
+ */
+#include "rwkv7_matrix.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if !defined(RWKV7_PORTABLE) && (defined(__AVX512F__) || defined(__F16C__) || defined(__AVX2__))
+#include <immintrin.h>
+#endif
+#if !defined(RWKV7_PORTABLE) && defined(__AVX512F__)
+#define F16_AVX512 1
+#elif !defined(RWKV7_PORTABLE) && defined(__F16C__)
+#define F16_F16C 1
+#endif
+#if !defined(RWKV7_PORTABLE) && defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#define I8_VNNI 1
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+#define PREFETCH_BYTES 1024 /* ahead in each weight row */
+#define COL_TILE 64         /* output columns per parallel task */
+#define ROW_CHUNK 64        /* rows of x per pass over the weights */
+#define MIN_PARALLEL 65536  /* weights below which one thread does the product */
+
+typedef uint16_t v16u16 __attribute__((vector_size(32), aligned(2)));
+typedef uint32_t v16u32 __attribute__((vector_size(64), aligned(4)));
+typedef int8_t v16i8 __attribute__((vector_size(16), aligned(1)));
+typedef int32_t v16i32 __attribute__((vector_size(64), aligned(4)));
+
+/* -- element conversions, exact and the same on every build (round to nearest even where rounding) */
+
+static inline float bits_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t float_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+static inline float f16_to_f32(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, rest = h & 0x7fff;
+    if (rest >= 0x7c00) return bits_float(sign | 0x7f800000 | (rest & 0x3ff) << 13); /* inf, nan */
+    /* normal and subnormal alike: the exponent rebiased by a multiply by 2^112 */
+    return bits_float(sign | float_bits(bits_float(rest << 13) * 0x1p112f));
+}
+
+static inline uint16_t f32_to_f16(float f) { /* F. Giesen's float_to_half_fast3_rtne */
+    uint32_t x = float_bits(f);
+    const uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    x &= 0x7fffffff;
+    if (x >= 0x47800000) return sign | (x > 0x7f800000 ? 0x7e00 : 0x7c00); /* >= 65536: inf; nan */
+    if (x < 0x38800000) /* below 2^-14: subnormal, rounded by a float addition */
+        return sign | (uint16_t)(float_bits(bits_float(x) + 0.5f) - 0x3f000000);
+    x += ((uint32_t)(15 - 127) << 23) + 0xfff + ((x >> 13) & 1);
+    return sign | (uint16_t)(x >> 13);
+}
+
+static inline float bf16_to_f32(uint16_t h) { return bits_float((uint32_t)h << 16); }
+
+static inline uint16_t f32_to_bf16(float f) {
+    const uint32_t x = float_bits(f);
+    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40); /* nan stays a quiet nan */
+    return (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
+}
+
+/* -- 16 weights at element i as float32 */
+
+INLINE int elem_size(int type) { return type == MT_F32 ? 4 : type == MT_I8 ? 1 : 2; }
+
+INLINE float welem(int type, const void *w, size_t i) {
+    switch (type) {
+    case MT_F16: return f16_to_f32(((const uint16_t *)w)[i]);
+    case MT_BF16: return bf16_to_f32(((const uint16_t *)w)[i]);
+    case MT_I8: return (float)((const int8_t *)w)[i];
+    default: return ((const float *)w)[i];
+    }
+}
+
+INLINE v16 wvec(int type, const void *w, size_t i) {
+    if (type == MT_F32) return load16((const float *)w + i);
+#ifndef RWKV7_PORTABLE
+    if (type == MT_BF16) return (v16)(__builtin_convertvector(*(const v16u16 *)((const uint16_t *)w + i), v16u32) << 16);
+#if defined(__AVX512F__)
+    if (type == MT_I8) return (v16)_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)((const int8_t *)w + i))));
+#elif defined(__AVX2__)
+    if (type == MT_I8) {
+        union { __m256 half[2]; v16 all; } u;
+        const int8_t *p = (const int8_t *)w + i;
+        u.half[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+        u.half[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8))));
+        return u.all;
+    }
+#else
+    if (type == MT_I8)
+        return __builtin_convertvector(__builtin_convertvector(*(const v16i8 *)((const int8_t *)w + i), v16i32), v16);
+#endif
+#if F16_AVX512
+    if (type == MT_F16) return (v16)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + i)));
+#elif F16_F16C
+    if (type == MT_F16) {
+        union { __m256 half[2]; v16 all; } u;
+        u.half[0] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+        u.half[1] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i + 8)));
+        return u.all;
+    }
+#endif
+#endif
+    float t[16]; /* the portable path: plain C conversions */
+    for (int j = 0; j < 16; j++) t[j] = welem(type, w, i + j);
+    return load16(t);
+}
+
+/* -- (out, in) weights: y[m][n] = sum_k x[m][k] w[n][k] for MR rows and 4 columns n0..n0+3 */
+
+INLINE void cols4(int type, int MR, const float *x, const void *w, const float *scale, float *y, int n0, int N,
+                  int K) {
+    v16 acc[4][4];
+    for (int m = 0; m < MR; m++)
+        for (int j = 0; j < 4; j++) acc[m][j] = (v16){0};
+    const size_t r0 = (size_t)n0 * K, r1 = r0 + K, r2 = r1 + K, r3 = r2 + K;
+    const char *bytes = (const char *)w;
+    const int size = elem_size(type), line = 64 / size; /* one prefetch per cache line and row */
+    int k = 0;
+    for (; k + line <= K; k += line) {
+        __builtin_prefetch(bytes + (r0 + k) * size + PREFETCH_BYTES);
+        __builtin_prefetch(bytes + (r1 + k) * size + PREFETCH_BYTES);
+        __builtin_prefetch(bytes + (r2 + k) * size + PREFETCH_BYTES);
+        __builtin_prefetch(bytes + (r3 + k) * size + PREFETCH_BYTES);
+        for (int c = k; c < k + line; c += 16) {
+            v16 a = wvec(type, w, r0 + c), b = wvec(type, w, r1 + c), d = wvec(type, w, r2 + c),
+                e = wvec(type, w, r3 + c);
+            for (int m = 0; m < MR; m++) {
+                v16 xv = load16(x + (size_t)m * K + c);
+                acc[m][0] += xv * a;
+                acc[m][1] += xv * b;
+                acc[m][2] += xv * d;
+                acc[m][3] += xv * e;
+            }
+        }
+    }
+    for (; k + 16 <= K; k += 16) {
+        v16 a = wvec(type, w, r0 + k), b = wvec(type, w, r1 + k), d = wvec(type, w, r2 + k), e = wvec(type, w, r3 + k);
+        for (int m = 0; m < MR; m++) {
+            v16 xv = load16(x + (size_t)m * K + k);
+            acc[m][0] += xv * a;
+            acc[m][1] += xv * b;
+            acc[m][2] += xv * d;
+            acc[m][3] += xv * e;
+        }
+    }
+    for (int m = 0; m < MR; m++) {
+        const float *xm = x + (size_t)m * K;
+        float t0 = hsum(acc[m][0]), t1 = hsum(acc[m][1]), t2 = hsum(acc[m][2]), t3 = hsum(acc[m][3]);
+        for (int kk = k; kk < K; kk++) {
+            t0 += xm[kk] * welem(type, w, r0 + kk);
+            t1 += xm[kk] * welem(type, w, r1 + kk);
+            t2 += xm[kk] * welem(type, w, r2 + kk);
+            t3 += xm[kk] * welem(type, w, r3 + kk);
+        }
+        float *ym = y + (size_t)m * N + n0;
+        if (type == MT_I8) t0 *= scale[n0], t1 *= scale[n0 + 1], t2 *= scale[n0 + 2], t3 *= scale[n0 + 3];
+        ym[0] = t0, ym[1] = t1, ym[2] = t2, ym[3] = t3;
+    }
+}
+
+INLINE void one_col(int type, const float *x, const void *w, const float *scale, float *y, int rows, int n, int N,
+                    int K) {
+    const size_t row = (size_t)n * K;
+    for (int m = 0; m < rows; m++) {
+        float t = 0.0f;
+        for (int k = 0; k < K; k++) t += x[(size_t)m * K + k] * welem(type, w, row + k);
+        y[(size_t)m * N + n] = type == MT_I8 ? t * scale[n] : t;
+    }
+}
+
+/* Each (type, rows) kernel its own function, so that its accumulators stay in registers. */
+typedef void (*cols_fn)(const float *, const void *, const float *, float *, int, int, int);
+#define COLS_OF(T, NAME, MR)                                                                            \
+    static __attribute__((noinline)) void NAME##_##MR(const float *x, const void *w, const float *s, float *y, \
+                                                      int n0, int N, int K) {                           \
+        cols4(T, MR, x, w, s, y, n0, N, K);                                                             \
+    }
+#define KERNELS_OF(T, NAME) COLS_OF(T, NAME, 1) COLS_OF(T, NAME, 2) COLS_OF(T, NAME, 3) COLS_OF(T, NAME, 4)
+KERNELS_OF(MT_F32, cols_f32)
+KERNELS_OF(MT_F16, cols_f16)
+KERNELS_OF(MT_BF16, cols_bf16)
+KERNELS_OF(MT_I8, cols_i8)
+static const cols_fn COLS[MATRIX_TYPES][4] = {
+    {cols_f32_1, cols_f32_2, cols_f32_3, cols_f32_4}, {cols_f16_1, cols_f16_2, cols_f16_3, cols_f16_4},
+    {cols_bf16_1, cols_bf16_2, cols_bf16_3, cols_bf16_4}, {cols_i8_1, cols_i8_2, cols_i8_3, cols_i8_4}};
+
+/* One tile of columns [n0, n1) for `rows` (<= 4) rows of x. */
+INLINE void tile_out_in(int type, const float *x, const void *w, const float *scale, float *y, int rows, int n0,
+                        int n1, int N, int K) {
+    const int whole = n0 + (n1 - n0) / 4 * 4;
+    const cols_fn cols = COLS[type][rows - 1];
+    for (int n = n0; n < whole; n += 4) cols(x, w, scale, y, n, N, K);
+    for (int n = whole; n < n1; n++) one_col(type, x, w, scale, y, rows, n, N, K);
+}
+
+typedef void (*tile_fn)(const float *, const void *, const float *, float *, int, int, int, int, int);
+#define TILE_OF(T, NAME) \
+    static void NAME(const float *x, const void *w, const float *s, float *y, int r, int a, int b, int N, int K) { \
+        tile_out_in(T, x, w, s, y, r, a, b, N, K);                                                               \
+    }
+TILE_OF(MT_F32, tile_f32)
+TILE_OF(MT_F16, tile_f16)
+TILE_OF(MT_BF16, tile_bf16)
+TILE_OF(MT_I8, tile_i8)
+static const tile_fn TILES[MATRIX_TYPES] = {tile_f32, tile_f16, tile_bf16, tile_i8};
+
+/* -- int8 weights x int8 activations (AVX-512 VNNI): each row of x quantised to int8 with its own scale,
+ * offset by +128 to the unsigned bytes vpdpbusd takes (the offset taken back with the weights' row sums):
+ * y[m][n] = sx[m] sw[n] (sum_k (qx[m][k] + 128) q[n][k] - 128 row_sum[n]). */
+
+#if I8_VNNI
+static int int8_activations = 0; /* rwkv7_int8_kernel() sets it */
+
+typedef struct { uint8_t *q; float *scale; int K, stride; } qrows_t; /* stride: K rounded up to 64 */
+
+static int quantize_rows(const float *x, int M, int K, qrows_t *out) {
+    out->K = K, out->stride = (K + 63) / 64 * 64;
+    out->q = aligned_alloc(64, (size_t)M * out->stride);
+    out->scale = malloc(sizeof(float) * M);
+    if (!out->q || !out->scale) { free(out->q), free(out->scale); return 1; }
+    for (int m = 0; m < M; m++) {
+        const float *xm = x + (size_t)m * K;
+        float top = 0.0f;
+        for (int k = 0; k < K; k++) top = fmaxf(top, fabsf(xm[k]));
+        const float inv = top > 0.0f ? 127.0f / top : 0.0f;
+        uint8_t *qm = out->q + (size_t)m * out->stride;
+        for (int k = 0; k < K; k++) qm[k] = (uint8_t)((int)rintf(xm[k] * inv) + 128);
+        memset(qm + K, 128, out->stride - K); /* zero after the offset: the padding adds nothing */
+        out->scale[m] = top / 127.0f;
+    }
+    return 0;
+}
+
+INLINE void cols4_vnni(int MR, const qrows_t *qx, int m0, const matrix_t *w, float *y, int n0, int N) {
+    const int K = w->n_in, whole = K / 64 * 64;
+    const int8_t *q = w->data;
+    __m512i acc[4][4];
+    for (int m = 0; m < MR; m++)
+        for (int j = 0; j < 4; j++) acc[m][j] = _mm512_setzero_si512();
+    const int8_t *q0 = q + (size_t)n0 * K, *q1 = q0 + K, *q2 = q1 + K, *q3 = q2 + K;
+    int k = 0;
+    for (; k < whole; k += 64) {
+        __builtin_prefetch(q0 + k + PREFETCH_BYTES), __builtin_prefetch(q1 + k + PREFETCH_BYTES);
+        __builtin_prefetch(q2 + k + PREFETCH_BYTES), __builtin_prefetch(q3 + k + PREFETCH_BYTES);
+        __m512i a = _mm512_loadu_si512(q0 + k), b = _mm512_loadu_si512(q1 + k), c = _mm512_loadu_si512(q2 + k),
+                d = _mm512_loadu_si512(q3 + k);
+        for (int m = 0; m < MR; m++) {
+            __m512i xv = _mm512_load_si512(qx->q + (size_t)(m0 + m) * qx->stride + k);
+            acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], xv, a);
+            acc[m][1] = _mm512_dpbusd_epi32(acc[m][1], xv, b);
+            acc[m][2] = _mm512_dpbusd_epi32(acc[m][2], xv, c);
+            acc[m][3] = _mm512_dpbusd_epi32(acc[m][3], xv, d);
+        }
+    }
+    if (k < K) { /* the last K % 64: masked loads of the weights (the activations' padding is zero) */
+        const __mmask64 mask = _cvtu64_mask64(~0ULL >> (64 - (K - k)));
+        __m512i a = _mm512_maskz_loadu_epi8(mask, q0 + k), b = _mm512_maskz_loadu_epi8(mask, q1 + k),
+                c = _mm512_maskz_loadu_epi8(mask, q2 + k), d = _mm512_maskz_loadu_epi8(mask, q3 + k);
+        for (int m = 0; m < MR; m++) {
+            __m512i xv = _mm512_load_si512(qx->q + (size_t)(m0 + m) * qx->stride + k);
+            acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], xv, a);
+            acc[m][1] = _mm512_dpbusd_epi32(acc[m][1], xv, b);
+            acc[m][2] = _mm512_dpbusd_epi32(acc[m][2], xv, c);
+            acc[m][3] = _mm512_dpbusd_epi32(acc[m][3], xv, d);
+        }
+    }
+    for (int m = 0; m < MR; m++) {
+        float *ym = y + (size_t)(m0 + m) * N + n0;
+        const float sx = qx->scale[m0 + m];
+        for (int j = 0; j < 4; j++) {
+            const int32_t dot = _mm512_reduce_add_epi32(acc[m][j]) - 128 * w->row_sum[n0 + j];
+            ym[j] = (float)dot * sx * w->scale[n0 + j];
+        }
+    }
+}
+
+/* One column for `rows` rows, with the same instructions (GCC 12 vectorises a plain C loop of this sum wrongly). */
+static void one_col_vnni(const qrows_t *qx, int m0, int rows, const matrix_t *w, float *y, int n, int N) {
+    const int K = w->n_in;
+    const int8_t *qn = (const int8_t *)w->data + (size_t)n * K;
+    for (int m = m0; m < m0 + rows; m++) {
+        const uint8_t *qm = qx->q + (size_t)m * qx->stride;
+        __m512i acc = _mm512_setzero_si512();
+        for (int k = 0; k < K; k += 64) {
+            const __mmask64 mask = K - k >= 64 ? ~(__mmask64)0 : _cvtu64_mask64(~0ULL >> (64 - (K - k)));
+            acc = _mm512_dpbusd_epi32(acc, _mm512_load_si512(qm + k), _mm512_maskz_loadu_epi8(mask, qn + k));
+        }
+        const int32_t dot = _mm512_reduce_add_epi32(acc) - 128 * w->row_sum[n];
+        y[(size_t)m * N + n] = (float)dot * qx->scale[m] * w->scale[n];
+    }
+}
+
+static int matmul_vnni(const float *x, const matrix_t *w, float *y, int M, int threads) {
+    const int N = w->n_out, tiles = (N + COL_TILE - 1) / COL_TILE;
+    const int parallel = (size_t)N * w->n_in >= MIN_PARALLEL && threads > 1;
+    qrows_t qx;
+    if (quantize_rows(x, M, w->n_in, &qx)) return 1;
+    for (int c0 = 0; c0 < M; c0 += ROW_CHUNK) {
+        const int c1 = M - c0 < ROW_CHUNK ? M : c0 + ROW_CHUNK;
+#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
+        for (int tile = 0; tile < tiles; tile++) {
+            const int n0 = tile * COL_TILE, n1 = N - n0 < COL_TILE ? N : n0 + COL_TILE, whole = n0 + (n1 - n0) / 4 * 4;
+            for (int m0 = c0; m0 < c1; m0 += 4) {
+                const int rows = c1 - m0 < 4 ? c1 - m0 : 4;
+                for (int n = n0; n < whole; n += 4) switch (rows) {
+                    case 4: cols4_vnni(4, &qx, m0, w, y, n, N); break;
+                    case 3: cols4_vnni(3, &qx, m0, w, y, n, N); break;
+                    case 2: cols4_vnni(2, &qx, m0, w, y, n, N); break;
+                    default: cols4_vnni(1, &qx, m0, w, y, n, N); break;
+                    }
+                for (int n = whole; n < n1; n++) one_col_vnni(&qx, m0, rows, w, y, n, N);
+            }
+        }
+    }
+    free(qx.q), free(qx.scale);
+    return 0;
+}
+#endif
+
+/* 1: int8 (out, in) products take int8 activations through VNNI where this build has it; 0: the weights are
+ * converted to float32 (the default). Returns the kernel now in use (0 where VNNI is not compiled in). */
+int rwkv7_int8_kernel(int which) {
+#if I8_VNNI
+    if (which >= 0) int8_activations = which != 0;
+    return int8_activations;
+#else
+    (void)which;
+    return 0;
+#endif
+}
+
+static void matmul_out_in(const float *x, const matrix_t *w, float *y, int M, int threads) {
+    const int N = w->n_out, K = w->n_in, tiles = (N + COL_TILE - 1) / COL_TILE;
+    const int parallel = (size_t)N * K >= MIN_PARALLEL && threads > 1;
+    const tile_fn tile_of = TILES[w->type];
+    for (int c0 = 0; c0 < M; c0 += ROW_CHUNK) {
+        const int c1 = M - c0 < ROW_CHUNK ? M : c0 + ROW_CHUNK;
+#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
+        for (int tile = 0; tile < tiles; tile++) {
+            const int n0 = tile * COL_TILE, n1 = N - n0 < COL_TILE ? N : n0 + COL_TILE;
+            for (int m0 = c0; m0 < c1; m0 += 4)
+                tile_of(x + (size_t)m0 * K, w->data, w->scale, y + (size_t)m0 * N, c1 - m0 < 4 ? c1 - m0 : 4, n0, n1,
+                        N, K);
+        }
+    }
+}
+
+/* -- (in, out) weights (the LoRA matrices): each row of w is added into up to 4 rows of y at once, 64 columns
+ * at a time, so y stays in registers. */
+
+INLINE void in_out(int type, const float *x, const void *w, const float *scale, float *y, int M, int N, int K,
+                   int threads) {
+    const int tiles = (N + 63) / 64;
+    const int parallel = (size_t)N * K >= MIN_PARALLEL && threads > 1;
+#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
+    for (int tile = 0; tile < tiles; tile++) {
+        const int n0 = tile * 64, width = N - n0 < 64 ? N - n0 : 64;
+        for (int m0 = 0; m0 < M; m0 += 4) {
+            const int rows = M - m0 < 4 ? M - m0 : 4;
+            const float *xm = x + (size_t)m0 * K;
+            if (width == 64) {
+                v16 acc[4][4];
+                for (int m = 0; m < 4; m++)
+                    for (int q = 0; q < 4; q++) acc[m][q] = (v16){0};
+                for (int k = 0; k < K; k++) {
+                    const size_t at = (size_t)k * N + n0;
+                    v16 w0 = wvec(type, w, at), w1 = wvec(type, w, at + 16), w2 = wvec(type, w, at + 32),
+                        w3 = wvec(type, w, at + 48);
+                    for (int m = 0; m < rows; m++) {
+                        float xk = xm[(size_t)m * K + k];
+                        acc[m][0] += xk * w0;
+                        acc[m][1] += xk * w1;
+                        acc[m][2] += xk * w2;
+                        acc[m][3] += xk * w3;
+                    }
+                }
+                for (int m = 0; m < rows; m++) {
+                    if (type == MT_I8)
+                        for (int q = 0; q < 4; q++) acc[m][q] *= load16(scale + n0 + 16 * q);
+                    memcpy(y + (size_t)(m0 + m) * N + n0, acc[m], sizeof acc[m]);
+                }
+                continue;
+            }
+            for (int m = 0; m < rows; m++) { /* the last columns, fewer than 64 */
+                float acc[64] = {0};
+                for (int k = 0; k < K; k++) {
+                    const size_t at = (size_t)k * N + n0;
+                    float xk = xm[(size_t)m * K + k];
+                    for (int j = 0; j < width; j++) acc[j] += xk * welem(type, w, at + j);
+                }
+                if (type == MT_I8)
+                    for (int j = 0; j < width; j++) acc[j] *= scale[n0 + j];
+                memcpy(y + (size_t)(m0 + m) * N + n0, acc, sizeof(float) * width);
+            }
+        }
+    }
+}
+
+void rwkv7_matmul(const float *x, const matrix_t *w, float *y, int M, int threads) {
+    if (w->layout == LAYOUT_IN_OUT) {
+        switch (w->type) {
+        case MT_F16: in_out(MT_F16, x, w->data, w->scale, y, M, w->n_out, w->n_in, threads); break;
+        case MT_BF16: in_out(MT_BF16, x, w->data, w->scale, y, M, w->n_out, w->n_in, threads); break;
+        case MT_I8: in_out(MT_I8, x, w->data, w->scale, y, M, w->n_out, w->n_in, threads); break;
+        default: in_out(MT_F32, x, w->data, w->scale, y, M, w->n_out, w->n_in, threads); break;
+        }
+        return;
+    }
+#if I8_VNNI
+    if (w->type == MT_I8 && int8_activations && matmul_vnni(x, w, y, M, threads) == 0) return;
+#endif
+    matmul_out_in(x, w, y, M, threads);
+}
+
+/* -- conversion at load: float32 src (n_out x n_in in `layout`) to `type` in dst (the same layout), with
+ * int8's per-output scales and (out, in) row sums. Returns how many values do not fit the type (non-finite,
+ * or beyond float16's range): the caller refuses the conversion then. */
+int64_t rwkv7_convert(const float *src, int type, int layout, int n_out, int n_in, void *dst, float *scale,
+                      int32_t *row_sum, int threads) {
+    const size_t count = (size_t)n_out * n_in;
+    int64_t bad = 0;
+    if (type == MT_F16 || type == MT_BF16) {
+        uint16_t *out = dst;
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : bad) if (threads > 1 && count >= 1 << 20)
+        for (size_t i = 0; i < count; i++) { /* a result of all-ones exponent: inf or nan, from any input */
+            out[i] = type == MT_F16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
+            bad += type == MT_F16 ? (out[i] & 0x7c00) == 0x7c00 : (out[i] & 0x7f80) == 0x7f80;
+        }
+        return bad;
+    }
+    if (type != MT_I8) return -1;
+    int8_t *out = dst;
+    if (layout == LAYOUT_IN_OUT) { /* scales per column of the (in, out) rows */
+        for (int n = 0; n < n_out; n++) scale[n] = 0.0f;
+        for (int k = 0; k < n_in; k++)
+            for (int n = 0; n < n_out; n++) {
+                const float v = src[(size_t)k * n_out + n];
+                bad += !isfinite(v);
+                scale[n] = fmaxf(scale[n], fabsf(v));
+            }
+        for (int k = 0; k < n_in; k++)
+            for (int n = 0; n < n_out; n++) {
+                const float inv = scale[n] > 0.0f ? 127.0f / scale[n] : 0.0f;
+                const float q = rintf(src[(size_t)k * n_out + n] * inv);
+                out[(size_t)k * n_out + n] = (int8_t)(q > 127.0f ? 127 : q < -127.0f ? -127 : q);
+            }
+        for (int n = 0; n < n_out; n++) scale[n] /= 127.0f;
+        return bad;
+    }
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : bad) if (threads > 1 && count >= 1 << 20)
+    for (int n = 0; n < n_out; n++) {
+        const float *row = src + (size_t)n * n_in;
+        int8_t *q = out + (size_t)n * n_in;
+        float top = 0.0f;
+        for (int k = 0; k < n_in; k++) {
+            bad += !isfinite(row[k]);
+            top = fmaxf(top, fabsf(row[k]));
+        }
+        const float inv = top > 0.0f ? 127.0f / top : 0.0f;
+        int32_t sum = 0;
+        for (int k = 0; k < n_in; k++) {
+            const float v = rintf(row[k] * inv);
+            q[k] = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
+            sum += q[k];
+        }
+        scale[n] = top / 127.0f;
+        if (row_sum) row_sum[n] = sum;
+    }
+    return bad;
+}
+
+/* What this build's kernels use, for the status and the tests: "portable", or the instruction sets. */
+const char *rwkv7_kernels(void) {
+#ifdef RWKV7_PORTABLE
+    return "portable";
+#else
+    return "float16:"
+#if F16_AVX512
+           "avx512f"
+#elif F16_F16C
+           "f16c"
+#else
+           "c"
+#endif
+           " bfloat16:vector int8:vector"
+#if I8_VNNI
+           "+avx512vnni"
+#endif
+        ;
+#endif
+}

@@ -1,0 +1,306 @@
+"""The C step's reduced-precision weights (backends.engines.native_step: float16, bfloat16, int8) against float32.
+
+Conversions are checked bit for bit (float16 / bfloat16 against torch's rounding, int8 against its formula);
+each kernel's product against numpy on the same converted weights, on odd sizes (every remainder loop) and 1
+to 6 rows; the whole step at each precision against the float32 step, B = 1 and B = 4 rows, within
+native_step.TOLERANCES; the portable plain-C build (-DRWKV7_PORTABLE) against the optimised one; and the
+selection: dtype int8 on torch+native runs the C step (its head too, for prompts), AI_WRITER_NATIVE_PORTABLE
+gets the portable kernels, a bad dtype or one the backend cannot run is one clear line.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+import torch
+
+from ai_writer.backends import LoadError, load
+from ai_writer.backends.engines import native_step
+from ai_writer.backends.engines.base import EngineInfo
+from ai_writer.backends.engines.native_step import (IN_OUT, OUT_IN, TOLERANCES, Matrix, NativeBuildError, NativeStep,
+                                                    convert_matrix, native_possible, open_library)
+from ai_writer.backends.selection import Why
+from ai_writer.models.rwkv7 import RWKV7, RWKV7Config, init_weights
+from ai_writer.models.rwkv7_fused import prepare_for_inference
+from tests.helpers import cjk_chars, random_rwkv7_weights, write_model_with_chars
+
+pytestmark = pytest.mark.skipif(not native_possible(), reason="needs a C compiler (CI has gcc)")
+
+REDUCED = ("float16", "bfloat16", "int8")
+# Vocabularies and LoRA widths that are no multiple of 4, 16 or 64: every remainder loop runs.
+CONFIGS = {"plain": RWKV7Config(2, 128, 300),
+           "odd widths": RWKV7Config(3, 128, 1001, d_decay=40, d_iclr=24, d_value=20, d_gate=36)}
+
+
+@pytest.fixture(scope="module")
+def libraries():
+    """{"optimised": Library, "portable": Library} (each built once, then found in the cache)."""
+    found = {"optimised": open_library(native_step.build_library(portable=False)),
+             "portable": open_library(native_step.build_library(portable=True))}
+    assert found["portable"].kernels() == "portable" and found["optimised"].kernels() != "portable"
+    return found
+
+
+@pytest.fixture(params=["optimised", "portable"])
+def library(request, libraries):
+    return libraries[request.param]
+
+
+@pytest.fixture(params=[0, 1], ids=["int8 to float32", "int8 activations"])
+def int8_kernel(request, libraries):
+    """Each int8 kernel in turn (the VNNI one only where this CPU's build has it); the default restored after."""
+    lib = libraries["optimised"]
+    before = lib.int8_kernel()
+    if lib.int8_kernel(request.param) != request.param:
+        pytest.skip("this build has no AVX-512 VNNI kernel")
+    yield request.param
+    lib.int8_kernel(before)
+
+
+def max_error(found, reference) -> float:
+    found, reference = np.asarray(found, np.float64), np.asarray(reference, np.float64)
+    return float(np.abs(found - reference).max() / max(1.0, np.abs(reference).max()))
+
+
+def run_matmul(library, matrix: Matrix, x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, np.float32)
+    y = np.empty((x.shape[0], matrix.n_out), np.float32)
+    library.matmul(x.ctypes.data, ctypes.byref(matrix), y.ctypes.data, x.shape[0], 2)
+    return y
+
+
+def dequantised(arrays, dtype: str, layout: int) -> np.ndarray:
+    """The (out, in) float64 weights a converted matrix stands for."""
+    data = arrays[0]
+    if dtype == "float16":
+        w = data.view(np.float16).astype(np.float64)
+    elif dtype == "bfloat16":
+        w = (data.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    else:
+        w = data.astype(np.float64)
+    w = w if layout == OUT_IN else w.T
+    return w * arrays[1][:, None] if dtype == "int8" else w
+
+
+# -- conversions ---------------------------------------------------------------------------------
+
+
+TRICKY = np.array([0.0, -0.0, 1.0, -2.5, 1e-8, -3e-7, 6.1e-5, 5.96e-8, 2.98e-8, 65504.0, 65519.0, -65519.0,
+                   1.0 + 2.0**-11, 1.0 + 3 * 2.0**-11, 1.0 + 2.0**-8, 1.0 + 3 * 2.0**-8, 3.3895e38, 1.17549e-38,
+                   np.pi, -np.e, 0.1, 1234.5678], dtype=np.float32)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16_bit_conversion_rounds_as_torch_does(library, dtype):
+    values = np.concatenate([TRICKY, np.random.default_rng(0).normal(0, 3, 997).astype(np.float32)])
+    fits = np.abs(values) < (65520 if dtype == "float16" else 3.39e38)
+    source = torch.from_numpy(values[fits].copy()).reshape(1, -1)
+    matrix, arrays = convert_matrix(library, source, OUT_IN, dtype)
+    expected = source.to(getattr(torch, dtype)).view(torch.int16).numpy().view(np.uint16)
+    assert np.array_equal(arrays[0], expected)
+    assert (matrix.n_out, matrix.n_in, matrix.type) == (1, fits.sum(), native_step.PRECISIONS[dtype])
+
+
+def test_values_that_do_not_fit_are_refused_in_one_line(library):
+    too_big = torch.tensor([[1.0, 70000.0, -80000.0], [0.5, 0.25, 0.0]])
+    with pytest.raises(NativeBuildError) as caught:
+        convert_matrix(library, too_big, OUT_IN, "float16", "blocks.3.ffn.key.weight")
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("blocks.3.ffn.key.weight: 2 weights") and "65504" in message
+    convert_matrix(library, too_big, OUT_IN, "bfloat16")  # bfloat16 holds them
+    with pytest.raises(NativeBuildError, match="1 weights are not finite"):
+        convert_matrix(library, torch.tensor([[1.0, float("nan")]]), OUT_IN, "int8")
+
+
+@pytest.mark.parametrize("layout", [OUT_IN, IN_OUT])
+def test_int8_has_one_symmetric_scale_per_output_channel(library, layout):
+    rng = np.random.default_rng(1)
+    source = rng.normal(0, 1, (37, 53)).astype(np.float32)
+    source[5] = 0.0  # an all-zero channel: scale 0, every value 0
+    if layout == IN_OUT:
+        source = np.ascontiguousarray(source.T)  # (in, out)
+    matrix, arrays = convert_matrix(library, torch.from_numpy(source), layout, "int8")
+    channels = source if layout == OUT_IN else source.T  # (out, in)
+    top = np.abs(channels).max(axis=1)
+    inv = np.divide(np.float32(127), top, out=np.zeros_like(top), where=top > 0)
+    q = np.clip(np.rint(channels * inv[:, None]), -127, 127).astype(np.int8)
+    assert np.array_equal(arrays[0], q if layout == OUT_IN else q.T)
+    assert np.array_equal(arrays[1], (top / np.float32(127)).astype(np.float32))
+    if layout == OUT_IN:
+        assert np.array_equal(arrays[2], q.astype(np.int32).sum(axis=1))
+    assert np.abs(dequantised(arrays, "int8", layout) - channels).max() <= top.max() / 254 * 1.0001
+
+
+# -- the products -----------------------------------------------------------------------------------
+
+
+SHAPES = [(4, 16), (301, 40), (37, 100), (64, 20), (1001, 128), (130, 771)]  # (n_out, n_in); 771 % 64 == 3
+
+
+@pytest.mark.parametrize("dtype", ["float32", *REDUCED])
+@pytest.mark.parametrize("layout", [OUT_IN, IN_OUT], ids=["out-in", "in-out"])
+def test_each_product_is_the_converted_weights_times_x(library, dtype, layout):
+    rng = np.random.default_rng(2)
+    for n_out, n_in in SHAPES:
+        stored = (n_out, n_in) if layout == OUT_IN else (n_in, n_out)
+        matrix, arrays = convert_matrix(library, torch.from_numpy(rng.normal(0, 1, stored).astype(np.float32)),
+                                        layout, dtype)
+        weights = dequantised(arrays, dtype, layout) if dtype != "float32" else arrays[0].astype(np.float64)
+        weights = weights if dtype != "float32" or layout == OUT_IN else weights.T
+        for rows in (1, 3, 4, 6, 70):  # 70: two passes of 64 rows, the second with 6
+            x = rng.normal(0, 1, (rows, n_in)).astype(np.float32)
+            assert max_error(run_matmul(library, matrix, x), x.astype(np.float64) @ weights.T) <= 1e-5, (n_out, n_in, rows)
+
+
+def test_the_vnni_kernel_is_int8_activations_times_int8_weights(libraries, int8_kernel):
+    lib = libraries["optimised"]
+    rng = np.random.default_rng(3)
+    for n_out, n_in in SHAPES:
+        matrix, (q, scale, _) = convert_matrix(lib, torch.from_numpy(rng.normal(0, 1, (n_out, n_in)).astype(np.float32)),
+                                               OUT_IN, "int8")
+        for rows in (1, 4, 5):
+            x = rng.normal(0, 1, (rows, n_in)).astype(np.float32)
+            if int8_kernel:  # what the kernel computes: x quantised per row, integer sums
+                top = np.abs(x).max(axis=1)
+                qx = np.rint(x * (np.float32(127) / top)[:, None]).astype(np.int64)
+                expected = (qx @ q.astype(np.int64).T) * (top / np.float32(127))[:, None] * scale[None, :]
+            else:
+                expected = x.astype(np.float64) @ (q.astype(np.float64) * scale[:, None]).T
+            assert max_error(run_matmul(lib, matrix, x), expected) <= 1e-5
+
+
+# -- the step ------------------------------------------------------------------------------------------
+
+
+def make_model(config: RWKV7Config):
+    return prepare_for_inference(init_weights(RWKV7(config), seed=4, spread=1.6), script=False)
+
+
+def make_step(library, config: RWKV7Config, dtype: str) -> NativeStep:
+    info = EngineInfo("rwkv7", "torch+native", "cpu", "m", config.n_layer, config.n_embd, config.vocab_size)
+    return NativeStep(library, make_model(config), None, info, dtype)
+
+
+def run(step: NativeStep, rows: int, vocab: int, steps: int = 8):
+    """Logits and states of a 12-token prompt then `steps` single steps, all on the C step."""
+    rng = np.random.default_rng(rows)
+    logits, state = step.forward(rng.integers(0, vocab, size=(rows, 12)).tolist())
+    out = [(logits, state)]
+    for _ in range(steps):
+        logits, state = step.forward(rng.integers(0, vocab, size=(rows, 1)).tolist(), state)
+        out.append((logits, state))
+    return out
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def reference(request, libraries):
+    """(config, {rows: the float32 step's run}) for one model."""
+    config = CONFIGS[request.param]
+    step = make_step(libraries["optimised"], config, "float32")
+    return config, {rows: run(step, rows, config.vocab_size) for rows in (1, 4)}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("rows", [1, 4])
+def test_16_bit_steps_are_float32_within_tolerance(libraries, reference, dtype, rows):
+    check_against_float32(make_step(libraries["optimised"], reference[0], dtype), reference[1][rows], dtype)
+
+
+@pytest.mark.parametrize("rows", [1, 4])
+def test_int8_steps_are_float32_within_tolerance(libraries, reference, int8_kernel, rows):
+    check_against_float32(make_step(libraries["optimised"], reference[0], "int8"), reference[1][rows], "int8")
+
+
+def check_against_float32(step: NativeStep, expected, dtype: str):
+    found = run(step, len(expected[0][0]), step.info.vocab_size)
+    logits = max(max_error(f[0], e[0]) for f, e in zip(found, expected))
+    states = max(max_error(a, b) for f, e in zip(found, expected) for a, b in zip(f[1], e[1]))
+    assert 0 < logits <= TOLERANCES[dtype] and states <= TOLERANCES[dtype], (logits, states)
+
+
+@pytest.mark.parametrize("dtype", ["float32", *REDUCED])
+def test_the_portable_build_computes_what_the_optimised_one_does(libraries, dtype):
+    config = CONFIGS["odd widths"]
+    optimised, portable = (make_step(libraries[name], config, dtype) for name in ("optimised", "portable"))
+    before = libraries["optimised"].int8_kernel(0)  # the same arithmetic: int8 weights converted to float32
+    try:
+        for (a, sa), (b, sb) in zip(run(optimised, 4, config.vocab_size, 4), run(portable, 4, config.vocab_size, 4)):
+            assert max_error(a, b) <= 1e-5 and max(max_error(x, y) for x, y in zip(sa, sb)) <= 1e-5
+    finally:
+        libraries["optimised"].int8_kernel(before)
+
+
+def test_a_reduced_step_takes_over_the_head_and_frees_the_float32_one(libraries):
+    config = CONFIGS["plain"]
+    model = make_model(config)
+    head = model.head.weight.detach().clone()
+    info = EngineInfo("rwkv7", "torch+native", "cpu", "m", config.n_layer, config.n_embd, config.vocab_size)
+    step = NativeStep(libraries["optimised"], model, None, info, "int8")
+    assert "head.weight" not in model.state_dict() and step.dtype == "int8"
+    assert step.converted_bytes > config.vocab_size * config.n_embd  # int8 matrices plus their scales
+    x = torch.randn(2, 5, config.n_embd)
+    assert model.head(x).shape == (2, 5, config.vocab_size)
+    assert max_error(model.head(x).numpy(), (x @ head.T).numpy()) <= TOLERANCES["int8"]
+
+
+# -- selection ------------------------------------------------------------------------------------------
+
+
+VOCAB = 301
+CHARS = cjk_chars(VOCAB)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    return write_model_with_chars(tmp_path_factory.mktemp("precision"), random_rwkv7_weights(2, 128, VOCAB, seed=1,
+                                                                                           spread=1.6), CHARS)
+
+
+def test_dtype_int8_on_the_cpu_runs_the_c_step_for_decoding_and_its_head_for_prompts(model_file):
+    exact = load(model_file, backend="auto", device="cpu")
+    engine = load(model_file, backend="auto", device="cpu", dtype="int8")
+    assert engine.info.backend == "torch+native" and engine.decode_step.dtype == "int8"
+    assert engine.selection.reason.why == Why.CPU_NATIVE and engine.selection.reason.text().endswith("weights in int8")
+    assert type(engine.model.head).__name__ == "NativeHead"
+    prompt = [[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]]
+    (ref, ref_state), (found, state) = exact.forward(prompt), engine.forward(prompt)  # torch, with the C head
+    assert 0 < max_error(found, ref) <= TOLERANCES["int8"]
+    for token in (20, 30, 40):
+        ref, ref_state = exact.forward([[token], [token + 1]], ref_state)
+        found, state = engine.forward([[token], [token + 1]], state)  # the C step
+        assert 0 < max_error(found, ref) <= TOLERANCES["int8"]
+    by_name = load(model_file, backend="torch+native", device="cpu", dtype="bfloat16")
+    assert by_name.decode_step.dtype == "bfloat16" and by_name.selection.reason.text() == (
+        "torch+native backend asked for; the decode step's weights in bfloat16")
+
+
+def test_a_cpu_without_the_instructions_gets_the_portable_kernels(model_file, monkeypatch):
+    monkeypatch.setenv(native_step.PORTABLE_ENV, "1")  # as -march=native on a CPU with none of them compiles
+    engine = load(model_file, backend="torch+native", device="cpu", dtype="int8")
+    assert engine.decode_step.kernels() == "portable"
+    monkeypatch.delenv(native_step.PORTABLE_ENV)
+    fast = load(model_file, backend="torch+native", device="cpu", dtype="int8")
+    assert fast.decode_step.kernels() != "portable"
+    before = fast.decode_step.library.int8_kernel(0)  # the arithmetic the portable build does
+    try:
+        state = fast_state = None
+        for tokens in ([[3, 4, 5]], [[6]], [[7]]):  # a prompt (torch with the C head), then two steps
+            logits, state = engine.forward(tokens, state)
+            expected, fast_state = fast.forward(tokens, fast_state)
+            assert max_error(logits, expected) <= 1e-5
+    finally:
+        fast.decode_step.library.int8_kernel(before)
+
+
+def test_a_bad_dtype_or_one_the_backend_cannot_run_is_one_clear_line(model_file, monkeypatch):
+    with pytest.raises(LoadError) as caught:
+        load(model_file, backend="auto", device="cpu", dtype="int4")
+    assert str(caught.value) == "unknown dtype 'int4' (available: float32, float16, bfloat16, int8)"
+    with pytest.raises(LoadError) as caught:
+        load(model_file, backend="torch", device="cpu", dtype="int8")
+    assert "\n" not in str(caught.value) and "torch+native backend only" in str(caught.value)
+    monkeypatch.setattr(native_step, "find_compiler", lambda: None)  # auto then picks torch+onnx: no int8
+    with pytest.raises(LoadError, match="runs on the torch[+]native backend only.*torch[+]onnx"):
+        load(model_file, backend="auto", device="cpu", dtype="int8")
