@@ -378,7 +378,8 @@ class MainScreen(Screen):
         from ai_writer.studio.model_memory import too_tight
 
         candidate = self.config.with_value("model", key, value)
-        tight = too_tight(candidate.model) if self.engine is not None else None
+        local = candidate.model.backend != "openai"  # a model on a server takes no memory here
+        tight = too_tight(candidate.model) if self.engine is not None and local else None
         if tight is None:
             self.load_engine(candidate, (key, value))
             return
@@ -413,12 +414,18 @@ class MainScreen(Screen):
             saved_to = self.save_setting("model", change[0], change[1])
             self.status.message = tr("setting_saved", key=section_key, value=change[1], path=saved_to)
         self.released_config = None
+        remote = engine.info.backend == "openai"
+        if self.service is not None and remote != (self.engine is not None and self.engine.info.backend == "openai"):
+            self.service.close(wait=False)  # local <-> a server: another kind of service
+            self.service = None
         self.engine = engine
         if self.service is None:
             self.service = make_service(self.config, engine)
         else:
             self.service.set_engine(engine)
         self.show_engine(engine)
+        unavailable = getattr(self.service, "unavailable_settings", None)  # a model on a server (backends.remote)
+        self.settings.mark_unavailable(unavailable() if unavailable is not None else {})
         if self.config.generation.compare_state:  # checked against this model again
             self.read_compared_state(self.config.generation.compare_state, save=False)
         self.warm()
@@ -426,6 +433,10 @@ class MainScreen(Screen):
 
     def show_engine(self, engine) -> None:
         info = engine.info
+        if info.backend == "openai":  # a model on a server (backends.remote.engine.RemoteEngine)
+            self.status.model = f"{engine.label} · openai"
+            self.model_description = self.status.details = engine.description
+            return
         state = getattr(engine, "tuned", None)  # a state-tuning file it starts from (backends.engines.start_state)
         with_state = f" + {Path(state.path).stem}" if state is not None else ""
         self.status.model = f"{Path(info.model_path).stem}{with_state} · {info.backend}/{info.device}"
@@ -471,7 +482,9 @@ class MainScreen(Screen):
         return Path(state.path).stem if state is not None else tr("no_state")
 
     def model_name(self) -> str:
-        return Path(self.engine.info.model_path).name if self.engine is not None else tr("no_model")
+        if self.engine is None:
+            return tr("no_model")
+        return self.engine.label if self.engine.info.backend == "openai" else Path(self.engine.info.model_path).name
 
     def engine_failed(self, error: str, change: tuple[str, object] | None = None) -> None:
         if change is None:

@@ -24,6 +24,9 @@ from ai_writer.studio.i18n import tr
 FIELDS = [  # (section, key) in the order shown
     ("model", "path"),
     ("model", "backend"),
+    ("model", "url"),
+    ("model", "remote_model"),
+    ("model", "api_key_env"),
     ("model", "device"),
     ("model", "dtype"),
     ("model", "vocab"),
@@ -72,6 +75,8 @@ class SettingsPanel(VerticalScroll):
     SettingsPanel Label { margin-top: 1; color: $text; }
     SettingsPanel Input { height: 3; }
     SettingsPanel .problem { color: $error; height: auto; display: none; }
+    SettingsPanel .unavailable { color: $warning; height: auto; display: none; }
+    SettingsPanel Input.-unavailable { color: $text-muted; }
     """
 
     class SettingChanged(Message):
@@ -97,6 +102,7 @@ class SettingsPanel(VerticalScroll):
             field.tooltip = tr("setting_key_tooltip", section=section, key=key)
             yield field
             yield Static("", classes="problem", id=field_id(section, key) + "-problem", markup=False)
+            yield Static("", classes="unavailable", id=field_id(section, key) + "-unavailable", markup=False)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """While typing: the Input marks itself invalid; a valid text clears the old explanation."""
@@ -128,6 +134,16 @@ class SettingsPanel(VerticalScroll):
         if value != self.config.value(section, key):
             self.config = self.config.with_value(section, key, value)
             self.post_message(self.SettingChanged(section, key, value))
+
+    def mark_unavailable(self, reasons: dict[str, str]) -> None:
+        """Say under each field the running model cannot honour why ("section.key" -> a reason code of
+        backends.remote.servers: "tokenizer", "server", "local"); the others are cleared."""
+        for section, key in FIELDS:
+            code = reasons.get(f"{section}.{key}")
+            note = self.query_one(f"#{field_id(section, key)}-unavailable", Static)
+            note.update(tr(f"remote_setting_{code}") if code else "")
+            note.display = bool(code)
+            self.query_one(f"#{field_id(section, key)}", Input).set_class(bool(code), "-unavailable")
 
     def show_value(self, section: str, key: str, value) -> None:
         """Show (and hold) `value` for a field again: a model switch that failed or was declined."""
