@@ -1,0 +1,332 @@
+"""Our CPU engine at each weight precision against the `rwkv` package (0.8.32, cpu fp32), at the sizes users run.
+
+Run from the repository root:
+
+    .venv/bin/python bench/bench_sizes.py                 # 12 x 768, vocabulary 65536 (0.1B World shape), ~10 min
+    .venv/bin/python bench/bench_sizes.py --quick         # 4 x 256, vocabulary 8192, short runs: a dry run
+    .venv/bin/python bench/bench_sizes.py --shape 24x1024 --dtypes float32,int8 --no-rwkv
+
+One random RWKV-7 (models.rwkv7.init_weights) is written as STEM.safetensors (the World
+tokenizer for 65536 rows, else a character vocabulary beside it) and STEM.pth for the
+package. Each engine runs in a fresh child process (this script with --worker), so
+that its peak RSS (VmHWM) and load time are its own: backend torch+native at dtype
+float32, float16, bfloat16 and int8 (int8 once per int8 kernel this CPU's build has),
+then the package. Each child measures, with --threads threads:
+
+  prompt    one forward over 512 tokens (tok/s)
+  decode    64 single-token steps after that prompt, one row (N=1), and 4 rows forked
+            from it in one batch (N=4, total tok/s; the package runs 4 x 64 steps)
+  load      seconds in backends.load (the C step found in its cache), peak RSS in MB
+  quality   max |logit difference| against float32 after the prompt and each of the
+            64 steps; bits per character of the bundled model (models/bundled) on the
+            held-out text (tests/fixtures/hongloumeng-heldout-3000.txt) with every
+            character read through the decode step at this precision, and the cost
+            in % against float32 (the target for int8: <= 0.5 %)
+
+Throughputs are the best of --reps runs after a warm-up (the fastest run is the one least
+disturbed on a shared machine); the load average is printed before and after each child.
+Nothing is asserted.
+
+llama.cpp rows: ../shared/anchors/llamacpp/README.md describes the outside reference (a
+converter to GGUF, quantize_gguf.py, and bench_vs_llamacpp.py, which measures llama.cpp
+F32/F16/Q8_0/Q4_0 and this project's engine on the same random weights with the same
+protocol: prompt 512, decode N=1 and N=4 as one batch, peak RSS, load). It needs
+llama-cpp-python in a separate virtual environment (it builds llama.cpp from source,
+~20 minutes on 2 cores: `CMAKE_BUILD_PARALLEL_LEVEL=2 pip install llama-cpp-python==0.3.36`);
+run it with the same --shape and --vocab on the same machine and put its rows beside these
+(its ratios are against this project's float32 engine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_common import cpu_name, load_average  # noqa: E402
+
+BUNDLED = REPO / "models" / "bundled" / "zh-novel-rwkv7.safetensors"
+HELDOUT = REPO / "tests" / "fixtures" / "hongloumeng-heldout-3000.txt"
+DTYPES = ("float32", "float16", "bfloat16", "int8")
+FULL = dict(shape="12x768", vocab=65536, prompt=512, steps=64, reps=3)
+QUICK = dict(shape="4x256", vocab=8192, prompt=128, steps=16, reps=2)
+
+
+# -- the child process ---------------------------------------------------------------------------
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def best_time(fn, reps: int) -> float:
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+class OurEngine:
+    def __init__(self, path, dtype, int8_kernel):
+        from ai_writer.backends import load
+
+        self.engine = load(path, backend="torch+native", device="cpu", dtype=dtype)
+        step = self.engine.decode_step
+        if int8_kernel is not None:
+            step.library.int8_kernel(int8_kernel)
+        self.kernels = step.kernels()
+        self.info = f"{self.engine.selection.reason.text()}; kernels {self.kernels}"
+
+    def prompt(self, tokens):
+        return self.engine.forward([tokens])
+
+    def step(self, tokens, state):
+        return self.engine.forward([[t] for t in tokens], state)
+
+    def fork(self, state, n):
+        return self.engine.repeat_rows(state, n)
+
+
+class Package:
+    def __init__(self, stem):
+        os.environ.update(RWKV_V7_ON="1", RWKV_JIT_ON="1", RWKV_CUDA_ON="0")
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):  # its loading chatter
+            from rwkv.model import RWKV
+
+            self.model = RWKV(model=str(stem), strategy="cpu fp32")
+        self.info = "rwkv 0.8.32, strategy cpu fp32"
+
+    # a state here: one package state per row (it has no batch dimension)
+    def prompt(self, tokens):
+        logits, state = self.model.forward(list(tokens), None)
+        return logits.float().numpy()[None], [state]
+
+    def step(self, tokens, states):
+        import numpy as np
+
+        out, states = [], list(states)
+        for row, token in enumerate(tokens):  # one candidate after another
+            logits, states[row] = self.model.forward([token], states[row])
+            out.append(logits.float().numpy())
+        return np.stack(out), states
+
+    def fork(self, states, n):
+        return [[t.clone() for t in states[0]] for _ in range(n)]
+
+
+def worker(args) -> dict:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    kind, _, int8_kernel = args.worker.partition(":")
+    start = time.perf_counter()
+    if kind == "rwkv":
+        engine = Package(Path(args.model).with_suffix(""))
+    else:
+        engine = OurEngine(args.model, kind, int(int8_kernel) if int8_kernel else None)
+    load_s = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    prompt = rng.integers(0, args.vocab, size=args.prompt).tolist()
+    seqs = rng.integers(0, args.vocab, size=(4, args.steps)).tolist()
+    result = {"load_s": load_s, "info": engine.info}
+    with torch.inference_mode():
+        trace = []
+        logits, primed = engine.prompt(prompt)
+        trace.append(logits[0])
+        state = engine.fork(primed, 1)
+        for token in seqs[0]:
+            logits, state = engine.step([token], state)
+            trace.append(logits[0])
+        np.save(args.trace, np.stack(trace).astype(np.float32))
+
+        result["prompt"] = args.prompt / best_time(lambda: engine.prompt(prompt), args.reps)
+
+        def decode(n):
+            state = engine.fork(primed, n)
+            for i in range(args.steps):
+                _, state = engine.step([seqs[r][i] for r in range(n)], state)
+
+        result["decode1"] = args.steps / best_time(lambda: decode(1), args.reps)
+        result["decode4"] = 4 * args.steps / best_time(lambda: decode(4), max(1, args.reps - 1))
+    result["rss_mb"] = peak_rss_mb()  # before the bundled model is opened
+    if kind != "rwkv":
+        result["bits"] = bundled_bits(kind, int8_kernel)
+    return result
+
+
+def bundled_bits(dtype, int8_kernel) -> float:
+    """Bits per character of the bundled model on the held-out text, every character through the C step."""
+    from ai_writer.backends import load
+    from ai_writer.backends.writing.evaluation import char_bits, scored_text
+
+    engine = load(BUNDLED, backend="torch+native", device="cpu", dtype=dtype)
+    if int8_kernel:
+        engine.decode_step.library.int8_kernel(int(int8_kernel))
+    bits = char_bits(engine.decode_step, scored_text(HELDOUT.read_text(encoding="utf-8")))
+    scored = bits[bits == bits]
+    return float(scored.sum() / len(scored))
+
+
+# -- the parent ------------------------------------------------------------------------------------
+
+
+def write_model(folder: Path, n_layer: int, n_embd: int, vocab: int) -> Path:
+    import torch
+
+    from ai_writer.models.checkpoint import save_safetensors
+    from ai_writer.models.rwkv7 import RWKV7, RWKV7Config, init_weights
+
+    model = init_weights(RWKV7(RWKV7Config(n_layer, n_embd, vocab)), seed=0)
+    weights = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    path = folder / "bench-sizes.safetensors"
+    save_safetensors(weights, path)
+    torch.save(weights, path.with_suffix(".pth"))
+    if vocab != 65536:  # 65536 rows take the World tokenizer
+        chars = ["\n"] + [chr(0x4E00 + i) for i in range(vocab - 1)]
+        path.with_suffix(".json").write_text(json.dumps(dict(enumerate(chars)), ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def run_worker(args, kind: str, path: Path, trace: Path) -> dict:
+    command = [sys.executable, __file__, "--worker", kind, "--model", str(path), "--trace", str(trace),
+               "--threads", str(args.threads), "--vocab", str(args.vocab), "--prompt", str(args.prompt),
+               "--steps", str(args.steps), "--reps", str(args.reps)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"exit {done.returncode}: {tail}"}
+    return json.loads(lines[-1])
+
+
+def int8_kernels() -> list[int]:
+    """0 (int8 weights to float32), and 1 (int8 activations, VNNI) where this CPU's build has it."""
+    from ai_writer.backends.engines import native_step
+
+    library = native_step.open_library(native_step.build_library())
+    before = library.int8_kernel()
+    kernels = [0] + ([1] if library.int8_kernel(1) == 1 else [])
+    library.int8_kernel(before)
+    return kernels
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="4 x 256, vocabulary 8192, short runs")
+    parser.add_argument("--shape", help="LAYERSxWIDTH (default 12x768)")
+    parser.add_argument("--vocab", type=int)
+    parser.add_argument("--dtypes", default=",".join(DTYPES))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--prompt", type=int)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--reps", type=int)
+    parser.add_argument("--no-rwkv", action="store_true", help="leave out the rwkv package")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--trace", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    preset = QUICK if args.quick else FULL
+    for key, value in preset.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+
+    import numpy as np
+
+    n_layer, n_embd = (int(x) for x in args.shape.lower().split("x"))
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    if dtypes[0] != "float32":
+        dtypes.insert(0, "float32")  # the reference for the logit differences
+    kinds = []
+    for dtype in dtypes:
+        kinds += [f"int8:{k}" for k in int8_kernels()] if dtype == "int8" else [dtype]
+    if not args.no_rwkv:
+        kinds.append("rwkv")
+    print(f"# RWKV-7 {n_layer} x {n_embd}, vocabulary {args.vocab}: precisions on the CPU"
+          + (" (--quick)" if args.quick else ""))
+    print(f"\n- CPU: {cpu_name()}; {os.cpu_count()} cores seen; {args.threads} threads")
+    print(f"- prompt {args.prompt} tokens; decode {args.steps} steps; best of {args.reps} runs (N=4: "
+          f"{max(1, args.reps - 1)}) after a warm-up; one child process per engine")
+    results, loads = {}, [f"before: {load_average()}"]
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-sizes-") as tmp:
+        path = write_model(Path(tmp), n_layer, n_embd, args.vocab)
+        for kind in kinds:
+            results[kind] = run_worker(args, kind, path, Path(tmp) / f"trace-{kind.replace(':', '-')}.npy")
+            loads.append(f"after {kind}: {load_average()}")
+            if "error" not in results[kind]:
+                results[kind]["trace"] = np.load(Path(tmp) / f"trace-{kind.replace(':', '-')}.npy")
+    report(args, kinds, results)
+    print("\nLoad average (1, 5, 15 min) " + "; ".join(loads) + f". Total {time.perf_counter() - started:.0f} s.")
+
+
+def label(kind: str) -> str:
+    if kind == "rwkv":
+        return "rwkv 0.8.32 cpu fp32"
+    dtype, _, kernel = kind.partition(":")
+    suffix = {"0": " (weights to float32)", "1": " (int8 activations, VNNI)"}.get(kernel, "")
+    return f"torch+native {dtype}{suffix}"
+
+
+def report(args, kinds, results) -> None:
+    import numpy as np
+
+    base = results.get("rwkv", {})
+    reference = results.get("float32", {})
+
+    def ratio(kind, key):
+        value, against = results[kind].get(key), base.get(key)
+        return f" ({value / against:.2f}x)" if value and against and kind != "rwkv" else ""
+
+    print("\n| engine | prompt %d tok/s | decode N=1 tok/s | decode N=4 total tok/s | peak RSS MB | load s | "
+          "max \\|Δlogit\\| vs fp32 | bits/char (bundled) | Δ bits/char |" % args.prompt)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for kind in kinds:
+        found = results[kind]
+        if "error" in found:
+            print(f"| {label(kind)} | {found['error']} |||||||")
+            continue
+        delta = "—"
+        if "trace" in reference and kind != "float32":
+            delta = f"{float(np.abs(found['trace'] - reference['trace']).max()):.3g}"
+        bits = found.get("bits")
+        cost = ""
+        if bits is not None and reference.get("bits") and kind != "float32":
+            cost = f"{(bits / reference['bits'] - 1) * 100:+.3f} %"
+        print(f"| {label(kind)} | {found['prompt']:.0f}{ratio(kind, 'prompt')} | "
+              f"{found['decode1']:.1f}{ratio(kind, 'decode1')} | {found['decode4']:.1f}{ratio(kind, 'decode4')} | "
+              f"{found['rss_mb']:.0f} | {found['load_s']:.2f} | {delta} | "
+              f"{'' if bits is None else f'{bits:.4f}'} | {cost} |")
+    print("\n(ratio) = against the rwkv package in the same run. max |Δlogit|: over the logits after the prompt and "
+          "after each decode step (one row); rwkv's against our float32. rwkv N=4: 4 candidates one after another.")
+    if "trace" in reference:
+        print(f"max |logit| of float32: {float(np.abs(reference['trace']).max()):.3g}")
+    for kind in kinds:
+        if "info" in results[kind]:
+            print(f"- {label(kind)}: {results[kind]['info']}")
+
+
+if __name__ == "__main__":
+    main()
