@@ -138,7 +138,6 @@ def bench_rwkv6(n_layer, n_embd, vocab, steps, prompt_length, reps, folder: Path
     _, state = engine.forward([prompt[:64]], None)
     ours_1 = best_rate(decode(engine, state, steps, 1), steps, reps)
     ours_4 = best_rate(decode(engine, engine.repeat_rows(state, 4), steps, 4), 4 * steps, reps)
-    del engine, weights
     with redirect_stdout(io.StringIO()):
         from rwkv.model import RWKV
 
