@@ -9,6 +9,7 @@
     ai-writer export-onnx MODEL OUT.onnx [--vocab PATH]
     ai-writer convert MODEL OUT.safetensors|OUT.gguf|OUT_FOLDER [--type f32|f16|bf16|q8_0] [--vocab PATH]
     ai-writer serve-api [--host H] [--port P] [--api-key KEY] [--model PATH]  an OpenAI-compatible /v1 API
+    ai-writer serve [FILE] [--host H] [--port P] [--token]  the studio in a browser, one per tab
     ai-writer config-path
 
 Every failure the user can cause (config, model file, manuscript) ends with one
@@ -317,16 +318,20 @@ def command_config_path(args) -> int:
     return 0
 
 
+def check_studio_file(path: Path) -> None:
+    """Refuse (one line) a manuscript the studio could not open, before any screen opens."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a manuscript")
+    if path.exists():
+        load_manuscript(path, for_editing=True)  # refuse what the editor cannot keep
+    elif not path.parent.exists():
+        raise UserError(f"{path}: the folder {path.parent} does not exist")
+
+
 def command_studio(args) -> int:
     config = load_config(args.config)
     if args.file is not None:
-        path = Path(args.file)
-        if path.is_dir():
-            raise UserError(f"{path}: is a folder, not a manuscript")
-        if path.exists():
-            load_manuscript(path, for_editing=True)  # refuse what the editor cannot keep, before the screen opens
-        elif not path.parent.exists():
-            raise UserError(f"{path}: the folder {path.parent} does not exist")
+        check_studio_file(Path(args.file))
     from ai_writer.studio.app import StudioApp
 
     app = StudioApp(config, args.file)
@@ -419,6 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ai_writer.studio.api.command import add_parser as add_serve_api
 
     add_serve_api(sub, add_model_options)
+
+    from ai_writer.studio.web.command import add_parser as add_serve
+
+    add_serve(sub)
 
     where = sub.add_parser("config-path", help="print where your own config file goes")
     where.set_defaults(run=command_config_path)

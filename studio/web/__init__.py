@@ -1,0 +1,1 @@
+"""`ai-writer serve`: the studio served to web browsers with textual-serve, one studio process per tab."""
