@@ -18,7 +18,6 @@ many logprobs (up to what it allows), which fill Job.choices as the local servic
 
 from __future__ import annotations
 
-import itertools
 import queue
 import threading
 import time
@@ -29,7 +28,8 @@ from ai_writer.backends.remote.client import RemoteError
 from ai_writer.backends.remote.engine import RemoteEngine, no_model_line
 from ai_writer.backends.remote.servers import extra_fields, unavailable
 from ai_writer.backends.writing.context import assemble
-from ai_writer.backends.writing.generation import Chunk, Failed, Finished, GenerationRequest, Job, Plan, Started
+from ai_writer.backends.writing.events import Chunk, Failed, Finished, GenerationRequest, Job, Plan, Started
+from ai_writer.backends.writing.job_queue import JobQueue
 from ai_writer.backends.writing.story import ContextBudgets, Story
 from ai_writer.models.textprep import TextPrep
 
@@ -147,32 +147,15 @@ class _Progress:
         return Finished(job.id, tuple(self.texts), job.is_cancelled, rate)
 
 
-class RemoteService:
+class RemoteService(JobQueue):
+    job_class = RemoteJob
+
     def __init__(self, engine: RemoteEngine, context_chars: int = 1024):
         self.engine = engine
         self.context_chars = context_chars
-        self._ids = itertools.count(1)
-        self._queue: queue.Queue = queue.Queue()
-        self._current: Job | None = None
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="remote-generation", daemon=True)
-        self._thread.start()
+        super().__init__("remote-generation")
 
-    # -- the caller's side -------------------------------------------------
-
-    def submit(self, request: GenerationRequest, on_event) -> RemoteJob:
-        """Queue a request (cancelling the one running); events go to on_event on the worker thread."""
-        return self._enqueue(RemoteJob(next(self._ids), request, on_event))
-
-    def generate(self, request: GenerationRequest, timeout: float | None = None):
-        """Run one request and yield its events here, in order (for scripts and the CLI)."""
-        events: queue.Queue = queue.Queue()
-        job = self.submit(request, events.put)
-        while True:
-            event = events.get(timeout=timeout)
-            yield event
-            if isinstance(event, (Finished, Failed)) and event.request_id == job.id:
-                return
+    # -- the caller's side (submit, generate, close: backends.writing.job_queue) ---
 
     def prompt(self, request: GenerationRequest) -> str:
         """The text sent: what backends.writing.context assembles (a lone newline for nothing, as the local service)."""
@@ -198,33 +181,10 @@ class RemoteService:
         return self.submit(GenerationRequest(text, n=0, length=0, prep=prep, story=story, budgets=budgets),
                            lambda event: None)
 
-    def submit_task(self, task, on_event) -> Job:
-        """A task on the model itself (the scan): not possible with a remote model; it fails in one line."""
-        job = RemoteJob(next(self._ids), None, on_event)
-        job.task = task
-        return self._enqueue(job)
-
     def unavailable_settings(self) -> dict[str, str]:
         """The settings this server's model cannot honour: "section.key" -> reason code, one of
         backends.remote.servers NEEDS_TOKENIZER ("tokenizer"), SERVER_LACKS ("server"), LOCAL_ONLY ("local")."""
         return unavailable(self.engine.server, self.engine.gives_logprobs)
-
-    def close(self, wait: bool = True) -> None:
-        """Cancel what runs (its streams shut) and stop the worker."""
-        with self._lock:
-            if self._current is not None:
-                self._current.cancel()
-        self._queue.put(None)
-        if wait:
-            self._thread.join()
-
-    def _enqueue(self, job: RemoteJob) -> RemoteJob:
-        with self._lock:
-            if self._current is not None:
-                self._current.cancel()
-            self._current = job
-        self._queue.put(job)
-        return job
 
     def _context(self, request: GenerationRequest):
         budgets = request.budgets or ContextBudgets(context_chars=self.context_chars)
@@ -232,25 +192,14 @@ class RemoteService:
 
     # -- the worker thread -------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            try:
-                if job.is_cancelled:
-                    job.on_event(Finished(job.id, (), True, 0.0))
-                elif getattr(job, "task", None) is not None:
-                    job.on_event(Failed(job.id, f"this needs the model on this machine; it runs on "
-                                                f"{self.engine.client.shown}"))
-                else:
-                    self._generate(job)
-            except RemoteError as exc:
-                job.on_event(Failed(job.id, exc.message))
-            except Exception as exc:  # reported, never raised on a thread nobody joins
-                job.on_event(Failed(job.id, f"{type(exc).__name__}: {exc}".splitlines()[0]))
-            finally:
-                job._done.set()
+    def _run_job(self, job: RemoteJob) -> None:
+        if getattr(job, "task", None) is not None:  # a task on the model itself (the scan): not with a remote model
+            job.on_event(Failed(job.id, f"this needs the model on this machine; it runs on {self.engine.client.shown}"))
+            return
+        self._generate(job)
+
+    def _failure(self, exc: Exception) -> str:
+        return exc.message if isinstance(exc, RemoteError) else super()._failure(exc)
 
     def _generate(self, job: RemoteJob) -> None:
         request, engine = job.request, self.engine

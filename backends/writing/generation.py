@@ -17,11 +17,9 @@ Errors become a Failed event; the caller's thread never runs model code.
 from __future__ import annotations
 
 import bisect
-import itertools
-import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +29,14 @@ from ai_writer.backends.engines.state_rows import concat_rows
 from ai_writer.backends.writing.branch_pool import BranchPool, branch_every, state_nbytes
 from ai_writer.backends.writing.choices import ChoiceLog
 from ai_writer.backends.writing.context import AssembledContext, assemble
+from ai_writer.backends.writing.events import (  # noqa: F401 - the service's API, imported from here by callers
+    Chunk, Failed, Finished, GenerationRequest, Job, Plan, Reading, Started,
+)
+from ai_writer.backends.writing.job_queue import JobQueue
 from ai_writer.backends.writing.prompt_cache import (
     INTERVAL, Checkpoint, PromptCache, PromptLayout, prefix_hashes, start_digest,
 )
-from ai_writer.backends.writing.sampling import Sampler, SamplingSettings
+from ai_writer.backends.writing.sampling import Sampler
 from ai_writer.backends.writing.story import ContextBudgets, Story
 from ai_writer.models.textprep import TextPrep
 
@@ -42,100 +44,7 @@ DISK_EVERY = 4096  # ids between states kept on disk (absolute positions, so a l
 BRANCH_STATE_BYTES = 256 << 20  # states along the candidates, in memory ([generation] branch_state_mb)
 
 
-@dataclass(frozen=True)
-class GenerationRequest:
-    text: str  # the manuscript up to the cursor
-    n: int = 3
-    length: int = 200  # characters per candidate
-    sampling: SamplingSettings = field(default_factory=SamplingSettings)
-    prep: TextPrep = field(default_factory=TextPrep)
-    banned_chars: str = ""
-    penalty_exempt_chars: str = ""
-    story: Story = Story()
-    budgets: ContextBudgets | None = None  # None: ContextBudgets(context_chars=the service's context_chars)
-    alternatives: int = 10  # K: the top tokens recorded at each step (Job.choices); 0 records nothing
-    compare_state: object = None  # a models.state_file.TunedState: the last n // 2 candidates start from it
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a request would read: its context, and how much of it is already held."""
-
-    context: AssembledContext
-    total_tokens: int  # the prompt's ids
-    cached_tokens: int  # of those, the ones not read again (from memory or disk; before a model's window)
-    from_disk: bool  # the reading starts from a state on disk
-
-    @property
-    def tokens_to_read(self) -> int:
-        return self.total_tokens - self.cached_tokens
-
-
-@dataclass(frozen=True)
-class Reading:
-    """Progress of a prompt read, after each chunk of it."""
-
-    request_id: int
-    done_tokens: int  # read so far for this request
-    total_tokens: int  # to read for this request (the rest came from the cache)
-
-
-@dataclass(frozen=True)
-class Started:
-    request_id: int
-    n: int
-    prompt_tokens: int  # tokens read for this request (the rest came from the cache)
-    prompt_seconds: float
-    sources: tuple = ()  # with compare_state: each candidate's start ("" the model's own, else the state's name)
-
-
-@dataclass(frozen=True)
-class Chunk:
-    request_id: int
-    index: int  # candidate number, from 0
-    text: str  # new text for that candidate
-
-
-@dataclass(frozen=True)
-class Finished:
-    request_id: int
-    texts: tuple
-    cancelled: bool
-    tokens_per_second: float  # candidate tokens written per second, all rows together
-
-
-@dataclass(frozen=True)
-class Failed:
-    request_id: int
-    message: str
-
-
-class Job:
-    def __init__(self, request_id: int, request: GenerationRequest, on_event):
-        self.id = request_id
-        self.request = request
-        self.on_event = on_event
-        self._cancelled = threading.Event()
-        self._done = threading.Event()
-        self.choices: ChoiceLog | None = None  # set before the first Chunk (None: n == 0 or alternatives == 0)
-        self.branch_every = 0  # tokens between the states kept along each candidate (0: none kept)
-
-    def cancel(self) -> None:
-        self._cancelled.set()
-
-    @property
-    def is_cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._done.wait(timeout)
-
-
-class GenerationService:
+class GenerationService(JobQueue):
     def __init__(self, engine: Engine, context_chars: int = 1024, state_store=None,
                  branch_state_bytes: int = BRANCH_STATE_BYTES):
         """state_store: a backends.writing.state_store.StateStore for states on disk, or None (memory only).
@@ -149,29 +58,10 @@ class GenerationService:
         self._compared = None  # (base engine, state sha256, that engine started from it): _compare_engine
         self._like_state = None  # an empty one-row state of the engine: what disk states are rebuilt as
         self._store_failed = ""
-        self._ids = itertools.count(1)
-        self._queue: queue.Queue = queue.Queue()
-        self._current: Job | None = None
-        self._lock = threading.Lock()
         self._engine_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="generation", daemon=True)
-        self._thread.start()
+        super().__init__("generation")
 
     # -- the caller's side -------------------------------------------------
-
-    def submit(self, request: GenerationRequest, on_event) -> Job:
-        """Queue a request (cancelling the one running); events go to on_event on the worker thread."""
-        return self._enqueue(Job(next(self._ids), request, on_event))
-
-    def generate(self, request: GenerationRequest, timeout: float | None = None):
-        """Run one request and yield its events here, in order (for scripts and the CLI)."""
-        events: queue.Queue = queue.Queue()
-        job = self.submit(request, events.put)
-        while True:
-            event = events.get(timeout=timeout)
-            yield event
-            if isinstance(event, (Finished, Failed)) and event.request_id == job.id:
-                return
 
     def plan(self, request: GenerationRequest) -> Plan:
         """What this request would read now, without running the model (safe beside the worker; never hashes
@@ -214,32 +104,11 @@ class GenerationService:
         request = GenerationRequest(text, n=0, length=0, prep=prep, story=story, budgets=budgets)
         return self.submit(request, lambda event: None)
 
-    def close(self, wait: bool = True) -> None:
-        """Cancel what runs and stop the worker; with wait, until its current model call returns."""
-        with self._lock:
-            if self._current is not None:
-                self._current.cancel()
-        self._queue.put(None)
-        if wait:
-            self._thread.join()
-
     # -- the worker thread -------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            try:
-                if not job.is_cancelled:
-                    with self._engine_lock:
-                        self._generate(job)
-                else:
-                    job.on_event(Finished(job.id, (), True, 0.0))
-            except Exception as exc:  # reported, never raised on a thread nobody joins
-                job.on_event(Failed(job.id, f"{type(exc).__name__}: {exc}".splitlines()[0]))
-            finally:
-                job._done.set()
+    def _run_job(self, job: Job) -> None:
+        with self._engine_lock:
+            self._generate(job)
 
     def read_prompt(self, text: str, prep: TextPrep = TextPrep(), should_stop=lambda: False, *,
                     story: Story = Story(), budgets: ContextBudgets | None = None, on_progress=None):
@@ -297,23 +166,6 @@ class GenerationService:
                 self._store_put(*end_write)
         return logits, state, read, ids[-1], layout
 
-    def submit_task(self, task, on_event) -> Job:
-        """Queue task(engine, job) to run on the worker thread under the engine lock, as a request does: it
-        cancels the job running, job.cancel() sets job.is_cancelled for the task to check, its events go through
-        job.on_event, an exception becomes a Failed event (cancelled before it starts: Finished(cancelled))."""
-        job = Job(next(self._ids), None, on_event)
-        job.task = task
-        return self._enqueue(job)
-
-    def _enqueue(self, job: Job) -> Job:
-        """The job goes next; the one running is cancelled (it stops within one step)."""
-        with self._lock:
-            if self._current is not None:
-                self._current.cancel()
-            self._current = job
-        self._queue.put(job)
-        return job
-
     def _generate(self, job: Job) -> None:
         task = getattr(job, "task", None)
         if task is not None:  # submit_task's: the caller's code, on this thread
@@ -353,7 +205,7 @@ class GenerationService:
     def _read_compared(self, job: Job, deferred: list):
         """The prompt read again from request.compare_state, for the last n // 2 candidates: ((state, logits) of
         all n rows, each row's source, tokens read), or None if cancelled."""
-        request, engine = job.request, self.engine
+        request = job.request
         other = self._compare_engine(request.compare_state)
         found = self._read(request, lambda: job.is_cancelled, None, deferred, engine=other)
         if found is None:
