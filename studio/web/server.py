@@ -7,6 +7,8 @@ textual-serve's Server and AppService, with what `ai-writer serve` needs on top:
   as after a dropped SSH connection; textual-serve's own "quit" would exit without saving;
 - the page's websocket address comes from the request (right for port 0, 0.0.0.0 and any
   name the browser used), and the page loads nothing from other sites (no web font).
+Of textual-serve's internals this uses AppService._open_app_process, _build_environment, _process,
+_task, _stdin and _download_manager, and Server._make_app (pyproject pins textual-serve below 2).
 """
 
 from __future__ import annotations

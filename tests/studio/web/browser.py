@@ -41,7 +41,7 @@ READ_SCREEN = """() => {
   const buffer = terminal.buffer.active, rows = [];
   for (let y = 0; y < terminal.rows; y++) {
     const line = buffer.getLine(buffer.viewportY + y);
-    rows.push(line ? line.translateToString(true) : '');
+    rows.push(line ? line.translateToString(true, 0, terminal.cols) : '');  // cells past the width may linger
   }
   return rows.join('\\n');
 }"""
@@ -124,6 +124,10 @@ class Tab:
 
     def screen(self) -> str:
         return self.page.evaluate(READ_SCREEN) or ""
+
+    def columns(self) -> int:
+        """The terminal's width in cells (xterm.js fits it to the page)."""
+        return self.page.evaluate("window.__terminals[0].cols")
 
     def lines(self) -> list[str]:
         return self.screen().splitlines()

@@ -82,6 +82,13 @@ def test_typing_chinese_generating_accepting_and_saving_in_the_browser(serve, br
     wait_file(served.manuscript, written + "“走吧。”")
     tab.wait_for(lambda text: "unsaved" not in "\n".join(text.splitlines()[-3:]), 5, what="the status line to say saved")
 
+    wide = tab.columns()
+    tab.page.set_viewport_size({"width": 900, "height": 600})  # a smaller window: the studio is laid out again
+    assert wait_until(lambda: tab.columns() < wide, 5), "xterm.js did not fit the smaller window"
+    narrow = tab.columns()
+    tab.wait_for(lambda text: "─" * narrow in text.splitlines() and "─" * wide not in text, 5,
+                 what=f"the studio redrawn {narrow} columns wide")
+
 
 def test_a_second_tab_on_the_file_is_read_only_and_the_first_tab_keeps_the_file(serve, browser):
     served = serve()
@@ -140,8 +147,12 @@ def test_with_a_token_only_the_printed_url_opens_the_studio(serve, browser, chro
     assert cookie["value"] == token and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     at_the_end(tab)
     tab.page.keyboard.type("丁")
-    tab.page.keyboard.press("Control+s")
+    tab.wait_for("丁")
+    tab.page.keyboard.press("Control+q")  # quitting in the tab saves, ends that studio, and the page says so
     wait_file(served.manuscript, ORIGINAL + "丁")
+    tab.page.wait_for_selector("body.-closed", timeout=10_000)
+    assert tab.page.locator(".closed-dialog .message").inner_text() == "Session ended."
+    assert lock_is_free(served.manuscript)
 
     other = chromium.new_context()  # another browser profile: no cookie
     try:
