@@ -177,7 +177,8 @@ class StudioWebServer(Server):
             "application": {"name": self.title},
         }
         page = aiohttp_jinja2.render_string("app_index.html", request, context)
-        headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",  # no framing by other sites:
+                   "Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
         return web.Response(text=_EXTERNAL_FONT.sub("", page), content_type="text/html", headers=headers)
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:

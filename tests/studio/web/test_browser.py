@@ -80,7 +80,8 @@ def test_typing_chinese_generating_accepting_and_saving_in_the_browser(serve, br
     tab.wait_for("“走吧。”")
     tab.page.keyboard.press("Control+s")
     wait_file(served.manuscript, written + "“走吧。”")
-    tab.wait_for(lambda text: "unsaved" not in "\n".join(text.splitlines()[-3:]), 5, what="the status line to say saved")
+    tab.wait_for(lambda text: "unsaved" not in "\n".join(text.splitlines()[-3:]), 5,
+                 what="the status line to say saved")
 
     wide = tab.columns()
     tab.page.set_viewport_size({"width": 900, "height": 600})  # a smaller window: the studio is laid out again

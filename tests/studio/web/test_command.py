@@ -20,10 +20,12 @@ def run_serve(tmp_path, *args: str, timeout: float = 30) -> subprocess.Completed
 
 def test_on_loopback_no_token_but_other_sites_and_other_names_are_refused(serve):
     served = serve()
-    assert served.url.startswith("http://127.0.0.1:") and not any("token=" in line or "a token is required" in line for line in served.lines)
+    assert served.url.startswith("http://127.0.0.1:")
+    assert not any("token=" in line or "a token is required" in line for line in served.lines)
     status, headers, page = http_get(served.local_url)
     assert status == 200 and 'data-session-websocket-url="ws://127.0.0.1:' in page
     assert not re.findall(r'(?:href|src)="(?:https?:)?//', page), "the page loads something from another site"
+    assert headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     # DNS rebinding: a name that resolves to 127.0.0.1 but is not this machine's own
     assert http_get(served.local_url, {"Host": f"attacker.example:{served.port}"})[0] == 403
     # another site's page opening the websocket (cross-site WebSocket hijacking)
