@@ -5,11 +5,12 @@ request carrying it as ?token= gets it back as an HttpOnly, SameSite=Strict cook
 redirected to the same page without it (out of the address bar); every later request (the
 page, its scripts, the websocket) must carry that cookie or `Authorization: Bearer TOKEN`.
 
-With or without a token, two browser attacks on a local server are refused:
+Two browser attacks on a local server are refused as well:
 - another site's page opening the websocket (cross-site WebSocket hijacking): the websocket's
-  Origin must be this server's own address;
-- DNS rebinding (a name the attacker controls pointed at 127.0.0.1): bound to a loopback
-  address, the Host header must be a loopback address or `localhost`.
+  Origin must be this server's own address, token or not;
+- DNS rebinding (a name the attacker controls pointed at 127.0.0.1): on loopback without a token,
+  the Host header must be a loopback address or `localhost`. With a token, any name may be used
+  (a reverse proxy's): the attacker's page has no cookie for it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_https(request: web.Request) -> bool:
+    """HTTPS here, or at the reverse proxy in front (its X-Forwarded-Proto only picks ws:// or wss://
+    and the cookie's Secure flag for the client that sent it: nothing to trust)."""
+    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(24)  # 192 random bits
 
@@ -52,8 +59,9 @@ class Access:
     def refusal(self, request: web.Request) -> str | None:
         """Why `request` is refused (one line), or None to let it through."""
         host = request.url.host or ""
-        if self.loopback and not is_loopback(host):
-            return f"refused: this server answers to localhost / 127.0.0.1 only, not to the name {host!r}"
+        if self.loopback and self.token is None and not is_loopback(host):
+            return (f"refused: this server answers to localhost / 127.0.0.1 only, not to the name {host!r} "
+                    "(behind a proxy, start it with --token)")
         if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket" and not self.same_origin(request):
             return "refused: the websocket was opened by a page from another site"
         if self.token is not None and not self.has_token(request):
@@ -82,5 +90,5 @@ class Access:
         query.popall(TOKEN_QUERY)
         response = web.Response(status=303, headers={hdrs.LOCATION: str(request.url.relative().with_query(query))})
         response.set_cookie(self.cookie_name, self.token, httponly=True, samesite="Strict", path="/",
-                            secure=request.secure)
+                            secure=is_https(request))
         return response

@@ -25,7 +25,7 @@ from aiohttp import WSMsgType, web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
-from ai_writer.studio.web.access import Access
+from ai_writer.studio.web.access import Access, is_https
 from ai_writer.studio.web.child import PARENT_ENV
 
 log = logging.getLogger("textual-serve")
@@ -169,7 +169,7 @@ class StudioWebServer(Server):
 
     async def handle_index(self, request: web.Request) -> web.Response:
         """textual-serve's page, its websocket address taken from the address the browser used."""
-        scheme = "wss" if request.secure else "ws"
+        scheme = "wss" if is_https(request) else "ws"
         context = {
             "font_size": to_int(request.query.get("fontsize", "16"), 16),
             "app_websocket_url": f"{scheme}://{request.host}/ws",

@@ -58,6 +58,21 @@ def test_a_host_other_than_loopback_gets_a_token_printed_once(serve):
                             headers={"Cookie": cookie.split(";")[0]}) == 403
 
 
+def test_behind_a_reverse_proxy_with_a_token(serve):
+    """--token on loopback: a proxy's name is let in with the token (and only with it); its https gives wss://."""
+    served = serve("--token")
+    token = served.wait_line(r"\?token=(\S+)$").group(1)
+    proxy = {"Host": "studio.example", "X-Forwarded-Proto": "https"}
+    assert http_get(served.local_url, proxy)[0] == 403
+    status, _, page = http_get(served.local_url, {**proxy, "Authorization": f"Bearer {token}"})
+    assert status == 200 and 'data-session-websocket-url="wss://studio.example/ws"' in page
+    status, headers, _ = http_get(served.local_url + "?token=" + token, proxy)
+    assert status == 303 and "Secure" in headers["Set-Cookie"]
+    assert websocket_status(served.port, origin="https://studio.example", host="studio.example") == 403  # no token
+    assert websocket_status(served.port, origin="https://elsewhere.example", host="studio.example",
+                            headers={"Authorization": f"Bearer {token}"}) == 403
+
+
 @pytest.mark.parametrize("is_it, host", [(True, "127.0.0.1"), (True, "127.8.9.10"), (True, "::1"), (True, "[::1]"),
                                          (True, "localhost"), (False, "0.0.0.0"), (False, "192.168.1.2"),
                                          (False, "::"), (False, "example.com"), (False, "")])
