@@ -21,9 +21,11 @@ def add_parser(sub) -> None:
     serve.add_argument("--host", default="127.0.0.1",
                        help="the address to listen on (default 127.0.0.1, this machine only; any other needs a token, "
                             "which is then made and printed)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the port (default {DEFAULT_PORT}; 0: any free one)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT,
+                       help=f"the port (default {DEFAULT_PORT}; 0: any free one)")
     serve.add_argument("--token", action="store_true",
-                       help="ask for a token on loopback too (other users of this machine can reach 127.0.0.1)")
+                       help="ask for a token on loopback too (other users of this machine can reach 127.0.0.1; "
+                            "needed behind a reverse proxy)")
     serve.set_defaults(run=command_serve)
 
 
