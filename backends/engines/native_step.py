@@ -16,9 +16,11 @@ in the step's `dtype` (PRECISIONS), all in the layout models/rwkv7.py documents:
   float16,   every matrix (projections, FFN, LoRA, head) converted once at load,
   bfloat16   rounded to nearest; converted to float32 in registers, float32 sums.
   int8       every matrix as int8 with one float32 scale per output channel
-             (symmetric, scale = max |w| / 127), converted to float32 in
-             registers (or, with int8_kernel(1) on a CPU with AVX-512 VNNI,
-             multiplied as int8 against activations quantised per row).
+             (symmetric, scale = max |w| / 127). On a CPU with AVX-512 VNNI the
+             projections, FFN and head multiply int8 by int8 (vpdpbusd) against
+             activations quantised to int8 per row, int32 sums (the faster;
+             Library.int8_kernel(0) turns it off); elsewhere, and for the LoRA
+             matrices, the weights are converted to float32 in registers.
 
 The embedding, the norms, every vector, the state and its update stay float32 (the
 torch model's tensors). For the reduced types the model's head becomes the step's

@@ -29,10 +29,14 @@
 #endif
 
 #define INLINE static inline __attribute__((always_inline))
-#define PREFETCH_BYTES 1024 /* ahead in each weight row */
+/* How far ahead in each weight row to prefetch: float32 1 KiB; the narrower types, whose 4-row blocks are
+ * shorter, 8 KiB (about the next block; measured best on an AVX-512 EPYC, 1 and 2 threads). */
+#define PREFETCH_F32 1024
+#define PREFETCH_NARROW 8192
 #define COL_TILE 64         /* output columns per parallel task */
 #define ROW_CHUNK 64        /* rows of x per pass over the weights */
-#define MIN_PARALLEL 65536  /* weights below which one thread does the product */
+#define MIN_PARALLEL 65536  /* weights below which one thread does an (out, in) product */
+#define MIN_PARALLEL_IN_OUT 16384 /* and an (in, out) one (the LoRA matrices) */
 
 typedef uint16_t v16u16 __attribute__((vector_size(32), aligned(2)));
 typedef uint32_t v16u32 __attribute__((vector_size(64), aligned(4)));
@@ -127,12 +131,13 @@ INLINE void cols4(int type, int MR, const float *x, const void *w, const float *
     const size_t r0 = (size_t)n0 * K, r1 = r0 + K, r2 = r1 + K, r3 = r2 + K;
     const char *bytes = (const char *)w;
     const int size = elem_size(type), line = 64 / size; /* one prefetch per cache line and row */
+    const int ahead = type == MT_F32 ? PREFETCH_F32 : PREFETCH_NARROW;
     int k = 0;
     for (; k + line <= K; k += line) {
-        __builtin_prefetch(bytes + (r0 + k) * size + PREFETCH_BYTES);
-        __builtin_prefetch(bytes + (r1 + k) * size + PREFETCH_BYTES);
-        __builtin_prefetch(bytes + (r2 + k) * size + PREFETCH_BYTES);
-        __builtin_prefetch(bytes + (r3 + k) * size + PREFETCH_BYTES);
+        __builtin_prefetch(bytes + (r0 + k) * size + ahead);
+        __builtin_prefetch(bytes + (r1 + k) * size + ahead);
+        __builtin_prefetch(bytes + (r2 + k) * size + ahead);
+        __builtin_prefetch(bytes + (r3 + k) * size + ahead);
         for (int c = k; c < k + line; c += 16) {
             v16 a = wvec(type, w, r0 + c), b = wvec(type, w, r1 + c), d = wvec(type, w, r2 + c),
                 e = wvec(type, w, r3 + c);
@@ -221,7 +226,7 @@ static const tile_fn TILES[MATRIX_TYPES] = {tile_f32, tile_f16, tile_bf16, tile_
  * y[m][n] = sx[m] sw[n] (sum_k (qx[m][k] + 128) q[n][k] - 128 row_sum[n]). */
 
 #if I8_VNNI
-static int int8_activations = 0; /* rwkv7_int8_kernel() sets it */
+static int int8_activations = 1; /* the faster where compiled in (bench/bench_sizes.py); rwkv7_int8_kernel() sets it */
 
 typedef struct { uint8_t *q; float *scale; int K, stride; } qrows_t; /* stride: K rounded up to 64 */
 
@@ -233,7 +238,7 @@ static int quantize_rows(const float *x, int M, int K, qrows_t *out) {
     for (int m = 0; m < M; m++) {
         const float *xm = x + (size_t)m * K;
         float top = 0.0f;
-        for (int k = 0; k < K; k++) top = fmaxf(top, fabsf(xm[k]));
+        for (int k = 0; k < K; k++) top = fabsf(xm[k]) > top ? fabsf(xm[k]) : top; /* not fmaxf: a call */
         const float inv = top > 0.0f ? 127.0f / top : 0.0f;
         uint8_t *qm = out->q + (size_t)m * out->stride;
         for (int k = 0; k < K; k++) qm[k] = (uint8_t)((int)rintf(xm[k] * inv) + 128);
@@ -252,8 +257,8 @@ INLINE void cols4_vnni(int MR, const qrows_t *qx, int m0, const matrix_t *w, flo
     const int8_t *q0 = q + (size_t)n0 * K, *q1 = q0 + K, *q2 = q1 + K, *q3 = q2 + K;
     int k = 0;
     for (; k < whole; k += 64) {
-        __builtin_prefetch(q0 + k + PREFETCH_BYTES), __builtin_prefetch(q1 + k + PREFETCH_BYTES);
-        __builtin_prefetch(q2 + k + PREFETCH_BYTES), __builtin_prefetch(q3 + k + PREFETCH_BYTES);
+        __builtin_prefetch(q0 + k + PREFETCH_NARROW), __builtin_prefetch(q1 + k + PREFETCH_NARROW);
+        __builtin_prefetch(q2 + k + PREFETCH_NARROW), __builtin_prefetch(q3 + k + PREFETCH_NARROW);
         __m512i a = _mm512_loadu_si512(q0 + k), b = _mm512_loadu_si512(q1 + k), c = _mm512_loadu_si512(q2 + k),
                 d = _mm512_loadu_si512(q3 + k);
         for (int m = 0; m < MR; m++) {
@@ -329,8 +334,8 @@ static int matmul_vnni(const float *x, const matrix_t *w, float *y, int M, int t
 }
 #endif
 
-/* 1: int8 (out, in) products take int8 activations through VNNI where this build has it; 0: the weights are
- * converted to float32 (the default). Returns the kernel now in use (0 where VNNI is not compiled in). */
+/* 1: int8 (out, in) products take int8 activations through VNNI where this build has it (the default there);
+ * 0: the weights are converted to float32. -1 only reads. Returns the kernel now in use (0 without VNNI). */
 int rwkv7_int8_kernel(int which) {
 #if I8_VNNI
     if (which >= 0) int8_activations = which != 0;
@@ -357,53 +362,63 @@ static void matmul_out_in(const float *x, const matrix_t *w, float *y, int M, in
     }
 }
 
-/* -- (in, out) weights (the LoRA matrices): each row of w is added into up to 4 rows of y at once, 64 columns
- * at a time, so y stays in registers. */
+/* -- (in, out) weights (the LoRA matrices): each row of w is added into up to 4 rows of y at once, Q x 16 columns
+ * at a time, so y stays in registers. Tiles of 64 columns, or of 16 where that leaves too few to share. */
+
+INLINE void in_out_tile(int type, int Q, const float *x, const void *w, const float *scale, float *y, int rows,
+                        int n0, int N, int K) {
+    v16 acc[4][4];
+    for (int m = 0; m < 4; m++)
+        for (int q = 0; q < Q; q++) acc[m][q] = (v16){0};
+    for (int k = 0; k < K; k++) {
+        const size_t at = (size_t)k * N + n0;
+        v16 wq[4];
+        for (int q = 0; q < Q; q++) wq[q] = wvec(type, w, at + 16 * q);
+        for (int m = 0; m < rows; m++) {
+            const float xk = x[(size_t)m * K + k];
+            for (int q = 0; q < Q; q++) acc[m][q] += xk * wq[q];
+        }
+    }
+    for (int m = 0; m < rows; m++) {
+        if (type == MT_I8)
+            for (int q = 0; q < Q; q++) acc[m][q] *= load16(scale + n0 + 16 * q);
+        memcpy(y + (size_t)m * N + n0, acc[m], sizeof(v16) * Q);
+    }
+}
+
+INLINE void in_out_rest(int type, const float *x, const void *w, const float *scale, float *y, int rows, int n0,
+                        int width, int N, int K) { /* the last columns, fewer than a tile */
+    for (int m = 0; m < rows; m++) {
+        float acc[64] = {0};
+        for (int k = 0; k < K; k++) {
+            const size_t at = (size_t)k * N + n0;
+            const float xk = x[(size_t)m * K + k];
+            for (int j = 0; j < width; j++) acc[j] += xk * welem(type, w, at + j);
+        }
+        if (type == MT_I8)
+            for (int j = 0; j < width; j++) acc[j] *= scale[n0 + j];
+        memcpy(y + (size_t)m * N + n0, acc, sizeof(float) * width);
+    }
+}
 
 INLINE void in_out(int type, const float *x, const void *w, const float *scale, float *y, int M, int N, int K,
                    int threads) {
-    const int tiles = (N + 63) / 64;
-    const int parallel = (size_t)N * K >= MIN_PARALLEL && threads > 1;
+    const int tile = N >= 64 * 2 * threads || N < 32 ? 64 : 16;
+    const int tiles = (N + tile - 1) / tile;
+    const int parallel = (size_t)N * K >= MIN_PARALLEL_IN_OUT && threads > 1 && tiles > 1;
 #pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
-    for (int tile = 0; tile < tiles; tile++) {
-        const int n0 = tile * 64, width = N - n0 < 64 ? N - n0 : 64;
+    for (int t = 0; t < tiles; t++) {
+        const int n0 = t * tile, width = N - n0 < tile ? N - n0 : tile;
         for (int m0 = 0; m0 < M; m0 += 4) {
             const int rows = M - m0 < 4 ? M - m0 : 4;
             const float *xm = x + (size_t)m0 * K;
-            if (width == 64) {
-                v16 acc[4][4];
-                for (int m = 0; m < 4; m++)
-                    for (int q = 0; q < 4; q++) acc[m][q] = (v16){0};
-                for (int k = 0; k < K; k++) {
-                    const size_t at = (size_t)k * N + n0;
-                    v16 w0 = wvec(type, w, at), w1 = wvec(type, w, at + 16), w2 = wvec(type, w, at + 32),
-                        w3 = wvec(type, w, at + 48);
-                    for (int m = 0; m < rows; m++) {
-                        float xk = xm[(size_t)m * K + k];
-                        acc[m][0] += xk * w0;
-                        acc[m][1] += xk * w1;
-                        acc[m][2] += xk * w2;
-                        acc[m][3] += xk * w3;
-                    }
-                }
-                for (int m = 0; m < rows; m++) {
-                    if (type == MT_I8)
-                        for (int q = 0; q < 4; q++) acc[m][q] *= load16(scale + n0 + 16 * q);
-                    memcpy(y + (size_t)(m0 + m) * N + n0, acc[m], sizeof acc[m]);
-                }
-                continue;
-            }
-            for (int m = 0; m < rows; m++) { /* the last columns, fewer than 64 */
-                float acc[64] = {0};
-                for (int k = 0; k < K; k++) {
-                    const size_t at = (size_t)k * N + n0;
-                    float xk = xm[(size_t)m * K + k];
-                    for (int j = 0; j < width; j++) acc[j] += xk * welem(type, w, at + j);
-                }
-                if (type == MT_I8)
-                    for (int j = 0; j < width; j++) acc[j] *= scale[n0 + j];
-                memcpy(y + (size_t)(m0 + m) * N + n0, acc, sizeof(float) * width);
-            }
+            float *ym = y + (size_t)m0 * N;
+            if (width == 64)
+                in_out_tile(type, 4, xm, w, scale, ym, rows, n0, N, K);
+            else if (width == 16)
+                in_out_tile(type, 1, xm, w, scale, ym, rows, n0, N, K);
+            else
+                in_out_rest(type, xm, w, scale, ym, rows, n0, width, N, K);
         }
     }
 }
@@ -448,7 +463,7 @@ int64_t rwkv7_convert(const float *src, int type, int layout, int n_out, int n_i
             for (int n = 0; n < n_out; n++) {
                 const float v = src[(size_t)k * n_out + n];
                 bad += !isfinite(v);
-                scale[n] = fmaxf(scale[n], fabsf(v));
+                scale[n] = fabsf(v) > scale[n] ? fabsf(v) : scale[n];
             }
         for (int k = 0; k < n_in; k++)
             for (int n = 0; n < n_out; n++) {
@@ -466,7 +481,7 @@ int64_t rwkv7_convert(const float *src, int type, int layout, int n_out, int n_i
         float top = 0.0f;
         for (int k = 0; k < n_in; k++) {
             bad += !isfinite(row[k]);
-            top = fmaxf(top, fabsf(row[k]));
+            top = fabsf(row[k]) > top ? fabsf(row[k]) : top;
         }
         const float inv = top > 0.0f ? 127.0f / top : 0.0f;
         int32_t sum = 0;
