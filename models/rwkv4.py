@@ -40,12 +40,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from ai_writer.models.random_weights import fill_parameters
+from ai_writer.models.rwkv_blocks import RWKVModel, model_sizes, token_shift
+from ai_writer.models.rwkv_blocks import Block, prepare_for_inference  # noqa: F401 (still importable from here)
 
 CHUNK = 16  # positions per chunk of the sequence form
 MAX_CHUNK_ELEMENTS = 1 << 22  # B * T * CHUNK * C floats per pass; longer inputs go in segments
@@ -70,12 +73,8 @@ class RWKV4Config:
 
     @classmethod
     def from_state_dict(cls, weights: dict) -> "RWKV4Config":
-        n_layer = 1 + max(int(key.split(".")[1]) for key in weights if key.startswith("blocks."))
-        vocab_size, n_embd = weights["emb.weight"].shape
         return cls(
-            n_layer=n_layer,
-            n_embd=n_embd,
-            vocab_size=vocab_size,
+            **model_sizes(weights),
             n_att=weights["blocks.0.att.key.weight"].shape[0],
             n_ffn=weights["blocks.0.ffn.key.weight"].shape[0],
         )
@@ -89,13 +88,6 @@ class RWKV4State(NamedTuple):
     bb: torch.Tensor  # (L, B, A) float32 WKV denominator / e^pp
     pp: torch.Tensor  # (L, B, A) float32 the shared exponent; NO_PAST when empty
     ffn_x_prev: torch.Tensor  # (L, B, C) the previous token's input to channel mixing (after ln2)
-
-
-def _token_shift(x, x_prev):
-    """Each position's previous token input: x_prev, then x[:, :-1]. (B, T, C)"""
-    if x.shape[1] == 1:
-        return x_prev.unsqueeze(1)
-    return torch.cat((x_prev.unsqueeze(1), x[:, :-1]), dim=1)
 
 
 def wkv4_step(w, u, k, v, aa, bb, pp):
@@ -221,7 +213,7 @@ class TimeMix(nn.Module):
 
         Returns (out (B, T, C), last x (B, C), aa, bb, pp).
         """
-        sx = _token_shift(x, x_prev)
+        sx = token_shift(x, x_prev)
         kx = x * self.time_mix_k + sx * (1 - self.time_mix_k)
         vx = x * self.time_mix_v + sx * (1 - self.time_mix_v)
         rx = x * self.time_mix_r + sx * (1 - self.time_mix_r)
@@ -252,7 +244,7 @@ class ChannelMix(nn.Module):
 
     def forward(self, x, x_prev):
         """x: (B, T, C) after ln2; returns (out, last x)."""
-        sx = _token_shift(x, x_prev)
+        sx = token_shift(x, x_prev)
         kx = x * self.time_mix_k + sx * (1 - self.time_mix_k)
         rx = x * self.time_mix_r + sx * (1 - self.time_mix_r)
         r = torch.sigmoid(self.receptance(rx))
@@ -260,77 +252,20 @@ class ChannelMix(nn.Module):
         return r * self.value(k), x[:, -1]
 
 
-class Block(nn.Module):
-    def __init__(self, config: RWKV4Config, layer_id: int, scan_on_cpu: bool = SCAN_ON_CPU):
-        super().__init__()
-        C = config.n_embd
-        if layer_id == 0:
-            self.ln0 = nn.LayerNorm(C)
-        self.ln1 = nn.LayerNorm(C)
-        self.ln2 = nn.LayerNorm(C)
-        self.att = TimeMix(config, scan_on_cpu)
-        self.ffn = ChannelMix(config)
-
-
-class RWKV4(nn.Module):
+class RWKV4(RWKVModel):
     architecture = "rwkv4"
+    state_type = RWKV4State
 
     def __init__(self, config: RWKV4Config, scan_on_cpu: bool = SCAN_ON_CPU):
         """scan_on_cpu: run the chunked scan on CPUs too (it always runs on other devices)."""
-        super().__init__()
-        self.config = config
-        self.emb = nn.Embedding(config.vocab_size, config.n_embd)
-        self.blocks = nn.ModuleList(Block(config, i, scan_on_cpu) for i in range(config.n_layer))
-        self.ln_out = nn.LayerNorm(config.n_embd)
-        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        super().__init__(config, partial(TimeMix, scan_on_cpu=scan_on_cpu), ChannelMix)
 
-    def zero_state(self, batch: int) -> RWKV4State:
-        c = self.config
-        param = self.emb.weight
-        dev = param.device
-
-        def x():
-            return torch.zeros(c.n_layer, batch, c.n_embd, dtype=param.dtype, device=dev)
-
-        def f32(fill=0.0):
-            return torch.full((c.n_layer, batch, c.n_att), fill, dtype=torch.float32, device=dev)
-
-        return RWKV4State(att_x_prev=x(), aa=f32(), bb=f32(), pp=f32(NO_PAST), ffn_x_prev=x())
-
-    def forward(self, tokens: torch.Tensor, state: RWKV4State | None = None, full_output: bool = False):
-        """tokens (B, T) -> (logits (B, V), or (B, T, V) with full_output; new state).
-
-        T == 1 is the recurrent step; T > 1 the chunked sequence form. The given
-        state is not modified.
-        """
-        B, T = tokens.shape
-        if state is None:
-            state = self.zero_state(B)
-        new = [[] for _ in range(5)]
-        x = self.blocks[0].ln0(self.emb(tokens))
-        for i, block in enumerate(self.blocks):
-            out, last, aa, bb, pp = block.att(block.ln1(x), state.att_x_prev[i], state.aa[i], state.bb[i], state.pp[i])
-            x = x + out
-            out, last_ffn = block.ffn(block.ln2(x), state.ffn_x_prev[i])
-            x = x + out
-            for slot, value in zip(new, (last, aa, bb, pp, last_ffn)):
-                slot.append(value)
-        if not full_output:
-            x = x[:, -1]
-        logits = self.head(self.ln_out(x))
-        return logits, RWKV4State(*(torch.stack(slot) for slot in new))
-
-    def step(self, tokens: torch.Tensor, state: RWKV4State | None = None):
-        """tokens (B,) -> (logits (B, V), new state): one recurrent step."""
-        return self.forward(tokens.view(-1, 1), state)
-
-
-def prepare_for_inference(model: RWKV4, script: bool = True) -> RWKV4:
-    """Freeze the weights and compile the mixing layers (models.rwkv7_fused.freeze_and_script);
-    values, names and results are unchanged."""
-    from ai_writer.models.rwkv7_fused import freeze_and_script
-
-    return freeze_and_script(model, script=script)
+    def empty_att_state(self, batch: int) -> tuple:
+        """aa, bb, pp (L, B, A) float32: no sums yet, pp = NO_PAST as the package's."""
+        shape = (self.config.n_layer, batch, self.config.n_att)
+        dev = self.emb.weight.device
+        return (torch.zeros(shape, dtype=torch.float32, device=dev), torch.zeros(shape, dtype=torch.float32, device=dev),
+                torch.full(shape, NO_PAST, dtype=torch.float32, device=dev))
 
 
 def init_weights(model: RWKV4, seed: int, spread: float = 1.0) -> RWKV4:

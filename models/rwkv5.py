@@ -19,6 +19,7 @@ time_first) are told apart in RWKV5Config.from_state_dict and refused with a rea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -27,8 +28,9 @@ from torch import nn
 
 from ai_writer.models.random_weights import fill_parameters
 from ai_writer.models.rwkv4 import ChannelMix
-from ai_writer.models.rwkv6 import (CHUNK, CHUNKED_ON_CPU, GROUP_NORM_EPS, HEAD_SIZE, MAX_CHUNK_ELEMENTS, head_norm,
-                                    run_blocks, wkv, zero_state)
+from ai_writer.models.rwkv6 import CHUNK, CHUNKED_ON_CPU, GROUP_NORM_EPS, HEAD_SIZE, MAX_CHUNK_ELEMENTS, head_norm, wkv
+from ai_writer.models.rwkv_blocks import RWKVModel, model_sizes, token_shift
+from ai_writer.models.rwkv_blocks import Block, prepare_for_inference  # noqa: F401 (still importable from here)
 
 
 @dataclass(frozen=True)
@@ -59,13 +61,9 @@ class RWKV5Config:
             version = "5.1" if "blocks.0.att.gate.weight" in weights else "5.0"
             raise ValueError(f"an RWKV-{version} checkpoint (time_decay {tuple(decay.shape)}, no time_faaaa (H, N)); "
                              "only RWKV-5.2 (x052) is supported")
-        n_layer = 1 + max(int(key.split(".")[1]) for key in weights if key.startswith("blocks."))
-        vocab_size, n_embd = weights["emb.weight"].shape
         n_head, head_size = decay.shape
         return cls(
-            n_layer=n_layer,
-            n_embd=n_embd,
-            vocab_size=vocab_size,
+            **model_sizes(weights),
             n_att=weights["blocks.0.att.key.weight"].shape[0],
             n_ffn=weights["blocks.0.ffn.key.weight"].shape[0],
             head_size=head_size,
@@ -78,11 +76,6 @@ class RWKV5State(NamedTuple):
     att_x_prev: torch.Tensor  # (L, B, C) the previous token's input to time mixing (after ln1)
     att_kv: torch.Tensor  # (L, B, H, N, N) float32, [key, value] order as the package's
     ffn_x_prev: torch.Tensor  # (L, B, C) the previous token's input to channel mixing (after ln2)
-
-
-def _token_shift(x, x_prev):
-    """Each position's previous input: x_prev, then x[:, :-1]. (B, T, C)"""
-    return torch.cat((x_prev.unsqueeze(1), x[:, :-1]), dim=1)
 
 
 class TimeMix(nn.Module):
@@ -112,7 +105,7 @@ class TimeMix(nn.Module):
         """x: (B, T, C) after ln1; x_prev: (B, C); S: (B, H, N, N) float32. Returns (out, x[:, -1], S)."""
         B, T, C = x.shape
         H, N = self.n_head, self.head_size
-        sx = _token_shift(x, x_prev)
+        sx = token_shift(x, x_prev)
         kx = x * self.time_mix_k + sx * (1 - self.time_mix_k)
         vx = x * self.time_mix_v + sx * (1 - self.time_mix_v)
         rx = x * self.time_mix_r + sx * (1 - self.time_mix_r)
@@ -129,51 +122,13 @@ class TimeMix(nn.Module):
         return self.output(out * g), x[:, -1], S
 
 
-class Block(nn.Module):
-    def __init__(self, config: RWKV5Config, layer_id: int, chunked_on_cpu: bool = CHUNKED_ON_CPU):
-        super().__init__()
-        C = config.n_embd
-        if layer_id == 0:
-            self.ln0 = nn.LayerNorm(C)
-        self.ln1 = nn.LayerNorm(C)
-        self.ln2 = nn.LayerNorm(C)
-        self.att = TimeMix(config, chunked_on_cpu)
-        self.ffn = ChannelMix(config)  # RWKV-4's: time_mix_k/r, key, receptance, value
-
-
-class RWKV5(nn.Module):
+class RWKV5(RWKVModel):
     architecture = "rwkv5"
+    state_type = RWKV5State
 
     def __init__(self, config: RWKV5Config, chunked_on_cpu: bool = CHUNKED_ON_CPU):
         """chunked_on_cpu: run the chunked form on CPUs too (it always runs on other devices)."""
-        super().__init__()
-        self.config = config
-        self.emb = nn.Embedding(config.vocab_size, config.n_embd)
-        self.blocks = nn.ModuleList(Block(config, i, chunked_on_cpu) for i in range(config.n_layer))
-        self.ln_out = nn.LayerNorm(config.n_embd)
-        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-
-    def zero_state(self, batch: int) -> RWKV5State:
-        return zero_state(self, batch, RWKV5State)
-
-    def forward(self, tokens: torch.Tensor, state: RWKV5State | None = None, full_output: bool = False):
-        """tokens (B, T) -> (logits (B, V), or (B, T, V) with full_output; new state).
-
-        T == 1 is the recurrent step. The given state is not modified.
-        """
-        return run_blocks(self, tokens, state, full_output, RWKV5State)
-
-    def step(self, tokens: torch.Tensor, state: RWKV5State | None = None):
-        """tokens (B,) -> (logits (B, V), new state): one recurrent step."""
-        return self.forward(tokens.view(-1, 1), state)
-
-
-def prepare_for_inference(model: RWKV5, script: bool = True) -> RWKV5:
-    """Freeze the weights and compile the mixing layers (models.rwkv7_fused.freeze_and_script);
-    values, names and results are unchanged."""
-    from ai_writer.models.rwkv7_fused import freeze_and_script
-
-    return freeze_and_script(model, script=script)
+        super().__init__(config, partial(TimeMix, chunked_on_cpu=chunked_on_cpu), ChannelMix)  # RWKV-4's ChannelMix
 
 
 def init_weights(model: RWKV5, seed: int, spread: float = 1.0) -> RWKV5:

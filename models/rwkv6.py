@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import List, NamedTuple
 
 import torch
@@ -36,6 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ai_writer.models.random_weights import fill_parameters
+from ai_writer.models.rwkv_blocks import RWKVModel, model_sizes, token_shift
+from ai_writer.models.rwkv_blocks import Block, prepare_for_inference  # noqa: F401 (still importable from here)
 
 HEAD_SIZE = 64
 GROUP_NORM_EPS = 64e-5
@@ -75,13 +78,9 @@ class RWKV6Config:
 
     @classmethod
     def from_state_dict(cls, weights: dict) -> "RWKV6Config":
-        n_layer = 1 + max(int(key.split(".")[1]) for key in weights if key.startswith("blocks."))
-        vocab_size, n_embd = weights["emb.weight"].shape
         n_head, head_size = weights["blocks.0.att.time_faaaa"].shape
         return cls(
-            n_layer=n_layer,
-            n_embd=n_embd,
-            vocab_size=vocab_size,
+            **model_sizes(weights),
             n_att=weights["blocks.0.att.key.weight"].shape[0],
             n_ffn=weights["blocks.0.ffn.key.weight"].shape[0],
             head_size=head_size,
@@ -96,11 +95,6 @@ class RWKV6State(NamedTuple):
     att_x_prev: torch.Tensor  # (L, B, C) the previous token's input to time mixing (after ln1)
     att_kv: torch.Tensor  # (L, B, H, N, N) float32, [key, value] order as the package's
     ffn_x_prev: torch.Tensor  # (L, B, C) the previous token's input to channel mixing (after ln2)
-
-
-def _token_shift(x, x_prev):
-    """Each position's previous input: x_prev, then x[:, :-1]. (B, T, C)"""
-    return torch.cat((x_prev.unsqueeze(1), x[:, :-1]), dim=1)
 
 
 # -- the recurrence, shared with models.rwkv5 ----------------------------------------------------
@@ -231,7 +225,7 @@ class TimeMix(nn.Module):
         """x: (B, T, C) after ln1; x_prev: (B, C); S: (B, H, N, N) float32. Returns (out, x[:, -1], S)."""
         B, T, C = x.shape
         H, N = self.n_head, self.head_size
-        xx = _token_shift(x, x_prev) - x
+        xx = token_shift(x, x_prev) - x
         xxx = x + xx * self.time_maa_x
         xxx = torch.tanh(xxx @ self.time_maa_w1).view(B * T, 5, -1).transpose(0, 1)
         xxx = torch.bmm(xxx, self.time_maa_w2).view(5, B, T, -1)
@@ -268,84 +262,20 @@ class ChannelMix(nn.Module):
 
     def forward(self, x, x_prev):
         """x: (B, T, C) after ln2; x_prev: (B, C). Returns (out, x[:, -1])."""
-        xx = _token_shift(x, x_prev) - x
+        xx = token_shift(x, x_prev) - x
         kx = x + xx * self.time_maa_k
         rx = x + xx * self.time_maa_r
         k = torch.relu(self.key(kx)) ** 2
         return torch.sigmoid(self.receptance(rx)) * self.value(k), x[:, -1]
 
 
-class Block(nn.Module):
-    def __init__(self, config: RWKV6Config, layer_id: int, chunked_on_cpu: bool = CHUNKED_ON_CPU):
-        super().__init__()
-        C = config.n_embd
-        if layer_id == 0:
-            self.ln0 = nn.LayerNorm(C)
-        self.ln1 = nn.LayerNorm(C)
-        self.ln2 = nn.LayerNorm(C)
-        self.att = TimeMix(config, chunked_on_cpu)
-        self.ffn = ChannelMix(config)
-
-
-class RWKV6(nn.Module):
+class RWKV6(RWKVModel):
     architecture = "rwkv6"
+    state_type = RWKV6State
 
     def __init__(self, config: RWKV6Config, chunked_on_cpu: bool = CHUNKED_ON_CPU):
         """chunked_on_cpu: run the chunked form on CPUs too (it always runs on other devices)."""
-        super().__init__()
-        self.config = config
-        self.emb = nn.Embedding(config.vocab_size, config.n_embd)
-        self.blocks = nn.ModuleList(Block(config, i, chunked_on_cpu) for i in range(config.n_layer))
-        self.ln_out = nn.LayerNorm(config.n_embd)
-        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-
-    def zero_state(self, batch: int) -> RWKV6State:
-        return zero_state(self, batch, RWKV6State)
-
-    def forward(self, tokens: torch.Tensor, state: RWKV6State | None = None, full_output: bool = False):
-        """tokens (B, T) -> (logits (B, V), or (B, T, V) with full_output; new state).
-
-        T == 1 is the recurrent step. The given state is not modified.
-        """
-        return run_blocks(self, tokens, state, full_output, RWKV6State)
-
-    def step(self, tokens: torch.Tensor, state: RWKV6State | None = None):
-        """tokens (B,) -> (logits (B, V), new state): one recurrent step."""
-        return self.forward(tokens.view(-1, 1), state)
-
-
-def zero_state(model, batch: int, state_type):
-    """The empty state of an RWKV-6 or RWKV-5 model (models.rwkv5 uses it too)."""
-    c = model.config
-    param = model.emb.weight
-    x = torch.zeros(c.n_layer, batch, c.n_embd, dtype=param.dtype, device=param.device)
-    kv = torch.zeros(c.n_layer, batch, c.n_head, c.head_size, c.head_size, dtype=torch.float32, device=param.device)
-    return state_type(att_x_prev=x, att_kv=kv, ffn_x_prev=x.clone())
-
-
-def run_blocks(model, tokens, state, full_output: bool, state_type):
-    """The forward pass of an RWKV-6 or RWKV-5 model: ln0 on the embedding, each block's time and
-    channel mixing with residuals, ln_out and the head."""
-    if state is None:
-        state = model.zero_state(tokens.shape[0])
-    x = model.blocks[0].ln0(model.emb(tokens))
-    layers = []
-    for i, block in enumerate(model.blocks):
-        out, att_x, kv = block.att(block.ln1(x), state.att_x_prev[i], state.att_kv[i])
-        x = x + out
-        out, ffn_x = block.ffn(block.ln2(x), state.ffn_x_prev[i])
-        x = x + out
-        layers.append((att_x, kv, ffn_x))
-    logits = model.head(model.ln_out(x if full_output else x[:, -1]))
-    return logits, state_type(*(torch.stack(parts) for parts in zip(*layers)))
-
-
-def prepare_for_inference(model: RWKV6, script: bool = True) -> RWKV6:
-    """Freeze the weights and compile the mixing layers (models.rwkv7_fused.freeze_and_script);
-    values, names and results are unchanged."""
-    from ai_writer.models.rwkv7_fused import freeze_and_script
-
-    return freeze_and_script(model, script=script)
+        super().__init__(config, partial(TimeMix, chunked_on_cpu=chunked_on_cpu), ChannelMix)
 
 
 def init_weights(model: RWKV6, seed: int, spread: float = 1.0) -> RWKV6:
