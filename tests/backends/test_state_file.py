@@ -6,8 +6,6 @@ each layer's att_kv is its time_state transposed (1, 2)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,9 +15,9 @@ from ai_writer.backends import LoadError, load
 from ai_writer.backends.writing.generation import Finished, GenerationRequest
 from ai_writer.backends.writing.sampling import SamplingSettings
 from ai_writer.models.state_file import read_state_file
-from tests.helpers import REPO, random_rwkv7_weights, write_checkpoint, write_model_with_chars, cjk_chars
+from tests.helpers import random_rwkv7_weights, write_checkpoint, write_model_with_chars, cjk_chars
+from tests.models.rwkv_parity import run_oracle
 
-ORACLE = REPO / "tests" / "oracle" / "rwkv_package_run.py"
 N_LAYER, N_EMBD, VOCAB = 2, 128, 400
 
 
@@ -43,12 +41,7 @@ def test_a_state_file_changes_the_logits_exactly_as_the_package_does(model, tmp_
     torch.save(random_state(seed=1), state_path)
     rng = np.random.default_rng(2)
     prompt, steps = rng.integers(0, VOCAB, 64).tolist(), rng.integers(0, VOCAB, 16).tolist()
-    request = tmp_path / "request.json"
-    request.write_text(json.dumps({"prompt": prompt, "steps": steps, "state_file": str(state_path)}))
-    out = tmp_path / "oracle.pt"
-    subprocess.run([sys.executable, str(ORACLE), str(model.parent / "oracle"), str(request), str(out)],
-                   check=True, capture_output=True, timeout=300)
-    oracle = torch.load(out, weights_only=True)
+    oracle = run_oracle(tmp_path, model.parent / "oracle.pth", prompt, steps, "7", state_file=state_path)
     engine = load(model, backend="torch", device="cpu", state=state_path)
     plain = load(model, backend="torch", device="cpu")
     logits, state = engine.forward([prompt], None)
@@ -172,8 +165,7 @@ def test_rwkv6_and_rwkv5_start_from_a_state_as_the_package_does(tmp_path, versio
     """The package starts RWKV-5/6 from time_state tensors merged into the model file (its own code); this
     program does the same with that merged file, and with the same state as a separate file."""
     from ai_writer.models import rwkv5, rwkv6
-    from tests.models.test_rwkv6_parity import ORACLE as ORACLE_56
-    from tests.models.test_rwkv6_parity import random_weights
+    from tests.models.rwkv_parity import random_weights
 
     module, model_class, config_class = (rwkv6, rwkv6.RWKV6, rwkv6.RWKV6Config) if version == "6" else \
         (rwkv5, rwkv5.RWKV5, rwkv5.RWKV5Config)
@@ -183,12 +175,7 @@ def test_rwkv6_and_rwkv5_start_from_a_state_as_the_package_does(tmp_path, versio
     (tmp_path / "merged.json").write_text(json.dumps(dict(enumerate(cjk_chars(VOCAB))), ensure_ascii=False))
     rng = np.random.default_rng(5)
     prompt, steps = rng.integers(0, VOCAB, 64).tolist(), rng.integers(0, VOCAB, 16).tolist()
-    request = tmp_path / "request.json"
-    request.write_text(json.dumps({"prompt": prompt, "steps": steps}))
-    out = tmp_path / "oracle.pt"
-    subprocess.run([sys.executable, str(ORACLE_56), str(merged), str(request), str(out), version],
-                   check=True, capture_output=True, timeout=300)
-    oracle = torch.load(out, weights_only=True)
+    oracle = run_oracle(tmp_path, merged, prompt, steps, version)
     plain = write_model_with_chars(tmp_path / "plain", weights, cjk_chars(VOCAB))
     torch.save(state, tmp_path / "style.pth")
     for engine in (load(merged, backend="torch", device="cpu"),

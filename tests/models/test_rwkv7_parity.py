@@ -7,36 +7,19 @@ torch engine (the fused form, models.rwkv7_fused) and for the plain reference
 (models.rwkv7.RWKV7) that the other forms and steps are tested against.
 """
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 
 from ai_writer.backends import load
 from ai_writer.models.rwkv7 import RWKV7, RWKV7Config
-from tests.helpers import REPO, random_rwkv7_weights, write_checkpoint
+from tests.helpers import random_rwkv7_weights, write_checkpoint
+from tests.models.rwkv_parity import TOLERANCE, check_batch_rows, run_oracle, write_model
 
-ORACLE = REPO / "tests" / "oracle" / "rwkv_package_run.py"
-TOLERANCE = 1e-4
 SHAPES = [  # (n_layer, n_embd, vocab, seed, spread)
     (2, 128, 500, 1, 1.0),
     (3, 256, 1000, 2, 1.6),  # wider decay / mixing ranges
 ]
-
-
-def run_oracle(tmp_path, weights, prompt, steps):
-    pth = write_checkpoint(tmp_path / "model.pth", weights)
-    request = tmp_path / "request.json"
-    request.write_text(json.dumps({"prompt": prompt, "steps": steps}))
-    out = tmp_path / "oracle.pt"
-    subprocess.run(
-        [sys.executable, str(ORACLE), str(pth.with_suffix("")), str(request), str(out)],
-        check=True, capture_output=True, timeout=300,
-    )
-    return torch.load(out, weights_only=True)
 
 
 @pytest.fixture(scope="module", params=SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -47,10 +30,8 @@ def case(request, tmp_path_factory):
     rng = np.random.default_rng(seed)
     prompt = rng.integers(0, vocab, 64).tolist()
     steps = rng.integers(0, vocab, 16).tolist()
-    oracle = run_oracle(tmp, weights, prompt, steps)
-    model_path = write_checkpoint(tmp / "model.safetensors", weights)
-    (tmp / "model.json").write_text(json.dumps({str(i): chr(0x4E00 + i) for i in range(vocab)}, ensure_ascii=False))
-    engine = load(model_path, backend="torch", device="cpu")
+    oracle = run_oracle(tmp, write_checkpoint(tmp / "model.pth", weights), prompt, steps, "7")
+    engine = load(write_model(tmp, weights, vocab), backend="torch", device="cpu")
     return engine, prompt, steps, oracle, weights
 
 
@@ -78,12 +59,8 @@ def test_final_state_matches_the_package_layout(case):
 
 
 def test_a_batch_of_prompts_matches_the_package_row_by_row(case):
-    engine, prompt, steps, oracle, _ = case
-    other = list(reversed(prompt))
-    logits, _ = engine.forward([prompt, other], None)
-    assert np.abs(logits[0] - oracle["prompt"].numpy()).max() <= TOLERANCE
-    alone, _ = engine.forward([other], None)
-    assert np.abs(logits[1] - alone[0]).max() <= TOLERANCE
+    engine, prompt, _, oracle, _ = case
+    check_batch_rows(engine, prompt, oracle)
 
 
 @torch.inference_mode()
