@@ -71,9 +71,25 @@ def run_matmul(library, matrix: Matrix, x: np.ndarray) -> np.ndarray:
     return y
 
 
+def from_blocks(data: np.ndarray) -> np.ndarray:
+    """The (out, in) rows of a narrow-type (out, in) matrix stored in 4-row blocks of cache lines (rwkv7_matrix.h)."""
+    n_out, n_in = data.shape
+    line, flat = 64 // data.itemsize, data.reshape(-1)
+    lines = n_in // line
+    rows = np.empty_like(data)
+    for b in range(n_out // 4):
+        block = flat[4 * b * n_in:4 * (b + 1) * n_in]
+        body = block[:4 * lines * line].reshape(lines, 4, line)  # [line][row in the block][element]
+        rows[4 * b:4 * b + 4, :lines * line] = body.transpose(1, 0, 2).reshape(4, lines * line)
+        rows[4 * b:4 * b + 4, lines * line:] = block[4 * lines * line:].reshape(4, n_in - lines * line)
+    whole = n_out // 4 * 4
+    rows[whole:] = flat[whole * n_in:].reshape(-1, n_in)
+    return rows
+
+
 def dequantised(arrays, dtype: str, layout: int) -> np.ndarray:
     """The (out, in) float64 weights a converted matrix stands for."""
-    data = arrays[0]
+    data = from_blocks(arrays[0]) if layout == OUT_IN else arrays[0]
     if dtype == "float16":
         w = data.view(np.float16).astype(np.float64)
     elif dtype == "bfloat16":
@@ -93,14 +109,16 @@ TRICKY = np.array([0.0, -0.0, 1.0, -2.5, 1e-8, -3e-7, 6.1e-5, 5.96e-8, 2.98e-8, 
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_16_bit_conversion_rounds_as_torch_does(library, dtype):
-    values = np.concatenate([TRICKY, np.random.default_rng(0).normal(0, 3, 997).astype(np.float32)])
-    fits = np.abs(values) < (65520 if dtype == "float16" else 3.39e38)
-    source = torch.from_numpy(values[fits].copy()).reshape(1, -1)
-    matrix, arrays = convert_matrix(library, source, OUT_IN, dtype)
+@pytest.mark.parametrize("layout", [OUT_IN, IN_OUT])
+def test_16_bit_conversion_rounds_as_torch_does(library, dtype, layout):
+    values = np.concatenate([TRICKY, np.random.default_rng(0).normal(0, 3, 7 * 101).astype(np.float32)])
+    values = values[np.abs(values) < (65520 if dtype == "float16" else 3.39e38)][:7 * 101]
+    source = torch.from_numpy(values.copy()).reshape(7, 101)  # blocks of 4 rows, 3 rows after them; 101 % 32 == 5
+    matrix, arrays = convert_matrix(library, source, layout, dtype)
     expected = source.to(getattr(torch, dtype)).view(torch.int16).numpy().view(np.uint16)
-    assert np.array_equal(arrays[0], expected)
-    assert (matrix.n_out, matrix.n_in, matrix.type) == (1, fits.sum(), native_step.PRECISIONS[dtype])
+    assert np.array_equal(from_blocks(arrays[0]) if layout == OUT_IN else arrays[0], expected)
+    shape = (7, 101) if layout == OUT_IN else (101, 7)
+    assert (matrix.n_out, matrix.n_in, matrix.type) == (*shape, native_step.PRECISIONS[dtype])
 
 
 def test_values_that_do_not_fit_are_refused_in_one_line(library):
@@ -126,7 +144,7 @@ def test_int8_has_one_symmetric_scale_per_output_channel(library, layout):
     top = np.abs(channels).max(axis=1)
     inv = np.divide(np.float32(127), top, out=np.zeros_like(top), where=top > 0)
     q = np.clip(np.rint(channels * inv[:, None]), -127, 127).astype(np.int8)
-    assert np.array_equal(arrays[0], q if layout == OUT_IN else q.T)
+    assert np.array_equal(from_blocks(arrays[0]) if layout == OUT_IN else arrays[0], q if layout == OUT_IN else q.T)
     assert np.array_equal(arrays[1], (top / np.float32(127)).astype(np.float32))
     if layout == OUT_IN:
         assert np.array_equal(arrays[2], q.astype(np.int32).sum(axis=1))
@@ -166,8 +184,9 @@ def test_the_vnni_kernel_is_int8_activations_times_int8_weights(libraries, int8_
     lib = libraries["optimised"]
     rng = np.random.default_rng(3)
     for n_out, n_in in SHAPES:
-        matrix, (q, scale, _) = convert_matrix(lib, torch.from_numpy(rng.normal(0, 1, (n_out, n_in)).astype(np.float32)),
-                                               OUT_IN, "int8")
+        matrix, (blocks, scale, _) = convert_matrix(
+            lib, torch.from_numpy(rng.normal(0, 1, (n_out, n_in)).astype(np.float32)), OUT_IN, "int8")
+        q = from_blocks(blocks)
         for rows in (1, 4, 5):
             x = rng.normal(0, 1, (rows, n_in)).astype(np.float32)
             if int8_kernel:  # what the kernel computes: x quantised per row, integer sums

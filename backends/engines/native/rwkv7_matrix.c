@@ -29,10 +29,9 @@
 #endif
 
 #define INLINE static inline __attribute__((always_inline))
-/* How far ahead in each weight row to prefetch: float32 1 KiB; the narrower types, whose 4-row blocks are
- * shorter, 8 KiB (about the next block; measured best on an AVX-512 EPYC, 1 and 2 threads). */
+/* How far ahead to prefetch: in each float32 row; in the narrow types' blocks (one stream) */
 #define PREFETCH_F32 1024
-#define PREFETCH_NARROW 8192
+#define PREFETCH_BLOCKS 4096
 #define COL_TILE 64         /* output columns per parallel task */
 #define ROW_CHUNK 64        /* rows of x per pass over the weights */
 #define MIN_PARALLEL 65536  /* weights below which one thread does an (out, in) product */
@@ -121,57 +120,62 @@ INLINE v16 wvec(int type, const void *w, size_t i) {
     return load16(t);
 }
 
-/* -- (out, in) weights: y[m][n] = sum_k x[m][k] w[n][k] for MR rows and 4 columns n0..n0+3 */
+/* -- (out, in) weights: y[m][n] = sum_k x[m][k] w[n][k] for MR rows and 4 columns n0..n0+3. float32 weights are
+ * the model's rows; the narrow types are in 4-row blocks (rwkv7_matrix.h), read as one stream. */
 
 INLINE void cols4(int type, int MR, const float *x, const void *w, const float *scale, float *y, int n0, int N,
                   int K) {
     v16 acc[4][4];
     for (int m = 0; m < MR; m++)
         for (int j = 0; j < 4; j++) acc[m][j] = (v16){0};
-    const size_t r0 = (size_t)n0 * K, r1 = r0 + K, r2 = r1 + K, r3 = r2 + K;
+    const int size = elem_size(type), line = 64 / size; /* elements per cache line */
     const char *bytes = (const char *)w;
-    const int size = elem_size(type), line = 64 / size; /* one prefetch per cache line and row */
-    const int ahead = type == MT_F32 ? PREFETCH_F32 : PREFETCH_NARROW;
+    size_t at[4]; /* each row's start (float32), or its tail's (a block) */
     int k = 0;
-    for (; k + line <= K; k += line) {
-        __builtin_prefetch(bytes + (r0 + k) * size + ahead);
-        __builtin_prefetch(bytes + (r1 + k) * size + ahead);
-        __builtin_prefetch(bytes + (r2 + k) * size + ahead);
-        __builtin_prefetch(bytes + (r3 + k) * size + ahead);
-        for (int c = k; c < k + line; c += 16) {
-            v16 a = wvec(type, w, r0 + c), b = wvec(type, w, r1 + c), d = wvec(type, w, r2 + c),
-                e = wvec(type, w, r3 + c);
+    if (type == MT_F32) {
+        for (int j = 0; j < 4; j++) at[j] = (size_t)(n0 + j) * K;
+        for (; k + line <= K; k += line) { /* one prefetch per cache line and row */
+            for (int j = 0; j < 4; j++) __builtin_prefetch(bytes + (at[j] + k) * size + PREFETCH_F32);
+            v16 a = wvec(type, w, at[0] + k), b = wvec(type, w, at[1] + k), d = wvec(type, w, at[2] + k),
+                e = wvec(type, w, at[3] + k);
             for (int m = 0; m < MR; m++) {
-                v16 xv = load16(x + (size_t)m * K + c);
+                v16 xv = load16(x + (size_t)m * K + k);
                 acc[m][0] += xv * a;
                 acc[m][1] += xv * b;
                 acc[m][2] += xv * d;
                 acc[m][3] += xv * e;
             }
         }
-    }
-    for (; k + 16 <= K; k += 16) {
-        v16 a = wvec(type, w, r0 + k), b = wvec(type, w, r1 + k), d = wvec(type, w, r2 + k), e = wvec(type, w, r3 + k);
-        for (int m = 0; m < MR; m++) {
-            v16 xv = load16(x + (size_t)m * K + k);
-            acc[m][0] += xv * a;
-            acc[m][1] += xv * b;
-            acc[m][2] += xv * d;
-            acc[m][3] += xv * e;
+    } else {
+        const char *block = bytes + (size_t)n0 * K * size;
+        const int lines = K / line, tail = K - lines * line;
+        for (int l = 0; l < lines; l++, k += line) {
+            const char *p = block + (size_t)l * 256; /* the 4 rows' cache lines l */
+            for (int j = 0; j < 4; j++) __builtin_prefetch(p + PREFETCH_BLOCKS + 64 * j);
+            for (int c = 0; c < line; c += 16) {
+                v16 a = wvec(type, p, c), b = wvec(type, p + 64, c), d = wvec(type, p + 128, c),
+                    e = wvec(type, p + 192, c);
+                for (int m = 0; m < MR; m++) {
+                    v16 xv = load16(x + (size_t)m * K + k + c);
+                    acc[m][0] += xv * a;
+                    acc[m][1] += xv * b;
+                    acc[m][2] += xv * d;
+                    acc[m][3] += xv * e;
+                }
+            }
         }
+        const size_t tails = (size_t)n0 * K + (size_t)lines * line * 4; /* element index of row n0's tail */
+        for (int j = 0; j < 4; j++) at[j] = tails + (size_t)j * tail - k; /* so that at[j] + kk is element kk */
     }
     for (int m = 0; m < MR; m++) {
         const float *xm = x + (size_t)m * K;
-        float t0 = hsum(acc[m][0]), t1 = hsum(acc[m][1]), t2 = hsum(acc[m][2]), t3 = hsum(acc[m][3]);
-        for (int kk = k; kk < K; kk++) {
-            t0 += xm[kk] * welem(type, w, r0 + kk);
-            t1 += xm[kk] * welem(type, w, r1 + kk);
-            t2 += xm[kk] * welem(type, w, r2 + kk);
-            t3 += xm[kk] * welem(type, w, r3 + kk);
+        float t[4];
+        for (int j = 0; j < 4; j++) {
+            t[j] = hsum(acc[m][j]);
+            for (int kk = k; kk < K; kk++) t[j] += xm[kk] * welem(type, w, at[j] + kk);
+            if (type == MT_I8) t[j] *= scale[n0 + j];
         }
-        float *ym = y + (size_t)m * N + n0;
-        if (type == MT_I8) t0 *= scale[n0], t1 *= scale[n0 + 1], t2 *= scale[n0 + 2], t3 *= scale[n0 + 3];
-        ym[0] = t0, ym[1] = t1, ym[2] = t2, ym[3] = t3;
+        memcpy(y + (size_t)m * N + n0, t, sizeof t);
     }
 }
 
@@ -249,32 +253,31 @@ static int quantize_rows(const float *x, int M, int K, qrows_t *out) {
 }
 
 INLINE void cols4_vnni(int MR, const qrows_t *qx, int m0, const matrix_t *w, float *y, int n0, int N) {
-    const int K = w->n_in, whole = K / 64 * 64;
-    const int8_t *q = w->data;
+    const int K = w->n_in, lines = K / 64, tail = K - lines * 64;
+    const int8_t *block = (const int8_t *)w->data + (size_t)n0 * K; /* 4-row blocks of 64-byte lines */
     __m512i acc[4][4];
     for (int m = 0; m < MR; m++)
         for (int j = 0; j < 4; j++) acc[m][j] = _mm512_setzero_si512();
-    const int8_t *q0 = q + (size_t)n0 * K, *q1 = q0 + K, *q2 = q1 + K, *q3 = q2 + K;
-    int k = 0;
-    for (; k < whole; k += 64) {
-        __builtin_prefetch(q0 + k + PREFETCH_NARROW), __builtin_prefetch(q1 + k + PREFETCH_NARROW);
-        __builtin_prefetch(q2 + k + PREFETCH_NARROW), __builtin_prefetch(q3 + k + PREFETCH_NARROW);
-        __m512i a = _mm512_loadu_si512(q0 + k), b = _mm512_loadu_si512(q1 + k), c = _mm512_loadu_si512(q2 + k),
-                d = _mm512_loadu_si512(q3 + k);
+    for (int l = 0; l < lines; l++) {
+        const int8_t *p = block + (size_t)l * 256;
+        for (int j = 0; j < 4; j++) __builtin_prefetch(p + PREFETCH_BLOCKS + 64 * j);
+        __m512i a = _mm512_loadu_si512(p), b = _mm512_loadu_si512(p + 64), c = _mm512_loadu_si512(p + 128),
+                d = _mm512_loadu_si512(p + 192);
         for (int m = 0; m < MR; m++) {
-            __m512i xv = _mm512_load_si512(qx->q + (size_t)(m0 + m) * qx->stride + k);
+            __m512i xv = _mm512_load_si512(qx->q + (size_t)(m0 + m) * qx->stride + l * 64);
             acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], xv, a);
             acc[m][1] = _mm512_dpbusd_epi32(acc[m][1], xv, b);
             acc[m][2] = _mm512_dpbusd_epi32(acc[m][2], xv, c);
             acc[m][3] = _mm512_dpbusd_epi32(acc[m][3], xv, d);
         }
     }
-    if (k < K) { /* the last K % 64: masked loads of the weights (the activations' padding is zero) */
-        const __mmask64 mask = _cvtu64_mask64(~0ULL >> (64 - (K - k)));
-        __m512i a = _mm512_maskz_loadu_epi8(mask, q0 + k), b = _mm512_maskz_loadu_epi8(mask, q1 + k),
-                c = _mm512_maskz_loadu_epi8(mask, q2 + k), d = _mm512_maskz_loadu_epi8(mask, q3 + k);
+    if (tail) { /* each row's last K % 64, after the lines: masked loads (the activations' padding is zero) */
+        const int8_t *t = block + (size_t)lines * 256;
+        const __mmask64 mask = _cvtu64_mask64(~0ULL >> (64 - tail));
+        __m512i a = _mm512_maskz_loadu_epi8(mask, t), b = _mm512_maskz_loadu_epi8(mask, t + tail),
+                c = _mm512_maskz_loadu_epi8(mask, t + 2 * tail), d = _mm512_maskz_loadu_epi8(mask, t + 3 * tail);
         for (int m = 0; m < MR; m++) {
-            __m512i xv = _mm512_load_si512(qx->q + (size_t)(m0 + m) * qx->stride + k);
+            __m512i xv = _mm512_load_si512(qx->q + (size_t)(m0 + m) * qx->stride + lines * 64);
             acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], xv, a);
             acc[m][1] = _mm512_dpbusd_epi32(acc[m][1], xv, b);
             acc[m][2] = _mm512_dpbusd_epi32(acc[m][2], xv, c);
@@ -439,19 +442,41 @@ void rwkv7_matmul(const float *x, const matrix_t *w, float *y, int M, int thread
     matmul_out_in(x, w, y, M, threads);
 }
 
-/* -- conversion at load: float32 src (n_out x n_in in `layout`) to `type` in dst (the same layout), with
- * int8's per-output scales and (out, in) row sums. Returns how many values do not fit the type (non-finite,
- * or beyond float16's range): the caller refuses the conversion then. */
+/* -- conversion at load: float32 src (n_out x n_in in `layout`) to `type` in dst: (in, out) as it is, (out, in)
+ * in 4-row blocks (rwkv7_matrix.h), with int8's per-output scales and (out, in) row sums. Returns how many values
+ * do not fit the type (non-finite, or beyond float16's range): the caller refuses the conversion then. */
+
+/* Where element (n, k) of an (out, in) matrix of a narrow type goes. */
+static inline size_t block_index(size_t n, size_t k, size_t N, size_t K, size_t line) {
+    if (n >= N / 4 * 4) return n * K + k; /* the last N % 4 rows as they are */
+    const size_t lines = K / line, base = n / 4 * 4 * K, j = n % 4;
+    if (k < lines * line) return base + k / line * line * 4 + j * line + k % line;
+    return base + lines * line * 4 + j * (K - lines * line) + (k - lines * line);
+}
+
+static inline uint16_t to_16_bit(int type, float v, int64_t *bad) { /* an all-ones exponent: inf or nan */
+    const uint16_t h = type == MT_F16 ? f32_to_f16(v) : f32_to_bf16(v);
+    *bad += type == MT_F16 ? (h & 0x7c00) == 0x7c00 : (h & 0x7f80) == 0x7f80;
+    return h;
+}
+
 int64_t rwkv7_convert(const float *src, int type, int layout, int n_out, int n_in, void *dst, float *scale,
                       int32_t *row_sum, int threads) {
-    const size_t count = (size_t)n_out * n_in;
+    const size_t count = (size_t)n_out * n_in, line = 64 / (type == MT_I8 ? 1 : 2);
+    const int parallel = threads > 1 && count >= 1 << 20;
     int64_t bad = 0;
+    if ((type == MT_F16 || type == MT_BF16) && layout == LAYOUT_IN_OUT) {
+        for (size_t i = 0; i < count; i++) ((uint16_t *)dst)[i] = to_16_bit(type, src[i], &bad);
+        return bad;
+    }
     if (type == MT_F16 || type == MT_BF16) {
-        uint16_t *out = dst;
-#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : bad) if (threads > 1 && count >= 1 << 20)
-        for (size_t i = 0; i < count; i++) { /* a result of all-ones exponent: inf or nan, from any input */
-            out[i] = type == MT_F16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
-            bad += type == MT_F16 ? (out[i] & 0x7c00) == 0x7c00 : (out[i] & 0x7f80) == 0x7f80;
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : bad) if (parallel)
+        for (int n = 0; n < n_out; n++) {
+            int64_t found = 0;
+            for (int k = 0; k < n_in; k++)
+                ((uint16_t *)dst)[block_index(n, k, n_out, n_in, line)] =
+                    to_16_bit(type, src[(size_t)n * n_in + k], &found);
+            bad += found;
         }
         return bad;
     }
@@ -474,10 +499,9 @@ int64_t rwkv7_convert(const float *src, int type, int layout, int n_out, int n_i
         for (int n = 0; n < n_out; n++) scale[n] /= 127.0f;
         return bad;
     }
-#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : bad) if (threads > 1 && count >= 1 << 20)
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : bad) if (parallel)
     for (int n = 0; n < n_out; n++) {
         const float *row = src + (size_t)n * n_in;
-        int8_t *q = out + (size_t)n * n_in;
         float top = 0.0f;
         for (int k = 0; k < n_in; k++) {
             bad += !isfinite(row[k]);
@@ -487,8 +511,9 @@ int64_t rwkv7_convert(const float *src, int type, int layout, int n_out, int n_i
         int32_t sum = 0;
         for (int k = 0; k < n_in; k++) {
             const float v = rintf(row[k] * inv);
-            q[k] = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
-            sum += q[k];
+            const int8_t q = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
+            out[block_index(n, k, n_out, n_in, line)] = q;
+            sum += q;
         }
         scale[n] = top / 127.0f;
         if (row_sum) row_sum[n] = sum;
