@@ -88,6 +88,8 @@ LAYER_MATRICES = (
     ("att.v1", IN_OUT), ("att.v2", IN_OUT), ("att.g1", IN_OUT), ("att.g2", IN_OUT),
     ("ffn.key.weight", OUT_IN), ("ffn.value.weight", OUT_IN),
 )
+# The first LoRA matrices (C -> a few dozen): the narrow types store them (out, in), read faster in blocks.
+STORED_OUT_IN = {"att.w1", "att.a1", "att.v1", "att.g1"}
 GLOBAL_VECTORS = ("emb.weight", "blocks.0.ln0.weight", "blocks.0.ln0.bias", "ln_out.weight", "ln_out.bias")
 
 
@@ -225,7 +227,7 @@ class Library:
         self.matmul.restype = None
         self.matmul.argtypes = [ctypes.c_void_p, ctypes.POINTER(Matrix), ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
         self.convert.restype = ctypes.c_int64
-        self.convert.argtypes = ([ctypes.c_void_p] + [ctypes.c_int] * 4 + [ctypes.c_void_p] * 3 + [ctypes.c_int])
+        self.convert.argtypes = ([ctypes.c_void_p] + [ctypes.c_int] * 5 + [ctypes.c_void_p] * 3 + [ctypes.c_int])
         self._kernels.restype = ctypes.c_char_p
         self._kernels.argtypes = []
         self._int8_kernel.restype = ctypes.c_int
@@ -252,9 +254,12 @@ def open_library(path: Path) -> Library:
     return _opened[path]
 
 
-def convert_matrix(library: Library, tensor, layout: int, dtype: str, name: str = "matrix", threads: int = 1):
+def convert_matrix(library: Library, tensor, layout: int, dtype: str, name: str = "matrix", threads: int = 1,
+                   stored: int | None = None):
     """(Matrix, arrays it points to) for a float32 2-D tensor in `layout`, converted to `dtype` (float32: the tensor's
-    own memory). NativeBuildError (one line) when values do not fit the type."""
+    own memory) and stored in layout `stored` (default: `layout`; an (in, out) matrix may be stored (out, in)), the
+    (out, in) ones of the narrow types in 4-row blocks (rwkv7_matrix.h). NativeBuildError (one line) when values do
+    not fit the type."""
     source = tensor.detach().numpy() if hasattr(tensor, "numpy") else np.asarray(tensor)
     if source.dtype != np.float32 or source.ndim != 2 or not source.flags.c_contiguous:
         raise NativeBuildError(f"{name}: the native step converts contiguous 2-D float32 weights only")
@@ -262,16 +267,17 @@ def convert_matrix(library: Library, tensor, layout: int, dtype: str, name: str 
     kind = PRECISIONS[dtype]
     if dtype == "float32":
         return Matrix(source.ctypes.data, None, None, kind, layout, n_out, n_in), [source]
-    data = np.empty(source.shape, dtype=STORAGE[dtype])
+    stored = layout if stored is None else stored
+    data = np.empty((n_out, n_in) if stored == OUT_IN else (n_in, n_out), dtype=STORAGE[dtype])
     scale = np.empty(n_out, np.float32) if dtype == "int8" else None
-    row_sum = np.empty(n_out, np.int32) if dtype == "int8" and layout == OUT_IN else None
+    row_sum = np.empty(n_out, np.int32) if dtype == "int8" and stored == OUT_IN else None
     pointers = [None if a is None else a.ctypes.data for a in (scale, row_sum)]
-    bad = library.convert(source.ctypes.data, kind, layout, n_out, n_in, data.ctypes.data, *pointers, threads)
+    bad = library.convert(source.ctypes.data, kind, layout, stored, n_out, n_in, data.ctypes.data, *pointers, threads)
     if bad:
         what = "are not finite" if dtype != "float16" else "are not finite or beyond float16's range (65504)"
         raise NativeBuildError(f"{name}: {bad} weights {what}; {dtype} cannot hold them")
     arrays = [a for a in (data, scale, row_sum) if a is not None]
-    return Matrix(data.ctypes.data, *pointers, kind, layout, n_out, n_in), arrays
+    return Matrix(data.ctypes.data, *pointers, kind, stored, n_out, n_in), arrays
 
 
 def matrix_bytes(arrays) -> int:
@@ -334,7 +340,8 @@ class NativeStep(NumpyStateOps):
         threads = max(1, self._threads())
 
         def matrix(key, layout):
-            found, arrays = convert_matrix(self.library, weights.pop(key), layout, dtype, key, threads)
+            stored = OUT_IN if key.split(".", 2)[-1] in STORED_OUT_IN else layout
+            found, arrays = convert_matrix(self.library, weights.pop(key), layout, dtype, key, threads, stored)
             self._keep.extend(arrays)
             if dtype != "float32":
                 self.converted_bytes += matrix_bytes(arrays)

@@ -158,23 +158,28 @@ SHAPES = [(4, 16), (301, 40), (37, 100), (64, 20), (1001, 128), (130, 771)]  # (
 
 
 @pytest.mark.parametrize("dtype", ["float32", *REDUCED])
-@pytest.mark.parametrize("layout", [OUT_IN, IN_OUT], ids=["out-in", "in-out"])
-def test_each_product_is_the_converted_weights_times_x(library, dtype, layout):
+@pytest.mark.parametrize("layout, stored", [(OUT_IN, OUT_IN), (IN_OUT, IN_OUT), (IN_OUT, OUT_IN)],
+                         ids=["out-in", "in-out", "in-out stored out-in"])
+def test_each_product_is_the_converted_weights_times_x(library, dtype, layout, stored):
     before = library.int8_kernel(0)  # int8 weights to float32 (the VNNI kernel is checked below)
     try:
-        check_products(library, dtype, layout)
+        check_products(library, dtype, layout, stored)
     finally:
         library.int8_kernel(before)
 
 
-def check_products(library, dtype: str, layout: int):
+def check_products(library, dtype: str, layout: int, stored: int):
     rng = np.random.default_rng(2)
     for n_out, n_in in SHAPES:
-        stored = (n_out, n_in) if layout == OUT_IN else (n_in, n_out)
-        matrix, arrays = convert_matrix(library, torch.from_numpy(rng.normal(0, 1, stored).astype(np.float32)),
-                                        layout, dtype)
-        weights = dequantised(arrays, dtype, layout) if dtype != "float32" else arrays[0].astype(np.float64)
-        weights = weights if dtype != "float32" or layout == OUT_IN else weights.T
+        shape = (n_out, n_in) if layout == OUT_IN else (n_in, n_out)
+        matrix, arrays = convert_matrix(library, torch.from_numpy(rng.normal(0, 1, shape).astype(np.float32)),
+                                        layout, dtype, stored=stored)
+        if dtype == "float32":  # the tensor itself, as it was given
+            assert matrix.layout == layout
+            weights = arrays[0].astype(np.float64) if layout == OUT_IN else arrays[0].astype(np.float64).T
+        else:
+            assert matrix.layout == stored
+            weights = dequantised(arrays, dtype, stored)
         for rows in (1, 3, 4, 6, 70):  # 70: two passes of 64 rows, the second with 6
             x = rng.normal(0, 1, (rows, n_in)).astype(np.float32)
             assert max_error(run_matmul(library, matrix, x), x.astype(np.float64) @ weights.T) <= 1e-5, (n_out, n_in, rows)

@@ -29,6 +29,12 @@
 #endif
 
 #define INLINE static inline __attribute__((always_inline))
+#if F16_AVX512 && (defined(__GNUC__) || defined(__clang__))
+/* Loaded once into a register for its 4 products: else GCC reloads it as a memory operand of each */
+#define KEEP_IN_REGISTER(v) __asm__("" : "+v"(v))
+#else
+#define KEEP_IN_REGISTER(v) (void)0
+#endif
 /* How far ahead to prefetch: in each float32 row; in the narrow types' blocks (one stream) */
 #define PREFETCH_F32 1024
 #define PREFETCH_BLOCKS 4096
@@ -155,8 +161,13 @@ INLINE void cols4(int type, int MR, const float *x, const void *w, const float *
             for (int c = 0; c < line; c += 16) {
                 v16 a = wvec(type, p, c), b = wvec(type, p + 64, c), d = wvec(type, p + 128, c),
                     e = wvec(type, p + 192, c);
+                v16 xs[4];
                 for (int m = 0; m < MR; m++) {
-                    v16 xv = load16(x + (size_t)m * K + k + c);
+                    xs[m] = load16(x + (size_t)m * K + k + c);
+                    KEEP_IN_REGISTER(xs[m]);
+                }
+                for (int m = 0; m < MR; m++) {
+                    v16 xv = xs[m];
                     acc[m][0] += xv * a;
                     acc[m][1] += xv * b;
                     acc[m][2] += xv * d;
@@ -372,8 +383,15 @@ INLINE void in_out_tile(int type, int Q, const float *x, const void *w, const fl
                         int n0, int N, int K) {
     v16 acc[4][4];
     for (int m = 0; m < 4; m++)
-        for (int q = 0; q < Q; q++) acc[m][q] = (v16){0};
-    for (int k = 0; k < K; k++) {
+        for (int q = 0; q < 4; q++) acc[m][q] = (v16){0};
+    int k = 0;
+    if (Q == 1) /* one 16-column vector: 4 partial sums over k, so that the adds do not wait on each other */
+        for (; k + 4 <= K; k += 4)
+            for (int p = 0; p < 4; p++) {
+                const v16 wk = wvec(type, w, (size_t)(k + p) * N + n0);
+                for (int m = 0; m < rows; m++) acc[m][p] += x[(size_t)m * K + k + p] * wk;
+            }
+    for (; k < K; k++) {
         const size_t at = (size_t)k * N + n0;
         v16 wq[4];
         for (int q = 0; q < Q; q++) wq[q] = wvec(type, w, at + 16 * q);
@@ -382,6 +400,8 @@ INLINE void in_out_tile(int type, int Q, const float *x, const void *w, const fl
             for (int q = 0; q < Q; q++) acc[m][q] += xk * wq[q];
         }
     }
+    if (Q == 1)
+        for (int m = 0; m < rows; m++) acc[m][0] += (acc[m][1] + acc[m][2]) + acc[m][3];
     for (int m = 0; m < rows; m++) {
         if (type == MT_I8)
             for (int q = 0; q < Q; q++) acc[m][q] *= load16(scale + n0 + 16 * q);
@@ -442,9 +462,10 @@ void rwkv7_matmul(const float *x, const matrix_t *w, float *y, int M, int thread
     matmul_out_in(x, w, y, M, threads);
 }
 
-/* -- conversion at load: float32 src (n_out x n_in in `layout`) to `type` in dst: (in, out) as it is, (out, in)
- * in 4-row blocks (rwkv7_matrix.h), with int8's per-output scales and (out, in) row sums. Returns how many values
- * do not fit the type (non-finite, or beyond float16's range): the caller refuses the conversion then. */
+/* -- conversion at load: float32 src (n_out x n_in in src_layout) to `type` in dst, in dst_layout: (in, out) as the
+ * source is, or (out, in), in 4-row blocks (rwkv7_matrix.h), from either; with int8's per-output scales and (out, in)
+ * row sums. Returns how many values do not fit the type (non-finite, or beyond float16's range; the caller refuses
+ * the conversion then), or -1 for a conversion it does not make. */
 
 /* Where element (n, k) of an (out, in) matrix of a narrow type goes. */
 static inline size_t block_index(size_t n, size_t k, size_t N, size_t K, size_t line) {
@@ -460,64 +481,60 @@ static inline uint16_t to_16_bit(int type, float v, int64_t *bad) { /* an all-on
     return h;
 }
 
-int64_t rwkv7_convert(const float *src, int type, int layout, int n_out, int n_in, void *dst, float *scale,
-                      int32_t *row_sum, int threads) {
-    const size_t count = (size_t)n_out * n_in, line = 64 / (type == MT_I8 ? 1 : 2);
-    const int parallel = threads > 1 && count >= 1 << 20;
+int64_t rwkv7_convert(const float *src, int type, int src_layout, int dst_layout, int n_out, int n_in, void *dst,
+                      float *scale, int32_t *row_sum, int threads) {
+    const size_t N = n_out, K = n_in, line = 64 / (type == MT_I8 ? 1 : 2);
+    const int parallel = threads > 1 && N * K >= 1 << 20;
+    if ((type != MT_F16 && type != MT_BF16 && type != MT_I8) || (dst_layout == LAYOUT_IN_OUT && src_layout != LAYOUT_IN_OUT))
+        return -1;
+#define SRC(n, k) (src_layout == LAYOUT_OUT_IN ? src[(n) * K + (k)] : src[(k) * N + (n)])
+#define DST(n, k) (dst_layout == LAYOUT_OUT_IN ? block_index(n, k, N, K, line) : (k) * N + (n))
     int64_t bad = 0;
-    if ((type == MT_F16 || type == MT_BF16) && layout == LAYOUT_IN_OUT) {
-        for (size_t i = 0; i < count; i++) ((uint16_t *)dst)[i] = to_16_bit(type, src[i], &bad);
-        return bad;
-    }
-    if (type == MT_F16 || type == MT_BF16) {
-#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : bad) if (parallel)
-        for (int n = 0; n < n_out; n++) {
-            int64_t found = 0;
-            for (int k = 0; k < n_in; k++)
-                ((uint16_t *)dst)[block_index(n, k, n_out, n_in, line)] =
-                    to_16_bit(type, src[(size_t)n * n_in + k], &found);
-            bad += found;
-        }
-        return bad;
-    }
-    if (type != MT_I8) return -1;
-    int8_t *out = dst;
-    if (layout == LAYOUT_IN_OUT) { /* scales per column of the (in, out) rows */
-        for (int n = 0; n < n_out; n++) scale[n] = 0.0f;
-        for (int k = 0; k < n_in; k++)
-            for (int n = 0; n < n_out; n++) {
-                const float v = src[(size_t)k * n_out + n];
+    if (type == MT_I8 && dst_layout == LAYOUT_IN_OUT) { /* one scale per column of the (in, out) rows */
+        int8_t *out = dst;
+        for (size_t n = 0; n < N; n++) scale[n] = 0.0f;
+        for (size_t k = 0; k < K; k++)
+            for (size_t n = 0; n < N; n++) {
+                const float v = fabsf(src[k * N + n]);
                 bad += !isfinite(v);
-                scale[n] = fabsf(v) > scale[n] ? fabsf(v) : scale[n];
+                scale[n] = v > scale[n] ? v : scale[n];
             }
-        for (int k = 0; k < n_in; k++)
-            for (int n = 0; n < n_out; n++) {
-                const float inv = scale[n] > 0.0f ? 127.0f / scale[n] : 0.0f;
-                const float q = rintf(src[(size_t)k * n_out + n] * inv);
-                out[(size_t)k * n_out + n] = (int8_t)(q > 127.0f ? 127 : q < -127.0f ? -127 : q);
+        for (size_t k = 0; k < K; k++)
+            for (size_t n = 0; n < N; n++) {
+                const float inv = scale[n] > 0.0f ? 127.0f / scale[n] : 0.0f, q = rintf(src[k * N + n] * inv);
+                out[k * N + n] = (int8_t)(q > 127.0f ? 127 : q < -127.0f ? -127 : q);
             }
-        for (int n = 0; n < n_out; n++) scale[n] /= 127.0f;
+        for (size_t n = 0; n < N; n++) scale[n] /= 127.0f;
         return bad;
     }
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : bad) if (parallel)
-    for (int n = 0; n < n_out; n++) {
-        const float *row = src + (size_t)n * n_in;
-        float top = 0.0f;
-        for (int k = 0; k < n_in; k++) {
-            bad += !isfinite(row[k]);
-            top = fabsf(row[k]) > top ? fabsf(row[k]) : top;
+    for (size_t n = 0; n < N; n++) {
+        int64_t found = 0;
+        if (type != MT_I8) {
+            for (size_t k = 0; k < K; k++) ((uint16_t *)dst)[DST(n, k)] = to_16_bit(type, SRC(n, k), &found);
+            bad += found;
+            continue;
+        }
+        float top = 0.0f; /* int8, (out, in): one scale per row */
+        for (size_t k = 0; k < K; k++) {
+            const float v = fabsf(SRC(n, k));
+            found += !isfinite(v);
+            top = v > top ? v : top;
         }
         const float inv = top > 0.0f ? 127.0f / top : 0.0f;
         int32_t sum = 0;
-        for (int k = 0; k < n_in; k++) {
-            const float v = rintf(row[k] * inv);
+        for (size_t k = 0; k < K; k++) {
+            const float v = rintf(SRC(n, k) * inv);
             const int8_t q = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
-            out[block_index(n, k, n_out, n_in, line)] = q;
+            ((int8_t *)dst)[DST(n, k)] = q;
             sum += q;
         }
         scale[n] = top / 127.0f;
         if (row_sum) row_sum[n] = sum;
+        bad += found;
     }
+#undef SRC
+#undef DST
     return bad;
 }
 
