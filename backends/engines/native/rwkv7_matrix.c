@@ -126,6 +126,24 @@ INLINE v16 wvec(int type, const void *w, size_t i) {
     return load16(t);
 }
 
+/* The sums of 4 vectors: with AVX-512 through shuffles and pairwise adds, all 4 at once. */
+#if F16_AVX512
+INLINE __m256 halves(__m512 v) {
+    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+INLINE void hsum4(const v16 *v, float *out) {
+    const __m256 ab = _mm256_hadd_ps(halves((__m512)v[0]), halves((__m512)v[1]));
+    const __m256 cd = _mm256_hadd_ps(halves((__m512)v[2]), halves((__m512)v[3]));
+    const __m256 all = _mm256_hadd_ps(ab, cd); /* a01+a23, b.., c.., d.. | a45+a67, b.., c.., d.. */
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(all), _mm256_extractf128_ps(all, 1)));
+}
+#else
+INLINE void hsum4(const v16 *v, float *out) {
+    for (int j = 0; j < 4; j++) out[j] = hsum(v[j]);
+}
+#endif
+
 /* -- (out, in) weights: y[m][n] = sum_k x[m][k] w[n][k] for MR rows and 4 columns n0..n0+3. float32 weights are
  * the model's rows; the narrow types are in 4-row blocks (rwkv7_matrix.h), read as one stream. */
 
@@ -181,8 +199,8 @@ INLINE void cols4(int type, int MR, const float *x, const void *w, const float *
     for (int m = 0; m < MR; m++) {
         const float *xm = x + (size_t)m * K;
         float t[4];
+        hsum4(acc[m], t);
         for (int j = 0; j < 4; j++) {
-            t[j] = hsum(acc[m][j]);
             for (int kk = k; kk < K; kk++) t[j] += xm[kk] * welem(type, w, at[j] + kk);
             if (type == MT_I8) t[j] *= scale[n0 + j];
         }
@@ -295,13 +313,17 @@ INLINE void cols4_vnni(int MR, const qrows_t *qx, int m0, const matrix_t *w, flo
             acc[m][3] = _mm512_dpbusd_epi32(acc[m][3], xv, d);
         }
     }
-    for (int m = 0; m < MR; m++) {
+    for (int m = 0; m < MR; m++) { /* the 4 sums at once, as hsum4 */
         float *ym = y + (size_t)(m0 + m) * N + n0;
-        const float sx = qx->scale[m0 + m];
-        for (int j = 0; j < 4; j++) {
-            const int32_t dot = _mm512_reduce_add_epi32(acc[m][j]) - 128 * w->row_sum[n0 + j];
-            ym[j] = (float)dot * sx * w->scale[n0 + j];
-        }
+        __m256i half[4];
+        for (int j = 0; j < 4; j++)
+            half[j] = _mm256_add_epi32(_mm512_castsi512_si256(acc[m][j]), _mm512_extracti64x4_epi64(acc[m][j], 1));
+        const __m256i all = _mm256_hadd_epi32(_mm256_hadd_epi32(half[0], half[1]), _mm256_hadd_epi32(half[2], half[3]));
+        const __m128i dots = _mm_sub_epi32(_mm_add_epi32(_mm256_castsi256_si128(all), _mm256_extracti128_si256(all, 1)),
+                                           _mm_slli_epi32(_mm_loadu_si128((const __m128i *)(w->row_sum + n0)), 7));
+        const __m128 scaled = _mm_mul_ps(_mm_mul_ps(_mm_cvtepi32_ps(dots), _mm_set1_ps(qx->scale[m0 + m])),
+                                         _mm_loadu_ps(w->scale + n0));
+        _mm_storeu_ps(ym, scaled);
     }
 }
 
