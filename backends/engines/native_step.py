@@ -12,7 +12,9 @@ computes the equations of models/rwkv7.py at T == 1 on the numpy state of
 backends.engines.numpy_state, in float32 but for the weight matrices, which are
 in the step's `dtype` (PRECISIONS), all in the layout models/rwkv7.py documents:
 
-  float32    the torch model's own tensors, read in place (no copy).
+  float32    the torch model's own tensors, read in place (moved once into
+             memory in huge pages, rehome), but the head: copied into blocks
+             (below), the model's freed.
   float16,   every matrix (projections, FFN, LoRA, head) converted once at load,
   bfloat16   rounded to nearest; converted to float32 in registers, float32 sums.
   int8       every matrix as int8 with one float32 scale per output channel
@@ -23,11 +25,12 @@ in the step's `dtype` (PRECISIONS), all in the layout models/rwkv7.py documents:
              matrices, the weights are converted to float32 in registers.
 
 The embedding, the norms, every vector, the state and its update stay float32 (the
-torch model's tensors). For the reduced types the model's head becomes the step's
-(NativeHead): torch's prompt path reads the converted head too and the float32 one
-is freed, so the memory held is the torch model's float32 weights but the head,
-plus the converted matrices (at 12 x 768, vocabulary 65536: about 560 MB + 280 MB
-for 16-bit, + 140 MB for int8, against 760 MB for float32).
+torch model's tensors). Converted (out, in) matrices are stored in 4-row blocks of
+cache lines (rwkv7_matrix.h), read as one stream. The model's head becomes the
+step's (native_head): torch's prompt path reads the step's head too and the model's
+float32 one is freed, so the memory held is the torch model's float32 weights but
+the head, plus the step's matrices (at 12 x 768, vocabulary 65536: about 560 MB +
+200 MB for float32, + 280 MB for 16-bit, + 140 MB for int8).
 
 The same library scans prompts: torch still computes a prompt's projections in
 large matrix products, but the state update over its T tokens runs token by token
@@ -75,7 +78,8 @@ STORAGE = {"float16": np.uint16, "bfloat16": np.uint16, "int8": np.int8}
 # How far each precision's logits and state may be from the float32 step's over a short run (a prompt, then steps),
 # as max |difference| / max(1, max |float32 value|); tests/backends/test_native_precision.py holds them to it.
 TOLERANCES = {"float32": 0.0, "float16": 2e-3, "bfloat16": 1.5e-2, "int8": 6e-2}
-OUT_IN, IN_OUT = 0, 1  # rwkv7_matrix.h's layouts: nn.Linear's (out, in), the LoRA matrices' (in, out)
+OUT_IN, IN_OUT, BLOCKS = 0, 1, 2  # rwkv7_matrix.h's layouts: nn.Linear's (out, in), the LoRA matrices' (in, out),
+# and (out, in) in 4-row blocks of cache lines (the narrow types' (out, in) matrices, the head of any type)
 # The per-layer float32 vectors and matrices in rwkv7_step.c's orders (its enums), as models.rwkv7 names them.
 LAYER_VECTORS = (
     "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias",
@@ -88,7 +92,10 @@ LAYER_MATRICES = (
     ("att.v1", IN_OUT), ("att.v2", IN_OUT), ("att.g1", IN_OUT), ("att.g2", IN_OUT),
     ("ffn.key.weight", OUT_IN), ("ffn.value.weight", OUT_IN),
 )
-# The first LoRA matrices (C -> a few dozen): the narrow types store them (out, in), read faster in blocks.
+# A float32 head is copied into blocks (the model's freed): read as one stream, faster (bench/bench_sizes.py); the
+# other float32 matrices are read in place, moved into huge pages (rehome).
+FLOAT32_HEAD_IN_BLOCKS = True
+# The first LoRA matrices (C -> a few dozen): the narrow types store them (out, in) in blocks, read faster.
 STORED_OUT_IN = {"att.w1", "att.a1", "att.v1", "att.g1"}
 GLOBAL_VECTORS = ("emb.weight", "blocks.0.ln0.weight", "blocks.0.ln0.bias", "ln_out.weight", "ln_out.bias")
 
@@ -256,28 +263,46 @@ def open_library(path: Path) -> Library:
 
 def convert_matrix(library: Library, tensor, layout: int, dtype: str, name: str = "matrix", threads: int = 1,
                    stored: int | None = None):
-    """(Matrix, arrays it points to) for a float32 2-D tensor in `layout`, converted to `dtype` (float32: the tensor's
-    own memory) and stored in layout `stored` (default: `layout`; an (in, out) matrix may be stored (out, in)), the
-    (out, in) ones of the narrow types in 4-row blocks (rwkv7_matrix.h). NativeBuildError (one line) when values do
-    not fit the type."""
+    """(Matrix, arrays it points to) for a float32 2-D tensor in `layout` (OUT_IN or IN_OUT), converted to `dtype` and
+    stored in layout `stored`: BLOCKS (rwkv7_matrix.h; for float32 a copy) or IN_OUT (an IN_OUT tensor, narrow types).
+    By default float32 is the tensor's own memory, the narrow types' (out, in) matrices go in BLOCKS and (in, out)
+    ones stay so. NativeBuildError (one line) when values do not fit the type."""
     source = tensor.detach().numpy() if hasattr(tensor, "numpy") else np.asarray(tensor)
     if source.dtype != np.float32 or source.ndim != 2 or not source.flags.c_contiguous:
         raise NativeBuildError(f"{name}: the native step converts contiguous 2-D float32 weights only")
     n_out, n_in = source.shape if layout == OUT_IN else source.shape[::-1]
     kind = PRECISIONS[dtype]
-    if dtype == "float32":
+    if stored is None:
+        stored = layout if dtype == "float32" or layout == IN_OUT else BLOCKS
+    if dtype == "float32" and stored == layout:
         return Matrix(source.ctypes.data, None, None, kind, layout, n_out, n_in), [source]
-    stored = layout if stored is None else stored
-    data = np.empty((n_out, n_in) if stored == OUT_IN else (n_in, n_out), dtype=STORAGE[dtype])
+    data = np.empty((n_out, n_in) if stored == BLOCKS else (n_in, n_out), dtype=STORAGE.get(dtype, np.float32))
     scale = np.empty(n_out, np.float32) if dtype == "int8" else None
-    row_sum = np.empty(n_out, np.int32) if dtype == "int8" and stored == OUT_IN else None
+    row_sum = np.empty(n_out, np.int32) if dtype == "int8" and stored == BLOCKS else None
     pointers = [None if a is None else a.ctypes.data for a in (scale, row_sum)]
     bad = library.convert(source.ctypes.data, kind, layout, stored, n_out, n_in, data.ctypes.data, *pointers, threads)
+    if bad < 0:
+        raise NativeBuildError(f"{name}: the native step does not store {dtype} weights in layout {stored}")
     if bad:
         what = "are not finite" if dtype != "float16" else "are not finite or beyond float16's range (65504)"
         raise NativeBuildError(f"{name}: {bad} weights {what}; {dtype} cannot hold them")
     arrays = [a for a in (data, scale, row_sum) if a is not None]
     return Matrix(data.ctypes.data, *pointers, kind, stored, n_out, n_in), arrays
+
+
+def rehome(parameter):
+    """The parameter's values moved into memory numpy allocates (its storage replaced, the old one freed; the model
+    computes as before): on Linux numpy asks for huge pages for large arrays, which a step reads faster (no TLB miss
+    every 4 KiB; torch's own allocations do not ask). Returns the detached tensor on the new memory."""
+    import torch
+
+    values = parameter.detach()
+    if values.numel() * values.element_size() < 1 << 22 or values.dtype != torch.float32:
+        return values
+    array = np.empty(tuple(values.shape), np.float32)
+    array[...] = values.numpy()
+    parameter.data = torch.from_numpy(array)
+    return parameter.detach()
 
 
 def matrix_bytes(arrays) -> int:
@@ -333,23 +358,27 @@ class NativeStep(NumpyStateOps):
         if not all(p.is_contiguous() for p in params.values()):
             raise NativeBuildError("the native step reads contiguous weights (models.rwkv7_fused.prepare_for_inference)")
         weights = {name: p.detach() for name, p in params.items()}
-        del params
         ffn_width = weights["blocks.0.ffn.key.weight"].shape[0]
         self._keep = []  # every array whose memory the C step reads
-        self.converted_bytes = 0  # memory held by converted matrices (0 for float32)
+        self.converted_bytes = 0  # memory held by converted copies (a float32 step: its head's, if copied)
         threads = max(1, self._threads())
 
-        def matrix(key, layout):
-            stored = OUT_IN if key.split(".", 2)[-1] in STORED_OUT_IN else layout
-            found, arrays = convert_matrix(self.library, weights.pop(key), layout, dtype, key, threads, stored)
+        def matrix(key, layout, stored=None):
+            if dtype != "float32" and key.split(".", 2)[-1] in STORED_OUT_IN:
+                stored = BLOCKS
+            source = weights.pop(key)
+            if dtype == "float32" and stored is None:  # read in place: from memory in huge pages where it can be
+                source = rehome(params[key])
+            found, arrays = convert_matrix(self.library, source, layout, dtype, key, threads, stored)
             self._keep.extend(arrays)
-            if dtype != "float32":
+            if found.data != source.data_ptr():  # a converted copy, not the model's tensor
                 self.converted_bytes += matrix_bytes(arrays)
             return found
 
-        # the head first: for a reduced dtype its float32 tensor is freed before the layers are converted
-        head = matrix("head.weight", OUT_IN)
-        if dtype != "float32":
+        # the head first, in blocks (float32 too: a copy), in place of the model's, whose float32 tensor is freed
+        # before the layers are converted
+        head = matrix("head.weight", OUT_IN, BLOCKS if dtype != "float32" or FLOAT32_HEAD_IN_BLOCKS else None)
+        if head.data != 0 and (dtype != "float32" or FLOAT32_HEAD_IN_BLOCKS):
             model.head = native_head(self.library, head, list(self._keep), self._threads)
         matrices = []
         for i in range(config.n_layer):
@@ -357,6 +386,7 @@ class NativeStep(NumpyStateOps):
                 key = f"blocks.{i}.{name}"
                 matrices.append(matrix(key, layout) if key in weights else Matrix())  # layer 0: no v1, v2
         self._matrices = (Matrix * (len(matrices) + 1))(*matrices, head)
+        del params
 
         def pointer(tensor) -> int:
             array = tensor.numpy()  # the parameter's own memory

@@ -19,7 +19,7 @@ import torch
 from ai_writer.backends import LoadError, load
 from ai_writer.backends.engines import native_step
 from ai_writer.backends.engines.base import EngineInfo
-from ai_writer.backends.engines.native_step import (IN_OUT, OUT_IN, TOLERANCES, Matrix, NativeBuildError, NativeStep,
+from ai_writer.backends.engines.native_step import (BLOCKS, IN_OUT, OUT_IN, TOLERANCES, Matrix, NativeBuildError, NativeStep,
                                                     convert_matrix, native_possible, open_library)
 from ai_writer.backends.selection import Why
 from ai_writer.models.rwkv7 import RWKV7, RWKV7Config, init_weights
@@ -88,15 +88,17 @@ def from_blocks(data: np.ndarray) -> np.ndarray:
 
 
 def dequantised(arrays, dtype: str, layout: int) -> np.ndarray:
-    """The (out, in) float64 weights a converted matrix stands for."""
-    data = from_blocks(arrays[0]) if layout == OUT_IN else arrays[0]
-    if dtype == "float16":
+    """The (out, in) float64 weights a converted matrix (stored in `layout`) stands for."""
+    data = from_blocks(arrays[0]) if layout == BLOCKS else arrays[0]
+    if dtype == "float32":
+        w = data.astype(np.float64)
+    elif dtype == "float16":
         w = data.view(np.float16).astype(np.float64)
     elif dtype == "bfloat16":
         w = (data.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
     else:
         w = data.astype(np.float64)
-    w = w if layout == OUT_IN else w.T
+    w = w if layout == BLOCKS else w.T
     return w * arrays[1][:, None] if dtype == "int8" else w
 
 
@@ -117,6 +119,7 @@ def test_16_bit_conversion_rounds_as_torch_does(library, dtype, layout):
     matrix, arrays = convert_matrix(library, source, layout, dtype)
     expected = source.to(getattr(torch, dtype)).view(torch.int16).numpy().view(np.uint16)
     assert np.array_equal(from_blocks(arrays[0]) if layout == OUT_IN else arrays[0], expected)
+    assert matrix.layout == (BLOCKS if layout == OUT_IN else IN_OUT)
     shape = (7, 101) if layout == OUT_IN else (101, 7)
     assert (matrix.n_out, matrix.n_in, matrix.type) == (*shape, native_step.PRECISIONS[dtype])
 
@@ -148,7 +151,7 @@ def test_int8_has_one_symmetric_scale_per_output_channel(library, layout):
     assert np.array_equal(arrays[1], (top / np.float32(127)).astype(np.float32))
     if layout == OUT_IN:
         assert np.array_equal(arrays[2], q.astype(np.int32).sum(axis=1))
-    assert np.abs(dequantised(arrays, "int8", layout) - channels).max() <= top.max() / 254 * 1.0001
+    assert np.abs(dequantised(arrays, "int8", matrix.layout) - channels).max() <= top.max() / 254 * 1.0001
 
 
 # -- the products -----------------------------------------------------------------------------------
@@ -158,8 +161,8 @@ SHAPES = [(4, 16), (301, 40), (37, 100), (64, 20), (1001, 128), (130, 771)]  # (
 
 
 @pytest.mark.parametrize("dtype", ["float32", *REDUCED])
-@pytest.mark.parametrize("layout, stored", [(OUT_IN, OUT_IN), (IN_OUT, IN_OUT), (IN_OUT, OUT_IN)],
-                         ids=["out-in", "in-out", "in-out stored out-in"])
+@pytest.mark.parametrize("layout, stored", [(OUT_IN, None), (IN_OUT, None), (OUT_IN, BLOCKS), (IN_OUT, BLOCKS)],
+                         ids=["out-in", "in-out", "out-in in blocks", "in-out in blocks"])
 def test_each_product_is_the_converted_weights_times_x(library, dtype, layout, stored):
     before = library.int8_kernel(0)  # int8 weights to float32 (the VNNI kernel is checked below)
     try:
@@ -174,12 +177,12 @@ def check_products(library, dtype: str, layout: int, stored: int):
         shape = (n_out, n_in) if layout == OUT_IN else (n_in, n_out)
         matrix, arrays = convert_matrix(library, torch.from_numpy(rng.normal(0, 1, shape).astype(np.float32)),
                                         layout, dtype, stored=stored)
-        if dtype == "float32":  # the tensor itself, as it was given
-            assert matrix.layout == layout
+        if dtype == "float32" and stored is None:  # the tensor itself, as it was given
+            assert matrix.layout == layout and matrix.data == arrays[0].ctypes.data
             weights = arrays[0].astype(np.float64) if layout == OUT_IN else arrays[0].astype(np.float64).T
-        else:
-            assert matrix.layout == stored
-            weights = dequantised(arrays, dtype, stored)
+        else:  # by default the narrow types' (out, in) matrices go in blocks, (in, out) ones stay
+            assert matrix.layout == (stored or (BLOCKS if layout == OUT_IN else IN_OUT))
+            weights = dequantised(arrays, dtype, matrix.layout)
         for rows in (1, 3, 4, 6, 70):  # 70: two passes of 64 rows, the second with 6
             x = rng.normal(0, 1, (rows, n_in)).astype(np.float32)
             assert max_error(run_matmul(library, matrix, x), x.astype(np.float64) @ weights.T) <= 1e-5, (n_out, n_in, rows)
@@ -264,17 +267,23 @@ def test_the_portable_build_computes_what_the_optimised_one_does(libraries, dtyp
         libraries["optimised"].int8_kernel(before)
 
 
-def test_a_reduced_step_takes_over_the_head_and_frees_the_float32_one(libraries):
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_the_step_takes_over_the_head_and_frees_the_model_s(libraries, dtype):
     config = CONFIGS["plain"]
     model = make_model(config)
     head = model.head.weight.detach().clone()
     info = EngineInfo("rwkv7", "torch+native", "cpu", "m", config.n_layer, config.n_embd, config.vocab_size)
-    step = NativeStep(libraries["optimised"], model, None, info, "int8")
-    assert "head.weight" not in model.state_dict() and step.dtype == "int8"
-    assert step.converted_bytes > config.vocab_size * config.n_embd  # int8 matrices plus their scales
+    step = NativeStep(libraries["optimised"], model, None, info, dtype)
+    assert "head.weight" not in model.state_dict() and step.dtype == dtype
+    if dtype == "float32":  # the head's copy alone: the other matrices are read in place
+        assert step.converted_bytes == head.numel() * 4
+    else:  # every matrix the step reads, a byte per weight, and the scales
+        read = sum(p.numel() for name, p in make_model(config).named_parameters() if p.dim() == 2 and name not in (
+            "emb.weight", "blocks.0.att.v1", "blocks.0.att.v2") and not name.endswith("r_k"))
+        assert read < step.converted_bytes < read * 1.1
     x = torch.randn(2, 5, config.n_embd)
     assert model.head(x).shape == (2, 5, config.vocab_size)
-    assert max_error(model.head(x).numpy(), (x @ head.T).numpy()) <= TOLERANCES["int8"]
+    assert max_error(model.head(x).numpy(), (x @ head.T).numpy()) <= TOLERANCES[dtype] or 1e-5
 
 
 # -- selection ------------------------------------------------------------------------------------------

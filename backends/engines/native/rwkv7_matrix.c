@@ -37,7 +37,8 @@
 #endif
 /* How far ahead to prefetch: in each float32 row; in the narrow types' blocks (one stream) */
 #define PREFETCH_F32 1024
-#define PREFETCH_BLOCKS 4096
+#define PREFETCH_BLOCKS 8192
+#define PREFETCH_ROW 2048 /* bytes ahead in a float32 row read alone */
 #define COL_TILE 64         /* output columns per parallel task */
 #define ROW_CHUNK 64        /* rows of x per pass over the weights */
 #define MIN_PARALLEL 65536  /* weights below which one thread does an (out, in) product */
@@ -147,8 +148,8 @@ INLINE void hsum4(const v16 *v, float *out) {
 /* -- (out, in) weights: y[m][n] = sum_k x[m][k] w[n][k] for MR rows and 4 columns n0..n0+3. float32 weights are
  * the model's rows; the narrow types are in 4-row blocks (rwkv7_matrix.h), read as one stream. */
 
-INLINE void cols4(int type, int MR, const float *x, const void *w, const float *scale, float *y, int n0, int N,
-                  int K) {
+INLINE void cols4(int type, int blocks, int MR, const float *x, const void *w, const float *scale, float *y, int n0,
+                  int N, int K) {
     v16 acc[4][4];
     for (int m = 0; m < MR; m++)
         for (int j = 0; j < 4; j++) acc[m][j] = (v16){0};
@@ -156,7 +157,7 @@ INLINE void cols4(int type, int MR, const float *x, const void *w, const float *
     const char *bytes = (const char *)w;
     size_t at[4]; /* each row's start (float32), or its tail's (a block) */
     int k = 0;
-    if (type == MT_F32) {
+    if (!blocks) {
         for (int j = 0; j < 4; j++) at[j] = (size_t)(n0 + j) * K;
         for (; k + line <= K; k += line) { /* one prefetch per cache line and row */
             for (int j = 0; j < 4; j++) __builtin_prefetch(bytes + (at[j] + k) * size + PREFETCH_F32);
@@ -218,41 +219,71 @@ INLINE void one_col(int type, const float *x, const void *w, const float *scale,
     }
 }
 
-/* Each (type, rows) kernel its own function, so that its accumulators stay in registers. */
+/* One plain float32 row against one row of x, one stream (faster than 4 rows side by side when x is one row). */
+static __attribute__((noinline)) void row_f32(const float *x, const float *w, float *y, int n, int K) {
+    const float *r = w + (size_t)n * K;
+    v16 a0 = (v16){0}, a1 = (v16){0}, a2 = (v16){0}, a3 = (v16){0};
+    int k = 0;
+    for (; k + 64 <= K; k += 64) {
+        for (int j = 0; j < 4; j++) __builtin_prefetch(r + k + 16 * j + PREFETCH_ROW / 4);
+        a0 += load16(x + k) * load16(r + k);
+        a1 += load16(x + k + 16) * load16(r + k + 16);
+        a2 += load16(x + k + 32) * load16(r + k + 32);
+        a3 += load16(x + k + 48) * load16(r + k + 48);
+    }
+    for (; k + 16 <= K; k += 16) a0 += load16(x + k) * load16(r + k);
+    float t = hsum((a0 + a1) + (a2 + a3));
+    for (; k < K; k++) t += x[k] * r[k];
+    y[n] = t;
+}
+
+/* Each (type, layout, rows) kernel its own function, so that its accumulators stay in registers. */
 typedef void (*cols_fn)(const float *, const void *, const float *, float *, int, int, int);
-#define COLS_OF(T, NAME, MR)                                                                            \
+#define COLS_OF(T, B, NAME, MR)                                                                         \
     static __attribute__((noinline)) void NAME##_##MR(const float *x, const void *w, const float *s, float *y, \
                                                       int n0, int N, int K) {                           \
-        cols4(T, MR, x, w, s, y, n0, N, K);                                                             \
+        cols4(T, B, MR, x, w, s, y, n0, N, K);                                                          \
     }
-#define KERNELS_OF(T, NAME) COLS_OF(T, NAME, 1) COLS_OF(T, NAME, 2) COLS_OF(T, NAME, 3) COLS_OF(T, NAME, 4)
-KERNELS_OF(MT_F32, cols_f32)
-KERNELS_OF(MT_F16, cols_f16)
-KERNELS_OF(MT_BF16, cols_bf16)
-KERNELS_OF(MT_I8, cols_i8)
-static const cols_fn COLS[MATRIX_TYPES][4] = {
-    {cols_f32_1, cols_f32_2, cols_f32_3, cols_f32_4}, {cols_f16_1, cols_f16_2, cols_f16_3, cols_f16_4},
-    {cols_bf16_1, cols_bf16_2, cols_bf16_3, cols_bf16_4}, {cols_i8_1, cols_i8_2, cols_i8_3, cols_i8_4}};
+#define KERNELS_OF(T, B, NAME) COLS_OF(T, B, NAME, 1) COLS_OF(T, B, NAME, 2) COLS_OF(T, B, NAME, 3) COLS_OF(T, B, NAME, 4)
+KERNELS_OF(MT_F32, 0, cols_f32)
+KERNELS_OF(MT_F32, 1, cols_f32b)
+KERNELS_OF(MT_F16, 1, cols_f16)
+KERNELS_OF(MT_BF16, 1, cols_bf16)
+KERNELS_OF(MT_I8, 1, cols_i8)
+enum { K_F32, K_F32_BLOCKS, K_F16, K_BF16, K_I8, KINDS }; /* (type, layout) pairs with kernels */
+static const cols_fn COLS[KINDS][4] = {
+    {cols_f32_1, cols_f32_2, cols_f32_3, cols_f32_4}, {cols_f32b_1, cols_f32b_2, cols_f32b_3, cols_f32b_4},
+    {cols_f16_1, cols_f16_2, cols_f16_3, cols_f16_4}, {cols_bf16_1, cols_bf16_2, cols_bf16_3, cols_bf16_4},
+    {cols_i8_1, cols_i8_2, cols_i8_3, cols_i8_4}};
 
 /* One tile of columns [n0, n1) for `rows` (<= 4) rows of x. */
-INLINE void tile_out_in(int type, const float *x, const void *w, const float *scale, float *y, int rows, int n0,
-                        int n1, int N, int K) {
+INLINE void tile_out_in(int type, int kind, const float *x, const void *w, const float *scale, float *y, int rows,
+                        int n0, int n1, int N, int K) {
+    if (kind == K_F32 && rows == 1) {
+        for (int n = n0; n < n1; n++) row_f32(x, w, y, n, K);
+        return;
+    }
     const int whole = n0 + (n1 - n0) / 4 * 4;
-    const cols_fn cols = COLS[type][rows - 1];
+    const cols_fn cols = COLS[kind][rows - 1];
     for (int n = n0; n < whole; n += 4) cols(x, w, scale, y, n, N, K);
     for (int n = whole; n < n1; n++) one_col(type, x, w, scale, y, rows, n, N, K);
 }
 
 typedef void (*tile_fn)(const float *, const void *, const float *, float *, int, int, int, int, int);
-#define TILE_OF(T, NAME) \
+#define TILE_OF(T, KIND, NAME) \
     static void NAME(const float *x, const void *w, const float *s, float *y, int r, int a, int b, int N, int K) { \
-        tile_out_in(T, x, w, s, y, r, a, b, N, K);                                                               \
+        tile_out_in(T, KIND, x, w, s, y, r, a, b, N, K);                                                         \
     }
-TILE_OF(MT_F32, tile_f32)
-TILE_OF(MT_F16, tile_f16)
-TILE_OF(MT_BF16, tile_bf16)
-TILE_OF(MT_I8, tile_i8)
-static const tile_fn TILES[MATRIX_TYPES] = {tile_f32, tile_f16, tile_bf16, tile_i8};
+TILE_OF(MT_F32, K_F32, tile_f32)
+TILE_OF(MT_F32, K_F32_BLOCKS, tile_f32b)
+TILE_OF(MT_F16, K_F16, tile_f16)
+TILE_OF(MT_BF16, K_BF16, tile_bf16)
+TILE_OF(MT_I8, K_I8, tile_i8)
+static const tile_fn TILES[KINDS] = {tile_f32, tile_f32b, tile_f16, tile_bf16, tile_i8};
+
+static int kind_of(const matrix_t *w) { /* float32 plain or in blocks; the narrow types are always in blocks */
+    return w->type == MT_F32 ? (w->layout == LAYOUT_BLOCKS ? K_F32_BLOCKS : K_F32) : K_F16 + (w->type - MT_F16);
+}
 
 /* -- int8 weights x int8 activations (AVX-512 VNNI): each row of x quantised to int8 with its own scale,
  * offset by +128 to the unsigned bytes vpdpbusd takes (the offset taken back with the weights' row sums):
@@ -385,7 +416,7 @@ int rwkv7_int8_kernel(int which) {
 static void matmul_out_in(const float *x, const matrix_t *w, float *y, int M, int threads) {
     const int N = w->n_out, K = w->n_in, tiles = (N + COL_TILE - 1) / COL_TILE;
     const int parallel = (size_t)N * K >= MIN_PARALLEL && threads > 1;
-    const tile_fn tile_of = TILES[w->type];
+    const tile_fn tile_of = TILES[kind_of(w)];
     for (int c0 = 0; c0 < M; c0 += ROW_CHUNK) {
         const int c1 = M - c0 < ROW_CHUNK ? M : c0 + ROW_CHUNK;
 #pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
@@ -479,15 +510,16 @@ void rwkv7_matmul(const float *x, const matrix_t *w, float *y, int M, int thread
         return;
     }
 #if I8_VNNI
-    if (w->type == MT_I8 && int8_activations && matmul_vnni(x, w, y, M, threads) == 0) return;
+    if (w->type == MT_I8 && w->layout == LAYOUT_BLOCKS && int8_activations && matmul_vnni(x, w, y, M, threads) == 0)
+        return;
 #endif
     matmul_out_in(x, w, y, M, threads);
 }
 
 /* -- conversion at load: float32 src (n_out x n_in in src_layout) to `type` in dst, in dst_layout: (in, out) as the
- * source is, or (out, in), in 4-row blocks (rwkv7_matrix.h), from either; with int8's per-output scales and (out, in)
- * row sums. Returns how many values do not fit the type (non-finite, or beyond float16's range; the caller refuses
- * the conversion then), or -1 for a conversion it does not make. */
+ * source is, or in 4-row blocks (rwkv7_matrix.h) from either (float32 too: a copy); with int8's per-output scales and
+ * row sums (blocks). Returns how many values do not fit the type (non-finite, or beyond float16's range; the caller
+ * refuses the conversion then), or -1 for a conversion it does not make. */
 
 /* Where element (n, k) of an (out, in) matrix of a narrow type goes. */
 static inline size_t block_index(size_t n, size_t k, size_t N, size_t K, size_t line) {
@@ -505,12 +537,13 @@ static inline uint16_t to_16_bit(int type, float v, int64_t *bad) { /* an all-on
 
 int64_t rwkv7_convert(const float *src, int type, int src_layout, int dst_layout, int n_out, int n_in, void *dst,
                       float *scale, int32_t *row_sum, int threads) {
-    const size_t N = n_out, K = n_in, line = 64 / (type == MT_I8 ? 1 : 2);
+    const size_t N = n_out, K = n_in, line = 64 / (type == MT_I8 ? 1 : type == MT_F32 ? 4 : 2);
     const int parallel = threads > 1 && N * K >= 1 << 20;
-    if ((type != MT_F16 && type != MT_BF16 && type != MT_I8) || (dst_layout == LAYOUT_IN_OUT && src_layout != LAYOUT_IN_OUT))
+    if (type < 0 || type >= MATRIX_TYPES || src_layout == LAYOUT_BLOCKS || dst_layout == LAYOUT_OUT_IN ||
+        (dst_layout == LAYOUT_IN_OUT && (src_layout != LAYOUT_IN_OUT || type == MT_F32)))
         return -1;
 #define SRC(n, k) (src_layout == LAYOUT_OUT_IN ? src[(n) * K + (k)] : src[(k) * N + (n)])
-#define DST(n, k) (dst_layout == LAYOUT_OUT_IN ? block_index(n, k, N, K, line) : (k) * N + (n))
+#define DST(n, k) (dst_layout == LAYOUT_BLOCKS ? block_index(n, k, N, K, line) : (k) * N + (n))
     int64_t bad = 0;
     if (type == MT_I8 && dst_layout == LAYOUT_IN_OUT) { /* one scale per column of the (in, out) rows */
         int8_t *out = dst;
@@ -532,6 +565,10 @@ int64_t rwkv7_convert(const float *src, int type, int src_layout, int dst_layout
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : bad) if (parallel)
     for (size_t n = 0; n < N; n++) {
         int64_t found = 0;
+        if (type == MT_F32) {
+            for (size_t k = 0; k < K; k++) ((float *)dst)[DST(n, k)] = SRC(n, k);
+            continue;
+        }
         if (type != MT_I8) {
             for (size_t k = 0; k < K; k++) ((uint16_t *)dst)[DST(n, k)] = to_16_bit(type, SRC(n, k), &found);
             bad += found;
