@@ -12,9 +12,8 @@ computes the equations of models/rwkv7.py at T == 1 on the numpy state of
 backends.engines.numpy_state, in float32 but for the weight matrices, which are
 in the step's `dtype` (PRECISIONS), all in the layout models/rwkv7.py documents:
 
-  float32    the torch model's own tensors, read in place (moved once into
-             memory in huge pages, rehome), but the head: copied into blocks
-             (below), the model's freed.
+  float32    the torch model's own tensors, read in place (no copy), but the
+             head: copied into blocks (below), the model's freed.
   float16,   every matrix (projections, FFN, LoRA, head) converted once at load,
   bfloat16   rounded to nearest; converted to float32 in registers, float32 sums.
   int8       every matrix as int8 with one float32 scale per output channel
@@ -52,10 +51,12 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import mmap
 import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -92,8 +93,7 @@ LAYER_MATRICES = (
     ("att.v1", IN_OUT), ("att.v2", IN_OUT), ("att.g1", IN_OUT), ("att.g2", IN_OUT),
     ("ffn.key.weight", OUT_IN), ("ffn.value.weight", OUT_IN),
 )
-# A float32 head is copied into blocks (the model's freed): read as one stream, faster (bench/bench_sizes.py); the
-# other float32 matrices are read in place, moved into huge pages (rehome).
+# A float32 head is copied into blocks (the model's freed): read as one stream, faster (bench/bench_sizes.py).
 FLOAT32_HEAD_IN_BLOCKS = True
 # The first LoRA matrices (C -> a few dozen): the narrow types store them (out, in) in blocks, read faster.
 STORED_OUT_IN = {"att.w1", "att.a1", "att.v1", "att.g1"}
@@ -290,19 +290,34 @@ def convert_matrix(library: Library, tensor, layout: int, dtype: str, name: str 
     return Matrix(data.ctypes.data, *pointers, kind, stored, n_out, n_in), arrays
 
 
-def rehome(parameter):
-    """The parameter's values moved into memory numpy allocates (its storage replaced, the old one freed; the model
-    computes as before): on Linux numpy asks for huge pages for large arrays, which a step reads faster (no TLB miss
-    every 4 KiB; torch's own allocations do not ask). Returns the detached tensor on the new memory."""
-    import torch
+def release_file_pages(tensor) -> bool:
+    """Drop the pages of a tensor that lies in a file mapping (a memory-mapped model file) from this process, once
+    the step holds its own copy: they stay in the page cache, and would come back from the file if read again.
+    Anonymous memory is left alone (it is freed with its last tensor). True if pages were dropped (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    start, size = tensor.data_ptr(), tensor.numel() * tensor.element_size()
+    page = mmap.PAGESIZE
+    low, high = -(-start // page) * page, (start + size) // page * page
+    if high <= low or not _in_file_mapping(low, high):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return libc.madvise(low, high - low, 4) == 0  # MADV_DONTNEED
 
-    values = parameter.detach()
-    if values.numel() * values.element_size() < 1 << 22 or values.dtype != torch.float32:
-        return values
-    array = np.empty(tuple(values.shape), np.float32)
-    array[...] = values.numpy()
-    parameter.data = torch.from_numpy(array)
-    return parameter.detach()
+
+def _in_file_mapping(low: int, high: int) -> bool:
+    """Whether [low, high) lies in one mapping of a file (/proc/self/maps names a path)."""
+    try:
+        lines = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        begin, end = (int(x, 16) for x in fields[0].split("-"))
+        if begin <= low < end:
+            return high <= end and len(fields) == 6 and fields[5].startswith("/")
+    return False
 
 
 def matrix_bytes(arrays) -> int:
@@ -367,8 +382,6 @@ class NativeStep(NumpyStateOps):
             if dtype != "float32" and key.split(".", 2)[-1] in STORED_OUT_IN:
                 stored = BLOCKS
             source = weights.pop(key)
-            if dtype == "float32" and stored is None:  # read in place: from memory in huge pages where it can be
-                source = rehome(params[key])
             found, arrays = convert_matrix(self.library, source, layout, dtype, key, threads, stored)
             self._keep.extend(arrays)
             if found.data != source.data_ptr():  # a converted copy, not the model's tensor
@@ -377,9 +390,12 @@ class NativeStep(NumpyStateOps):
 
         # the head first, in blocks (float32 too: a copy), in place of the model's, whose float32 tensor is freed
         # before the layers are converted
+        model_head = weights["head.weight"]
         head = matrix("head.weight", OUT_IN, BLOCKS if dtype != "float32" or FLOAT32_HEAD_IN_BLOCKS else None)
-        if head.data != 0 and (dtype != "float32" or FLOAT32_HEAD_IN_BLOCKS):
+        if head.data != model_head.data_ptr():
             model.head = native_head(self.library, head, list(self._keep), self._threads)
+            release_file_pages(model_head)  # read from a mapped file for the copy; no one reads them now
+        del model_head
         matrices = []
         for i in range(config.n_layer):
             for name, layout in LAYER_MATRICES:
