@@ -23,9 +23,10 @@ then the package. Each child measures, with --threads threads:
             character read through the decode step at this precision, and the cost
             in % against float32 (the target for int8: <= 0.5 %)
 
-Throughputs are the best of --reps runs after a warm-up (the fastest run is the one least
-disturbed on a shared machine); the load average is printed before and after each child.
-Nothing is asserted.
+Throughputs are the best of --reps quiet runs after a warm-up: a run counts when other
+processes kept less than 10% of the cores busy during it (/proc/stat against the child's own
+CPU time; up to 4 x --reps tries, else the fastest of all); the load average is printed
+before and after each child. Nothing is asserted.
 
 llama.cpp rows: ../shared/anchors/llamacpp/README.md describes the outside reference (a
 converter to GGUF, quantize_gguf.py, and bench_vs_llamacpp.py, which measures llama.cpp
@@ -72,14 +73,43 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def best_time(fn, reps: int) -> float:
+def cpu_ticks() -> tuple[int, int]:
+    """(all, idle) CPU ticks of the machine so far (/proc/stat), or (0, 0)."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return sum(values), values[3] + values[4]
+
+
+def own_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+QUIET = 0.10  # a run counts when other processes kept less than this share of the cores busy during it
+RUNS = {}  # label -> (quiet runs counted, runs made)
+
+
+def best_time(fn, reps: int, label: str) -> float:
+    """The fastest of `reps` quiet runs after a warm-up (up to 4 x reps tries; the fastest of all if none was quiet)."""
     fn()  # warm-up
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
+    hz, cores = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
+    quiet, every, tries = [], [], 0
+    while len(quiet) < reps and tries < 4 * reps:
+        tries += 1
+        (all0, idle0), mine0, start = cpu_ticks(), own_cpu(), time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        wall = time.perf_counter() - start
+        (all1, idle1), mine1 = cpu_ticks(), own_cpu()
+        others = max(0.0, ((all1 - all0) - (idle1 - idle0)) / hz - (mine1 - mine0)) / (wall * cores)
+        every.append(wall)
+        if others < QUIET or not all1:
+            quiet.append(wall)
+    RUNS[label] = (len(quiet), tries)
+    return min(quiet or every)
 
 
 class OurEngine:
@@ -159,15 +189,16 @@ def worker(args) -> dict:
             trace.append(logits[0])
         np.save(args.trace, np.stack(trace).astype(np.float32))
 
-        result["prompt"] = args.prompt / best_time(lambda: engine.prompt(prompt), args.reps)
+        result["prompt"] = args.prompt / best_time(lambda: engine.prompt(prompt), args.reps, "prompt")
 
         def decode(n):
             state = engine.fork(primed, n)
             for i in range(args.steps):
                 _, state = engine.step([seqs[r][i] for r in range(n)], state)
 
-        result["decode1"] = args.steps / best_time(lambda: decode(1), args.reps)
-        result["decode4"] = 4 * args.steps / best_time(lambda: decode(4), max(1, args.reps - 1))
+        result["decode1"] = args.steps / best_time(lambda: decode(1), args.reps, "N=1")
+        result["decode4"] = 4 * args.steps / best_time(lambda: decode(4), args.reps, "N=4")
+    result["runs"] = "/".join(f"{quiet}:{tries}" for quiet, tries in RUNS.values())
     result["rss_mb"] = peak_rss_mb()  # before the bundled model is opened
     if kind != "rwkv":
         result["bits"] = bundled_bits(kind, int8_kernel)
@@ -267,8 +298,8 @@ def main(argv=None) -> None:
     print(f"# RWKV-7 {n_layer} x {n_embd}, vocabulary {args.vocab}: precisions on the CPU"
           + (" (--quick)" if args.quick else ""))
     print(f"\n- CPU: {cpu_name()}; {os.cpu_count()} cores seen; {args.threads} threads")
-    print(f"- prompt {args.prompt} tokens; decode {args.steps} steps; best of {args.reps} runs (N=4: "
-          f"{max(1, args.reps - 1)}) after a warm-up; one child process per engine")
+    print(f"- prompt {args.prompt} tokens; decode {args.steps} steps; the best of {args.reps} quiet runs (other "
+          f"processes below {QUIET:.0%} of the cores) after a warm-up; one child process per engine")
     results, loads = {}, [f"before: {load_average()}"]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-sizes-") as tmp:
@@ -325,7 +356,8 @@ def report(args, kinds, results) -> None:
         print(f"max |logit| of float32: {float(np.abs(reference['trace']).max()):.3g}")
     for kind in kinds:
         if "info" in results[kind]:
-            print(f"- {label(kind)}: {results[kind]['info']}")
+            print(f"- {label(kind)}: {results[kind]['info']}; quiet runs counted:made, prompt/N=1/N=4: "
+                  f"{results[kind]['runs']}")
 
 
 if __name__ == "__main__":
