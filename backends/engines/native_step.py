@@ -347,8 +347,8 @@ def native_head(library: Library, matrix: Matrix, keep, threads):
 class NativeStep(NumpyStateOps):
     """The C step of one RWKV-7 model (models.rwkv7.RWKV7, float32 on the CPU), behind the Engine protocol.
 
-    dtype (PRECISIONS): the weight matrices' type in the step. For other than float32 the model's head is
-    replaced by the step's converted head (native_head), so torch's prompts read that one too."""
+    dtype (PRECISIONS): the weight matrices' type in the step. The model's head is replaced by the step's copy
+    (native_head; for float32 while FLOAT32_HEAD_IN_BLOCKS), so torch's prompts read that one too."""
 
     def __init__(self, library: Path, model, tokenizer, info: EngineInfo, dtype: str = "float32"):
         import torch
@@ -373,6 +373,7 @@ class NativeStep(NumpyStateOps):
         if not all(p.is_contiguous() for p in params.values()):
             raise NativeBuildError("the native step reads contiguous weights (models.rwkv7_fused.prepare_for_inference)")
         weights = {name: p.detach() for name, p in params.items()}
+        del params  # the model's head must be freed once it is replaced
         ffn_width = weights["blocks.0.ffn.key.weight"].shape[0]
         self._keep = []  # every array whose memory the C step reads
         self.converted_bytes = 0  # memory held by converted copies (a float32 step: its head's, if copied)
@@ -402,7 +403,6 @@ class NativeStep(NumpyStateOps):
                 key = f"blocks.{i}.{name}"
                 matrices.append(matrix(key, layout) if key in weights else Matrix())  # layer 0: no v1, v2
         self._matrices = (Matrix * (len(matrices) + 1))(*matrices, head)
-        del params
 
         def pointer(tensor) -> int:
             array = tensor.numpy()  # the parameter's own memory
