@@ -35,9 +35,11 @@ def web_model(tmp_path_factory):
     return write_model_with_chars(tmp_path_factory.mktemp("web-model"), weights, VOCAB, stem=MODEL_STEM)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """A headless Chromium under Playwright (skipped where there is none)."""
+    """A headless Chromium under Playwright (skipped where there is none). Module-scoped: Playwright's sync API
+    keeps an event loop marked running on this thread while it is started, and the asyncio tests that a worker
+    runs after these modules need that loop gone."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
