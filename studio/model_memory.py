@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DTYPE_BYTES = {"": 4, "float32": 4, "float16": 2, "bfloat16": 2}
+# Bytes per weight while it runs. On the CPU pair torch keeps float32 weights for prompts beside the C step's
+# converted copy (backends/engines/native_step.py), so a narrow type costs its own bytes on top of float32's
+# (on a GPU that overestimates: at worst the author is asked once too often).
+DTYPE_BYTES = {"": 4, "float32": 4, "float16": 6, "bfloat16": 6, "int8": 5}
 HEADROOM = 1.2  # activations, the state cache and the allocator's slack on top of the weights
 
 
