@@ -18,7 +18,8 @@ def test_a_failed_switch_keeps_writing_with_the_running_model(start_studio, tmp_
     studio.type_text(str(tmp_path / "missing.safetensors"), per_key_delay=0.005)
     studio.press("enter")
     studio.wait_for("not switched, still writing with tiny7", timeout=10)
-    where = studio.locate("The model was not switched")  # the whole reason, in a notification
+    studio.wait_for("The model was not switched", timeout=10)  # the whole reason, in a notification
+    where = studio.locate("The model was not switched")
     assert where is not None and "no such model file" in studio.screen_text(), studio.dump()
     studio.click(*where)  # a click dismisses it
     studio.wait_gone("The model was not switched", timeout=5)
