@@ -247,14 +247,9 @@ def _rwkv7_layout(take, tensors: dict, n_layer: int, head_size: int) -> dict[str
     def transposed(name):
         return take(name).t().contiguous()
 
-    w = {
-        "emb.weight": take("token_embd.weight"),
-        "blocks.0.ln0.weight": take("token_embd_norm.weight"),
-        "blocks.0.ln0.bias": take("token_embd_norm.bias"),
-        "ln_out.weight": take("output_norm.weight"),
-        "ln_out.bias": take("output_norm.bias"),
-        "head.weight": take("output.weight"),
-    }
+    from ai_writer.models.gguf_rwkv6 import outer_weights
+
+    w = outer_weights(take)
     for i in range(n_layer):
         g, b = f"blk.{i}.", f"blocks.{i}."
         a = b + "att."

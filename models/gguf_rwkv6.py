@@ -35,6 +35,18 @@ def rescale_factor(layer: int, rescale_every: int) -> int:
     return 2 ** (layer // rescale_every) if rescale_every > 0 else 1
 
 
+def outer_weights(take) -> dict:
+    """The tensors around the layers, named alike in llama.cpp's RWKV-6 and RWKV-7 layouts."""
+    return {
+        "emb.weight": take("token_embd.weight"),
+        "blocks.0.ln0.weight": take("token_embd_norm.weight"),
+        "blocks.0.ln0.bias": take("token_embd_norm.bias"),
+        "ln_out.weight": take("output_norm.weight"),
+        "ln_out.bias": take("output_norm.bias"),
+        "head.weight": take("output.weight"),
+    }
+
+
 def read_rwkv6_layout(take, tensors: dict, n_layer: int, rescale_every: int) -> dict:
     """BlinkDL's RWKV-6 state dict from llama.cpp's tensors: take(gguf_name) returns one as torch in its numpy
     shape (and removes it from `tensors`, whose names are checked here only for the lerp form)."""
@@ -45,11 +57,7 @@ def read_rwkv6_layout(take, tensors: dict, n_layer: int, rescale_every: int) -> 
     def transposed(name):
         return take(name).t().contiguous()
 
-    w = {
-        "emb.weight": take("token_embd.weight"),
-        "blocks.0.ln0.weight": take("token_embd_norm.weight"),
-        "blocks.0.ln0.bias": take("token_embd_norm.bias"),
-    }
+    w = outer_weights(take)
     for i in range(n_layer):
         g, b = f"blk.{i}.", f"blocks.{i}."
         a, f = b + "att.", b + "ffn."
@@ -82,8 +90,5 @@ def read_rwkv6_layout(take, tensors: dict, n_layer: int, rescale_every: int) -> 
         if factor > 1:
             for name in RESCALED:
                 w[b + name] = w[b + name] * factor
-    w["ln_out.weight"] = take("output_norm.weight")
-    w["ln_out.bias"] = take("output_norm.bias")
-    w["head.weight"] = take("output.weight")
     return w
 
