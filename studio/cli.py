@@ -333,14 +333,20 @@ def command_studio(args) -> int:
     if args.file is not None:
         check_studio_file(Path(args.file))
     from ai_writer.studio.app import StudioApp
+    from ai_writer.studio.walk_away import work_left_behind
 
     app = StudioApp(config, args.file)
-    code = app.run()
-    for line in app.exit_lines:  # the terminal is back to normal: where the text is
-        print(line)
+    code = app.run() or 0
+    try:
+        for line in app.exit_lines:  # the terminal is back to normal: where the text is
+            print(line, flush=True)
+    except OSError:  # the terminal is gone (its window closed): the text is saved, nobody is there to read
+        pass
     if app.service is not None:  # let a model call in flight finish
         app.service.close(wait=True)
-    return code or 0
+    if work_left_behind():  # a model still loading: the manuscript is saved, end now rather than after the load
+        os._exit(code)
+    return code
 
 
 def _positive_int(text: str) -> int:

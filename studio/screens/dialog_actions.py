@@ -98,6 +98,7 @@ def open_story_panel(screen) -> None:
 def open_context_view(screen) -> None:
     """Exactly what the next request reads, part by part, and how much of it the cache spares."""
     from ai_writer.studio.dialogs.context_view import ContextView
+    from ai_writer.studio.walk_away import call_back
 
     if screen.service is None:
         screen.say_no_model()
@@ -106,6 +107,6 @@ def open_context_view(screen) -> None:
 
     def plan_and_show() -> None:
         plan = service.plan(request)  # tokenising a long book: off the UI thread
-        app.call_from_thread(app.push_screen, ContextView(plan.context, plan.total_tokens, plan.cached_tokens))
+        call_back(app, app.push_screen, ContextView(plan.context, plan.total_tokens, plan.cached_tokens))
 
     screen.run_worker(plan_and_show, thread=True, exclusive=True, group="context")

@@ -38,6 +38,7 @@ from ai_writer.studio.keys import make_bindings
 from ai_writer.studio.open_manuscript import OpenManuscript
 from ai_writer.studio.open_story import OpenStory
 from ai_writer.studio.paths import short_path
+from ai_writer.studio.walk_away import WalkedAway, call_back, call_or_walk_away
 from ai_writer.studio.screens import dialog_actions
 from ai_writer.studio.saver import ManuscriptSaver, SaveFinished, SaveOutcome
 from ai_writer.studio.stream_buffer import StreamBuffer
@@ -241,10 +242,17 @@ class MainScreen(Screen):
 
     def on_text_area_changed(self, event) -> None:
         self._last_edit = time.monotonic()
-        self.status.dirty = self.editor.edit_version != self.saved_version  # undone back to the disk's text: clean
+        self.status.dirty = self.editor.edit_version != self.version_on_disk()  # undone back to the disk's text: clean
         self.update_ghost()
         self.choices.editor_moved()
-        # Saved at most autosave_seconds after the first unsaved change, even while the author keeps typing.
+        self.schedule_autosave()
+
+    def version_on_disk(self) -> int | None:
+        """The edit_version the file holds once the saves queued have landed (the last one queued)."""
+        return self._saving_versions[-1] if self._saving_versions else self.saved_version
+
+    def schedule_autosave(self) -> None:
+        """Saved at most autosave_seconds after the first unsaved change, even while the author keeps typing."""
         if self.status.dirty and self._autosave_timer is None:
             self._autosave_timer = self.set_timer(self.config.studio.autosave_seconds, self.autosave)
 
@@ -266,8 +274,8 @@ class MainScreen(Screen):
         file = self.file
         if file is None or file.read_only:
             return None
-        if self.editor.edit_version == self.saved_version and not convert_to_utf8:
-            return None
+        if self.editor.edit_version == self.version_on_disk() and not convert_to_utf8:
+            return None  # what the file holds, or will once the saves queued land
         self.status.saving = True
         self._saving_versions.append(self.editor.edit_version)
         lines = list(self.editor.document.lines)  # a shallow copy; joined and encoded on the saver thread
@@ -286,7 +294,8 @@ class MainScreen(Screen):
             file.fingerprint, file.encoding, file.recovery = message.fingerprint, message.encoding, None
             self.saved_text, self.saved_version = message.text, version
             self.status.saved_at = time.monotonic()
-            self.status.dirty = self.editor.edit_version != version
+            self.status.dirty = self.editor.edit_version != self.version_on_disk()
+            self.schedule_autosave()  # edited (undone, redone) while it was being written
             self.status.save_error = ""
             self.status.encoding = file.encoding
             if message.backup is not None:
@@ -359,18 +368,20 @@ class MainScreen(Screen):
         config = config or self.config
         model = config.model
         if release:
-            self.app.call_from_thread(self.release_engine)
-        self.app.call_from_thread(setattr, self.status, "model", tr("loading_model", model=Path(model.path).name))
+            call_back(self.app, self.release_engine)
+        call_back(self.app, setattr, self.status, "model", tr("loading_model", model=Path(model.path).name))
         try:
-            engine = (self.engine_loader or load_engine)(model)
+            engine = call_or_walk_away(self.engine_loader or load_engine, model, name="model-load")
+        except WalkedAway:  # the app is ending, or another model was asked for: nobody wants this one
+            return
         except LoadError as exc:
-            self.app.call_from_thread(self.engine_failed, str(exc), change)
+            call_back(self.app, self.engine_failed, str(exc), change)
             return
         except Exception as exc:  # a bug or a broken install: one line on the status line, the manuscript stays open
-            self.app.call_from_thread(self.engine_failed, f"{Path(model.path).name}: {type(exc).__name__}: {exc}", change)
+            call_back(self.app, self.engine_failed, f"{Path(model.path).name}: {type(exc).__name__}: {exc}", change)
             return
         set_model_threads(generation_threads(config.generation.threads))
-        self.app.call_from_thread(self.engine_ready, engine, config if change else None, change)
+        call_back(self.app, self.engine_ready, engine, config if change else None, change)
 
     def switch_model(self, key: str, value) -> None:
         """A [model] setting changed in the panel: open that model beside the running one, or ask to release
@@ -459,9 +470,9 @@ class MainScreen(Screen):
         try:
             tuned = read_compared_state(path, self.engine) if path else None
         except ValueError as exc:
-            self.app.call_from_thread(self.compared_state_ready, path, None, str(exc), save)
+            call_back(self.app, self.compared_state_ready, path, None, str(exc), save)
             return
-        self.app.call_from_thread(self.compared_state_ready, path, tuned, "", save)
+        call_back(self.app, self.compared_state_ready, path, tuned, "", save)
 
     def compared_state_ready(self, path: str, tuned, error: str, save: bool) -> None:
         if error:

@@ -292,3 +292,48 @@ async def test_an_older_save_finishing_last_does_not_undo_a_newer_one(tmp_path, 
         assert app.main.saved_text == app.editor.text
         if app.service is not None:
             app.service.close()
+
+
+async def test_redo_while_the_undo_is_being_saved_is_saved_too(tmp_path, tiny_model, monkeypatch):
+    """Undo, save, redo and save before the first save has landed: the redone text gets to disk (the second save
+    must not think the file already holds it, as it did before the undo)."""
+    real_save = saver_module.save_atomic
+    hold = threading.Event()
+    holding = threading.Event()
+
+    def held_save(path, text, newline="\n", **options):  # the first save after the undo waits for `hold`
+        if not hold.is_set():
+            holding.set()
+            hold.wait(10)
+        return real_save(path, text, newline, **options)
+
+    manuscript = tmp_path / NAME
+    manuscript.write_text("　　开头。", encoding="utf-8")
+    (tmp_path / "config.toml").write_text(
+        f'[model]\npath = "{tiny_model}"\n[studio]\nlanguage = "en"\nautosave_seconds = 600.0\n', encoding="utf-8")
+    config = load_config(tmp_path / "config.toml", user_path=tmp_path / "no-user.toml")
+    app = StudioApp(config, manuscript, data_dir=tmp_path / "data")
+
+    async def wait_for(condition, timeout=10.0):
+        for _ in range(int(timeout / 0.02)):
+            if condition():
+                return
+            await pilot.pause(0.02)
+        assert condition()
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("x", "y", "z", "ctrl+s")
+        await wait_for(lambda: manuscript.read_text(encoding="utf-8") == "　　开头。xyz" and not app.main.status.saving)
+        monkeypatch.setattr(saver_module, "save_atomic", held_save)
+        await pilot.press("ctrl+z")
+        await wait_for(lambda: app.editor.text == "　　开头。")
+        await pilot.press("ctrl+s")
+        await wait_for(holding.is_set)
+        await pilot.press("ctrl+y")
+        await wait_for(lambda: app.editor.text == "　　开头。xyz")
+        await pilot.press("ctrl+s")
+        hold.set()
+        await wait_for(lambda: manuscript.read_text(encoding="utf-8") == "　　开头。xyz" and not app.main.status.saving)
+        assert not app.main.status.dirty
+        if app.service is not None:
+            app.service.close()

@@ -118,11 +118,11 @@ def isolated_env(root: Path) -> dict:
     return env
 
 
-def write_config(path: Path, model: Path, **sections) -> Path:
-    """A config file naming `model` on the torch backend in English; `sections` adds or overrides keys,
-    e.g. generation={"length": 20}."""
+def write_config(path: Path, model_path: Path, /, **sections) -> Path:
+    """A config file naming `model_path` on the torch backend in English; `sections` adds or overrides keys,
+    e.g. generation={"length": 20} or model={"backend": "openai", ...}."""
     values = {
-        "model": {"path": str(model), "backend": "torch", "device": "cpu"},
+        "model": {"path": str(model_path), "backend": "torch", "device": "cpu"},
         "generation": {"candidates": 3, "length": 40, "threads": 1},
         "studio": {"language": "en"},
     }

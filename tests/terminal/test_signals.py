@@ -34,3 +34,35 @@ def test_closing_the_terminal_while_typing_saves_everything(start_studio):
     studio.hangup()
     studio.exit_status(timeout=10)  # it must end, whatever its status
     assert studio.file_text() == ORIGINAL + TYPED
+
+
+@pytest.fixture
+def silent_server():
+    """A real listening socket that takes connections and never answers: a model server that hangs."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+@pytest.mark.parametrize("how", ["ctrl+q", "hangup"])
+def test_quitting_while_the_model_is_still_opening_ends_at_once_and_saves(start_studio, silent_server, how):
+    """The model takes long to open (here a server that never answers, with a timeout of a minute; the same
+    for a large file): quitting, or the window closing, does not wait for it."""
+    studio = start_studio(ORIGINAL, model={"backend": "openai", "url": f"http://127.0.0.1:{silent_server}/v1",
+                                           "timeout_seconds": 60.0})
+    studio.wait_for("他走进了房间")
+    studio.wait_for("loading")
+    studio.type_text(TYPED, per_key_delay=0.05)
+    studio.wait_for(TYPED)
+    if how == "hangup":
+        studio.hangup()
+    else:
+        studio.press("ctrl+q")
+    studio.exit_status(timeout=8)  # the load would hold it for 60 s
+    assert studio.file_text() == ORIGINAL + TYPED
+    if how == "ctrl+q":
+        assert "Traceback" not in studio.output_text(), studio.output_text()[-3000:]
