@@ -53,19 +53,23 @@ def call_or_walk_away(work: Callable[..., Result], *args, name: str = "studio-wo
     return outcome["result"]  # type: ignore[return-value]
 
 
-def call_back(app, callback: Callable, *args) -> None:
-    """From a thread worker: callback(*args) on the UI thread, unless the worker has been cancelled by then (the
-    app ending, a newer worker of the group): the widgets it would touch may be gone."""
-    worker = get_current_worker()
+def call_back(node, callback: Callable, *args) -> None:
+    """From a thread worker: callback(*args) on the UI thread, unless by then the worker has been cancelled (a
+    newer worker of its group) or the app is ending or `node` (the screen or widget the callback belongs to) is no
+    longer in the app: the widgets it would touch may be gone."""
+    worker, app = get_current_worker(), node.app
 
-    def unless_cancelled():
-        if not worker.is_cancelled:
+    def still_wanted() -> bool:
+        return not worker.is_cancelled and app.is_running and node.is_attached
+
+    def unless_gone():
+        if still_wanted():
             callback(*args)
 
-    if worker.is_cancelled:
+    if not still_wanted():
         return
     try:
-        app.call_from_thread(unless_cancelled)
+        app.call_from_thread(unless_gone)
     except RuntimeError:  # the app is no longer running
         pass
 

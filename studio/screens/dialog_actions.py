@@ -107,6 +107,6 @@ def open_context_view(screen) -> None:
 
     def plan_and_show() -> None:
         plan = service.plan(request)  # tokenising a long book: off the UI thread
-        call_back(app, app.push_screen, ContextView(plan.context, plan.total_tokens, plan.cached_tokens))
+        call_back(screen, app.push_screen, ContextView(plan.context, plan.total_tokens, plan.cached_tokens))
 
     screen.run_worker(plan_and_show, thread=True, exclusive=True, group="context")

@@ -368,20 +368,20 @@ class MainScreen(Screen):
         config = config or self.config
         model = config.model
         if release:
-            call_back(self.app, self.release_engine)
-        call_back(self.app, setattr, self.status, "model", tr("loading_model", model=Path(model.path).name))
+            call_back(self, self.release_engine)
+        call_back(self, setattr, self.status, "model", tr("loading_model", model=Path(model.path).name))
         try:
             engine = call_or_walk_away(self.engine_loader or load_engine, model, name="model-load")
         except WalkedAway:  # the app is ending, or another model was asked for: nobody wants this one
             return
         except LoadError as exc:
-            call_back(self.app, self.engine_failed, str(exc), change)
+            call_back(self, self.engine_failed, str(exc), change)
             return
         except Exception as exc:  # a bug or a broken install: one line on the status line, the manuscript stays open
-            call_back(self.app, self.engine_failed, f"{Path(model.path).name}: {type(exc).__name__}: {exc}", change)
+            call_back(self, self.engine_failed, f"{Path(model.path).name}: {type(exc).__name__}: {exc}", change)
             return
         set_model_threads(generation_threads(config.generation.threads))
-        call_back(self.app, self.engine_ready, engine, config if change else None, change)
+        call_back(self, self.engine_ready, engine, config if change else None, change)
 
     def switch_model(self, key: str, value) -> None:
         """A [model] setting changed in the panel: open that model beside the running one, or ask to release
@@ -470,9 +470,9 @@ class MainScreen(Screen):
         try:
             tuned = read_compared_state(path, self.engine) if path else None
         except ValueError as exc:
-            call_back(self.app, self.compared_state_ready, path, None, str(exc), save)
+            call_back(self, self.compared_state_ready, path, None, str(exc), save)
             return
-        call_back(self.app, self.compared_state_ready, path, tuned, "", save)
+        call_back(self, self.compared_state_ready, path, tuned, "", save)
 
     def compared_state_ready(self, path: str, tuned, error: str, save: bool) -> None:
         if error:
