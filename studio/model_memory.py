@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Bytes per weight while it runs. On the CPU pair torch keeps float32 weights for prompts beside the C step's
-# converted copy (backends/engines/native_step.py), so a narrow type costs its own bytes on top of float32's
-# (on a GPU that overestimates: at worst the author is asked once too often).
-DTYPE_BYTES = {"": 4, "float32": 4, "float16": 6, "bfloat16": 6, "int8": 5}
+# Bytes per weight while it runs. On the CPU pair a narrow type's C step holds its matrices alone (torch's float32
+# ones are freed as they are converted, backends/engines/native_step.py), but the embedding stays float32: a byte
+# more per weight covers it at the sizes users run (on a GPU that overestimates: at worst the author is asked once
+# too often).
+DTYPE_BYTES = {"": 4, "float32": 4, "float16": 3, "bfloat16": 3, "int8": 2}
 HEADROOM = 1.2  # activations, the state cache and the allocator's slack on top of the weights
 
 

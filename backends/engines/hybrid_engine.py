@@ -102,13 +102,15 @@ class HybridEngine(NumpyStateOps):
 
         logits: float32 numpy (B, V) for each last position, or (B, T, V) for every
         position with full_output. T == 1 runs the decode step (torch until it is
-        ready), T > 1 torch's chunked sequence form. The given state is not modified.
+        ready), T > 1 torch's chunked sequence form, or the decode step where it reads
+        prompts too (a narrow-typed C step: the torch model's matrices are freed then).
+        The given state is not modified.
         """
         batch = check_batch(token_lists, self.info.vocab_size)
         B, T = batch.shape
         state = None if state is None else self._checked(state, B)
         step = self.decode_step
-        if T == 1 and step is not None:
+        if step is not None and (T == 1 or getattr(step, "reads_prompts", False)):
             return step.forward(batch, state, full_output)
         torch_state = None if state is None else self._torch_state_class(*(torch.from_numpy(a) for a in state))
         logits, new_state = self.torch_engine.forward(batch, torch_state, full_output)

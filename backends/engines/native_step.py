@@ -73,6 +73,8 @@ CACHE_ENV = "AI_WRITER_NATIVE_CACHE"
 SWITCH_ENV = "AI_WRITER_NATIVE"  # "0" turns the native step off
 PORTABLE_ENV = "AI_WRITER_NATIVE_PORTABLE"  # "1" builds the portable kernels
 MAX_HEAD = 256  # rwkv7_step.c's MAX_HEAD
+SEQUENCE_CHUNK = 128  # tokens per call of rwkv7_forward for a prompt (its scratch memory: ~22 floats per token and
+# channel, ~10 MB at 768 channels)
 # The step's weight types (rwkv7_matrix.h's MT_*) and their numpy storage.
 PRECISIONS = {"float32": 0, "float16": 1, "bfloat16": 2, "int8": 3}
 STORAGE = {"float16": np.uint16, "bfloat16": np.uint16, "int8": np.int8}
@@ -223,12 +225,15 @@ class Library:
         try:
             lib = ctypes.CDLL(str(path))
             self.step, self.scan, self.matmul = lib.rwkv7_step, lib.wkv7_scan, lib.rwkv7_matmul
+            self.sequence = lib.rwkv7_forward
             self.convert, self._kernels, self._int8_kernel = lib.rwkv7_convert, lib.rwkv7_kernels, lib.rwkv7_int8_kernel
         except (OSError, AttributeError) as exc:
             raise NativeBuildError(f"{path}: cannot be opened ({str(exc).splitlines()[0][:200]})") from None
         self.path = path
         self.step.restype = ctypes.c_int
         self.step.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] + [ctypes.c_void_p] * 8 + [ctypes.c_int]
+        self.sequence.restype = ctypes.c_int
+        self.sequence.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 8 + [ctypes.c_int]
         self.scan.restype = None
         self.scan.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 9 + [ctypes.c_int]
         self.matmul.restype = None
@@ -362,7 +367,7 @@ class NativeStep(NumpyStateOps):
         if config.head_size > MAX_HEAD:
             raise NativeBuildError(f"the native step takes head sizes up to {MAX_HEAD}, not {config.head_size}")
         self.library = library if isinstance(library, Library) else open_library(library)
-        self._step, self._scan = self.library.step, self.library.scan
+        self._sequence, self._scan = self.library.sequence, self.library.scan
         self.tokenizer, self.info, self.dtype = tokenizer, info, dtype
         self.state_class, self._shapes, self._fills = state_layout("rwkv7", config.n_embd, config.head_size)
         self.tokens_processed = 0
@@ -376,6 +381,9 @@ class NativeStep(NumpyStateOps):
         del params  # the model's head must be freed once it is replaced
         ffn_width = weights["blocks.0.ffn.key.weight"].shape[0]
         self._keep = []  # every array whose memory the C step reads
+        # A narrow-typed step reads prompts too (all of a chunk's tokens in each product): the model's float32
+        # matrices are freed as they are converted; a float32 step reads the model's own, torch reads prompts.
+        self.reads_prompts = dtype != "float32"
         self.converted_bytes = 0  # memory held by converted copies (a float32 step: its head's, if copied)
         threads = max(1, self._threads())
 
@@ -387,6 +395,9 @@ class NativeStep(NumpyStateOps):
             self._keep.extend(arrays)
             if found.data != source.data_ptr():  # a converted copy, not the model's tensor
                 self.converted_bytes += matrix_bytes(arrays)
+                if self.reads_prompts and key != "head.weight":  # the model's float32 matrix: no one reads it now
+                    release_file_pages(source)
+                    model.get_parameter(key).data = torch.empty(0)
             return found
 
         # the head first, in blocks (float32 too: a copy), in place of the model's, whose float32 tensor is freed
@@ -450,22 +461,23 @@ class NativeStep(NumpyStateOps):
         """B equal-length id lists (and a state of B rows, or None) -> (logits, new state).
 
         logits: float32 numpy (B, V) for each last position, or (B, T, V) for every
-        position with full_output. T tokens run T steps. The given state is not modified.
+        position with full_output. T tokens go through the C step SEQUENCE_CHUNK at a time, every matrix
+        product taken for all of a chunk's tokens at once. The given state is not modified.
         """
         batch = check_batch(token_lists, self.info.vocab_size)
         B, T = batch.shape
         state = self.zero_state(B) if state is None else self._checked(state, B)
-        threads, every = max(1, self._threads()), []
-        for t in range(T):
-            tokens = np.ascontiguousarray(batch[:, t])
+        threads, every, V = max(1, self._threads()), [], self.info.vocab_size
+        for start in range(0, T, SEQUENCE_CHUNK):
+            tokens = np.ascontiguousarray(batch[:, start:start + SEQUENCE_CHUNK])
+            chunk = tokens.shape[1]
             new = self.state_class(*(np.empty_like(a) for a in state))
-            logits = np.empty((B, self.info.vocab_size), dtype=np.float32)
-            if self._step(self._sizes.ctypes.data, self._globals, self._layers, self._matrices, B,
-                          tokens.ctypes.data, *(a.ctypes.data for a in state), *(a.ctypes.data for a in new),
-                          logits.ctypes.data, threads):
+            logits = np.empty((B, chunk, V) if full_output else (B, V), dtype=np.float32)
+            if self._sequence(self._sizes.ctypes.data, self._globals, self._layers, self._matrices, B, chunk,
+                              int(full_output), tokens.ctypes.data, *(a.ctypes.data for a in state),
+                              *(a.ctypes.data for a in new), logits.ctypes.data, threads):
                 raise MemoryError("the native step could not allocate its scratch memory")
             state = new
-            if full_output:
-                every.append(logits)
+            every.append(logits)
         self.tokens_processed += batch.size
-        return (np.stack(every, axis=1) if full_output else logits), state
+        return (np.concatenate(every, axis=1) if full_output else every[-1]), state

@@ -299,15 +299,21 @@ def model_file(tmp_path_factory):
                                                                                            spread=1.6), CHARS)
 
 
-def test_dtype_int8_on_the_cpu_runs_the_c_step_for_decoding_and_its_head_for_prompts(model_file):
+def test_dtype_int8_on_the_cpu_runs_prompts_and_steps_in_c_and_frees_the_model_s_float32_matrices(model_file):
     exact = load(model_file, backend="auto", device="cpu")
     engine = load(model_file, backend="auto", device="cpu", dtype="int8")
     assert engine.info.backend == "torch+native" and engine.decode_step.dtype == "int8"
     assert engine.selection.reason.why == Why.CPU_NATIVE and engine.selection.reason.text().endswith("weights in int8")
-    assert type(engine.model.head).__name__ == "NativeHead"
+    assert engine.decode_step.reads_prompts and not exact.decode_step.reads_prompts
+    matrices = [name for name, p in exact.model.named_parameters()
+                if p.dim() == 2 and name != "emb.weight" and not name.endswith("r_k")]  # r_k: a vector per head
+    kept = dict(engine.model.named_parameters())
+    assert matrices and all(kept[name].numel() == 0 for name in matrices if name in kept)  # freed, not copied
+    assert kept["emb.weight"].numel() == exact.model.emb.weight.numel()  # the step reads the embedding in place
     prompt = [[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]]
-    (ref, ref_state), (found, state) = exact.forward(prompt), engine.forward(prompt)  # torch, with the C head
+    (ref, ref_state), (found, state) = exact.forward(prompt), engine.forward(prompt)  # torch; the C step
     assert 0 < max_error(found, ref) <= TOLERANCES["int8"]
+    assert np.array_equal(found, engine.decode_step.forward(prompt)[0])
     for token in (20, 30, 40):
         ref, ref_state = exact.forward([[token], [token + 1]], ref_state)
         found, state = engine.forward([[token], [token + 1]], state)  # the C step

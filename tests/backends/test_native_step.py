@@ -118,6 +118,25 @@ def test_the_step_runs_several_tokens_and_leaves_its_input_state_alone(engines):
     assert max(max_error(f, r.numpy()) for f, r in zip(after, ref_state)) <= TOLERANCE
 
 
+@pytest.mark.parametrize("rows", [1, 3])
+def test_the_step_reads_a_prompt_longer_than_its_chunk_as_torch_does(engines, rows):
+    """A prompt of more tokens than SEQUENCE_CHUNK, from a state, through the C step's sequence form (every
+    product over all of a chunk's tokens, the transposed state update): every position's logits and the state."""
+    reference, native = engines
+    rng = np.random.default_rng(10 + rows)
+    start = rng.integers(0, VOCAB, size=(rows, 4)).tolist()
+    _, ref_state = reference.forward(start)
+    _, state = native.decode_step.forward(start)
+    prompt = rng.integers(0, VOCAB, size=(rows, native_step.SEQUENCE_CHUNK + 37)).tolist()
+    ref_logits, ref_after = reference.forward(prompt, ref_state, full_output=True)
+    logits, after = native.decode_step.forward(prompt, state, full_output=True)
+    assert logits.shape == (rows, len(prompt[0]), VOCAB)
+    assert max_error(logits, ref_logits) <= TOLERANCE
+    assert max(max_error(f, r.numpy()) for f, r in zip(after, ref_after)) <= TOLERANCE
+    last, last_state = native.decode_step.forward(prompt, state)
+    assert np.array_equal(last, logits[:, -1]) and all(np.array_equal(a, b) for a, b in zip(last_state, after))
+
+
 def test_greedy_candidates_are_the_same_text_as_torch(engines):
     reference, native = engines
     assert greedy_texts(native, CHARS) == greedy_texts(reference, CHARS)

@@ -108,6 +108,32 @@ static void head_update(const float *S_in, float *S_out, const float *r, const f
     }
 }
 
+/* The same update on the transposed state St = S^T ([key j][value i]), N a multiple of 16: every sum over j
+ * becomes whole vectors over i, no horizontal sums (faster over many tokens):
+ * sa = sum_j St[j] a_j;  St[j] = St[j] w_j + sa b_j + v k_j;  o = sum_j St[j] r_j */
+static void head_update_transposed(float *St, const float *r, const float *w, const float *k, const float *v,
+                                   const float *a, const float *b, float *o_out, int N) {
+    const int V = N / 16;
+    v16 sa[MAX_HEAD / 16], vv[MAX_HEAD / 16], o[MAX_HEAD / 16];
+    for (int q = 0; q < V; q++) sa[q] = (v16){0}, o[q] = (v16){0}, vv[q] = load16(v + 16 * q);
+    for (int j = 0; j < N; j++)
+        for (int q = 0; q < V; q++) sa[q] += load16(St + j * N + 16 * q) * a[j];
+    for (int j = 0; j < N; j++) {
+        float *row_j = St + j * N;
+        for (int q = 0; q < V; q++) {
+            v16 s = load16(row_j + 16 * q) * w[j] + sa[q] * b[j] + vv[q] * k[j];
+            *(v16 *)(row_j + 16 * q) = s;
+            o[q] += s * r[j];
+        }
+    }
+    for (int q = 0; q < V; q++) *(v16 *)(o_out + 16 * q) = o[q];
+}
+
+static void transpose(const float *in, float *out, int N) {
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) out[(size_t)j * N + i] = in[(size_t)i * N + j];
+}
+
 /* The state update over T tokens, token by token, for each of B x H heads (a prompt's, in
  * models/rwkv7_fused.py's sequence form: FusedRWKV7.use_sequence_wkv): r, w, k, v, a, b and out
  * are (B, T, H, N); state_in and state_out (B, H, N, N). Each head's state stays in the core's
@@ -119,8 +145,6 @@ void wkv7_scan(int B, int T, int H, int N, const float *r, const float *w, const
         const int row = bh / H, h = bh % H;
         const float *S_in = state_in + (size_t)bh * N * N;
         float *S_out = state_out + (size_t)bh * N * N;
-        /* St = S^T ([key j][value i]): every sum over j becomes whole vectors over i, no horizontal sums:
-         * sa = sum_j St[j] a_j;  St[j] = St[j] w_j + sa b_j + v k_j;  o = sum_j St[j] r_j */
         float *St = N % 16 == 0 && N <= MAX_HEAD ? malloc(sizeof(float) * N * N) : NULL;
         if (!St) { /* odd head sizes (or no memory): row by row, in place */
             memcpy(S_out, S_in, sizeof(float) * N * N);
@@ -130,69 +154,115 @@ void wkv7_scan(int B, int T, int H, int N, const float *r, const float *w, const
             }
             continue;
         }
-        for (int i = 0; i < N; i++)
-            for (int j = 0; j < N; j++) St[j * N + i] = S_in[(size_t)i * N + j];
-        const int V = N / 16;
+        transpose(S_in, St, N);
         for (int t = 0; t < T; t++) {
             const size_t at = (((size_t)row * T + t) * H + h) * N;
-            const float *rt = r + at, *wt = w + at, *kt = k + at, *vt = v + at, *a_t = a + at, *bt = b + at;
-            v16 sa[MAX_HEAD / 16], vv[MAX_HEAD / 16], o[MAX_HEAD / 16];
-            for (int q = 0; q < V; q++) sa[q] = (v16){0}, o[q] = (v16){0}, vv[q] = load16(vt + 16 * q);
-            for (int j = 0; j < N; j++)
-                for (int q = 0; q < V; q++) sa[q] += load16(St + j * N + 16 * q) * a_t[j];
-            for (int j = 0; j < N; j++) {
-                float *row_j = St + j * N;
-                for (int q = 0; q < V; q++) {
-                    v16 s = load16(row_j + 16 * q) * wt[j] + sa[q] * bt[j] + vv[q] * kt[j];
-                    *(v16 *)(row_j + 16 * q) = s;
-                    o[q] += s * rt[j];
-                }
-            }
-            for (int q = 0; q < V; q++) *(v16 *)(out + at + 16 * q) = o[q];
+            head_update_transposed(St, r + at, w + at, k + at, v + at, a + at, b + at, out + at, N);
         }
-        for (int i = 0; i < N; i++)
-            for (int j = 0; j < N; j++) S_out[(size_t)i * N + j] = St[j * N + i];
+        transpose(St, S_out, N);
         free(St);
     }
 }
 
-/* One step. Returns 0, or 1 when scratch memory cannot be had. */
-int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *const *layers,
-               const matrix_t *matrices, int B,
-               const int64_t *tokens, const float *att_x_in, const float *kv_in, const float *ffn_x_in,
-               float *att_x_out, float *kv_out, float *ffn_x_out, float *logits, int threads) {
+/* The time mixing's state update for every row b and head h over its T tokens (rows b*T .. b*T+T-1 of the (M, C)
+ * vectors), then the GroupNorm over the head and the bonus (r . (k * r_k)) v, times the gate, into o:
+ * S = S diag(w) + (S a) b^T + v k^T, o = S r, with a = -kk/|kk| and b = kk/|kk| * iclr per token. */
+static void time_mix_heads(const float *const *p, int B, int T, int H, int N, int C, const float *kv_in, float *kv_out,
+                           const float *r, const float *w, const float *k, const float *v, const float *kk,
+                           const float *iclr, const float *gate, float *o, int threads) {
+    const int transposed = T > 1 && N % 16 == 0; /* one token (decoding): in place, no transposes */
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (int bh = 0; bh < B * H; bh++) {
+        const int row = bh / H, h = bh % H;
+        const float *S_in = kv_in + (size_t)bh * N * N;
+        float *S = kv_out + (size_t)bh * N * N;
+        float St[transposed ? N * N : 1];
+        const float *from = S_in; /* the state before each token (untransposed) */
+        if (transposed) transpose(S_in, St, N);
+        for (int t = 0; t < T; t++) {
+            const size_t at = ((size_t)row * T + t) * C + (size_t)h * N; /* (row, t, h) in the (M, C) vectors */
+            const float *kkh = kk + at;
+            double norm = 0.0;
+            for (int j = 0; j < N; j++) norm += (double)kkh[j] * kkh[j];
+            const float scale = 1.0f / fmaxf((float)sqrt(norm), NORMALIZE_EPS);
+            float a[MAX_HEAD], bb[MAX_HEAD];
+            for (int j = 0; j < N; j++) {
+                const float unit = kkh[j] * scale;
+                a[j] = -unit;
+                bb[j] = unit * iclr[at + j];
+            }
+            const float *rh = r + at, *kh = k + at, *vh = v + at;
+            float *oh = o + at;
+            if (transposed)
+                head_update_transposed(St, rh, w + at, kh, vh, a, bb, oh, N);
+            else
+                head_update(from, S, rh, w + at, kh, vh, a, bb, oh, N), from = S;
+            float mean = 0.0f, var = 0.0f, bonus = 0.0f;
+            for (int i = 0; i < N; i++) mean += oh[i];
+            mean /= N;
+            for (int i = 0; i < N; i++) var += (oh[i] - mean) * (oh[i] - mean);
+            const float inv = 1.0f / sqrtf(var / N + GROUP_NORM_EPS);
+            const int c0 = h * N;
+            for (int j = 0; j < N; j++) bonus += rh[j] * kh[j] * p[R_K][c0 + j];
+            for (int i = 0; i < N; i++)
+                oh[i] = ((oh[i] - mean) * inv * p[LNX_W][c0 + i] + p[LNX_B][c0 + i] + bonus * vh[i]) * gate[at + i];
+        }
+        if (transposed) transpose(St, S, N);
+    }
+}
+
+/* The token shift: prev[b, t] = xn[b, t - 1], or shift_in[b] at t == 0; shift_out[b] = xn[b, T - 1]. */
+static void shift_rows(const float *xn, const float *shift_in, float *shift_out, float *prev, int B, int T, int C) {
+    for (int b = 0; b < B; b++) {
+        const float *xb = xn + (size_t)b * T * C;
+        float *pb = prev + (size_t)b * T * C;
+        memcpy(pb, shift_in + (size_t)b * C, sizeof(float) * C);
+        memcpy(pb + C, xb, sizeof(float) * (size_t)(T - 1) * C);
+        memcpy(shift_out + (size_t)b * C, xb + (size_t)(T - 1) * C, sizeof(float) * C);
+    }
+}
+
+/* T tokens for each of B rows: the recurrent step T times over, with every matrix product taken for all B x T
+ * tokens at once (a prompt: T up to a few hundred, each weight read once per 64 tokens, rwkv7_matrix.c).
+ * tokens (B, T); logits (B, V) of each row's last token, or (B, T, V) of every token with every_logit.
+ * Returns 0, or 1 when scratch memory cannot be had. */
+int rwkv7_forward(const int64_t *sizes, const float *const *globals, const float *const *layers,
+                  const matrix_t *matrices, int B, int T, int every_logit,
+                  const int64_t *tokens, const float *att_x_in, const float *kv_in, const float *ffn_x_in,
+                  float *att_x_out, float *kv_out, float *ffn_x_out, float *logits, int threads) {
     const int L = (int)sizes[S_LAYER], C = (int)sizes[S_EMBD], N = (int)sizes[S_HEAD], H = C / N;
     const int F = (int)sizes[S_FFN];
     int D = (int)sizes[S_DECAY];
     if (sizes[S_ICLR] > D) D = (int)sizes[S_ICLR];
     if (sizes[S_VALUE] > D) D = (int)sizes[S_VALUE];
     if (sizes[S_GATE] > D) D = (int)sizes[S_GATE];
-    const size_t BC = (size_t)B * C;
+    const int M = B * T; /* token rows, b-major */
+    const size_t MC = (size_t)M * C, BC = (size_t)B * C;
 
-    float *mem = malloc(sizeof(float) * (BC * 19 + (size_t)B * D + (size_t)B * F));
+    float *mem = malloc(sizeof(float) * (MC * 20 + (size_t)M * D + (size_t)M * F));
     if (!mem) return 1;
-    /* xn: a layer norm's output; xr .. xg: the token-shift mixes, named as in models/rwkv7.py */
-    float *x = mem, *xn = x + BC, *xr = xn + BC, *xw = xr + BC, *xk = xw + BC, *xv = xk + BC;
-    float *xa = xv + BC, *xg = xa + BC, *r = xg + BC, *w = r + BC, *k = w + BC, *v = k + BC, *iclr = v + BC;
-    float *gate = iclr + BC, *kk = gate + BC, *v_first = kk + BC, *o = v_first + BC, *mix = o + BC;
-    float *tmp = mix + BC, *hidden = tmp + BC, *ffn = hidden + (size_t)B * D;
+    /* xn: a layer norm's output; prev: the token before each (the shift); xr .. xg: the token-shift mixes, named as
+     * in models/rwkv7.py */
+    float *x = mem, *xn = x + MC, *prev = xn + MC, *xr = prev + MC, *xw = xr + MC, *xk = xw + MC, *xv = xk + MC;
+    float *xa = xv + MC, *xg = xa + MC, *r = xg + MC, *w = r + MC, *k = w + MC, *v = k + MC, *iclr = v + MC;
+    float *gate = iclr + MC, *kk = gate + MC, *v_first = kk + MC, *o = v_first + MC, *mix = o + MC;
+    float *tmp = mix + MC, *hidden = tmp + MC, *ffn = hidden + (size_t)M * D;
 
-    for (int b = 0; b < B; b++) memcpy(x + (size_t)b * C, globals[EMB] + (size_t)tokens[b] * C, sizeof(float) * C);
-    layer_norm(x, globals[LN0_W], globals[LN0_B], x, B, C);
+    for (int m = 0; m < M; m++) memcpy(x + (size_t)m * C, globals[EMB] + (size_t)tokens[m] * C, sizeof(float) * C);
+    layer_norm(x, globals[LN0_W], globals[LN0_B], x, M, C);
 
     for (int l = 0; l < L; l++) {
         const float *const *p = layers + (size_t)l * PER_LAYER;
-        const matrix_t *m = matrices + (size_t)l * MATRICES;
-        const float *att_prev = att_x_in + (size_t)l * BC, *ffn_prev = ffn_x_in + (size_t)l * BC;
+        const matrix_t *mt = matrices + (size_t)l * MATRICES;
         const size_t kv_layer = (size_t)l * B * H * N * N;
 
         /* -- time mixing */
-        layer_norm(x, p[LN1_W], p[LN1_B], xn, B, C);
-        memcpy(att_x_out + (size_t)l * BC, xn, sizeof(float) * BC);
+        layer_norm(x, p[LN1_W], p[LN1_B], xn, M, C);
+        shift_rows(xn, att_x_in + (size_t)l * BC, att_x_out + (size_t)l * BC, prev, B, T, C);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-        for (size_t i = 0; i < BC; i++) {
+        for (size_t i = 0; i < MC; i++) {
             int c = (int)(i % C);
-            float d = att_prev[i] - xn[i];
+            float d = prev[i] - xn[i];
             xr[i] = xn[i] + d * p[X_R][c];
             xw[i] = xn[i] + d * p[X_W][c];
             xk[i] = xn[i] + d * p[X_K][c];
@@ -200,15 +270,15 @@ int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *c
             xa[i] = xn[i] + d * p[X_A][c];
             xg[i] = xn[i] + d * p[X_G][c];
         }
-        rwkv7_matmul(xr, &m[M_WR], r, B, threads);
-        rwkv7_matmul(xk, &m[M_WK], k, B, threads);
-        rwkv7_matmul(xv, &m[M_WV], v, B, threads);
-        lora(xw, &m[M_W1], &m[M_W2], p[W0], hidden, w, B, C, LORA_TANH, threads);
-        lora(xa, &m[M_A1], &m[M_A2], p[A0], hidden, iclr, B, C, LORA_PLAIN, threads);
-        lora(xg, &m[M_G1], &m[M_G2], NULL, hidden, gate, B, C, LORA_SIGMOID, threads);
-        if (l > 0) lora(xv, &m[M_V1], &m[M_V2], p[V0], hidden, mix, B, C, LORA_PLAIN, threads);
+        rwkv7_matmul(xr, &mt[M_WR], r, M, threads);
+        rwkv7_matmul(xk, &mt[M_WK], k, M, threads);
+        rwkv7_matmul(xv, &mt[M_WV], v, M, threads);
+        lora(xw, &mt[M_W1], &mt[M_W2], p[W0], hidden, w, M, C, LORA_TANH, threads);
+        lora(xa, &mt[M_A1], &mt[M_A2], p[A0], hidden, iclr, M, C, LORA_PLAIN, threads);
+        lora(xg, &mt[M_G1], &mt[M_G2], NULL, hidden, gate, M, C, LORA_SIGMOID, threads);
+        if (l > 0) lora(xv, &mt[M_V1], &mt[M_V2], p[V0], hidden, mix, M, C, LORA_PLAIN, threads);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-        for (size_t i = 0; i < BC; i++) {
+        for (size_t i = 0; i < MC; i++) {
             int c = (int)(i % C);
             w[i] = expf(-DECAY_SCALE * sigmoid(w[i]));
             iclr[i] = sigmoid(iclr[i]);
@@ -219,53 +289,40 @@ int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *c
             else
                 v[i] = v[i] + (v_first[i] - v[i]) * sigmoid(mix[i]);
         }
-
-        /* -- the state update, per row and head: S = S diag(w) + (S a) b^T + v k^T, o = S r */
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-        for (int bh = 0; bh < B * H; bh++) {
-            const size_t at = (size_t)bh * N; /* (b, h) in the (B, C) vectors */
-            float *kkh = kk + at;
-            double norm = 0.0;
-            for (int j = 0; j < N; j++) norm += (double)kkh[j] * kkh[j];
-            float scale = 1.0f / fmaxf((float)sqrt(norm), NORMALIZE_EPS);
-            float a[MAX_HEAD], bb[MAX_HEAD];
-            for (int j = 0; j < N; j++) {
-                float unit = kkh[j] * scale;
-                a[j] = -unit;
-                bb[j] = unit * iclr[at + j];
-            }
-            const float *rh = r + at, *kh = k + at, *vh = v + at, *wh = w + at;
-            float *oh = o + at;
-            head_update(kv_in + kv_layer + (size_t)bh * N * N, kv_out + kv_layer + (size_t)bh * N * N,
-                        rh, wh, kh, vh, a, bb, oh, N);
-            /* GroupNorm over the head, then the bonus (r . (k * r_k)) v */
-            float mean = 0.0f, var = 0.0f, bonus = 0.0f;
-            for (int i = 0; i < N; i++) mean += oh[i];
-            mean /= N;
-            for (int i = 0; i < N; i++) var += (oh[i] - mean) * (oh[i] - mean);
-            float inv = 1.0f / sqrtf(var / N + GROUP_NORM_EPS);
-            int c0 = (int)(at % C);
-            for (int j = 0; j < N; j++) bonus += rh[j] * kh[j] * p[R_K][c0 + j];
-            for (int i = 0; i < N; i++)
-                oh[i] = ((oh[i] - mean) * inv * p[LNX_W][c0 + i] + p[LNX_B][c0 + i] + bonus * vh[i]) * gate[at + i];
-        }
-        rwkv7_matmul(o, &m[M_WO], tmp, B, threads);
-        for (size_t i = 0; i < BC; i++) x[i] += tmp[i];
+        time_mix_heads(p, B, T, H, N, C, kv_in + kv_layer, kv_out + kv_layer, r, w, k, v, kk, iclr, gate, o, threads);
+        rwkv7_matmul(o, &mt[M_WO], tmp, M, threads);
+        for (size_t i = 0; i < MC; i++) x[i] += tmp[i];
 
         /* -- channel mixing */
-        layer_norm(x, p[LN2_W], p[LN2_B], xn, B, C);
-        memcpy(ffn_x_out + (size_t)l * BC, xn, sizeof(float) * BC);
-        for (size_t i = 0; i < BC; i++) xk[i] = xn[i] + (ffn_prev[i] - xn[i]) * p[FFN_X_K][i % C];
-        rwkv7_matmul(xk, &m[M_FFN_KEY], ffn, B, threads);
-        for (size_t i = 0; i < (size_t)B * F; i++) {
+        layer_norm(x, p[LN2_W], p[LN2_B], xn, M, C);
+        shift_rows(xn, ffn_x_in + (size_t)l * BC, ffn_x_out + (size_t)l * BC, prev, B, T, C);
+        for (size_t i = 0; i < MC; i++) xk[i] = xn[i] + (prev[i] - xn[i]) * p[FFN_X_K][i % C];
+        rwkv7_matmul(xk, &mt[M_FFN_KEY], ffn, M, threads);
+        for (size_t i = 0; i < (size_t)M * F; i++) {
             float h = ffn[i] > 0.0f ? ffn[i] : 0.0f;
             ffn[i] = h * h;
         }
-        rwkv7_matmul(ffn, &m[M_FFN_VALUE], tmp, B, threads);
-        for (size_t i = 0; i < BC; i++) x[i] += tmp[i];
+        rwkv7_matmul(ffn, &mt[M_FFN_VALUE], tmp, M, threads);
+        for (size_t i = 0; i < MC; i++) x[i] += tmp[i];
     }
-    layer_norm(x, globals[LN_OUT_W], globals[LN_OUT_B], xn, B, C);
-    rwkv7_matmul(xn, &matrices[(size_t)L * MATRICES], logits, B, threads);
+    const matrix_t *head = &matrices[(size_t)L * MATRICES];
+    if (every_logit || T == 1) {
+        layer_norm(x, globals[LN_OUT_W], globals[LN_OUT_B], xn, M, C);
+        rwkv7_matmul(xn, head, logits, M, threads);
+    } else { /* each row's last token only */
+        for (int b = 0; b < B; b++) memcpy(xr + (size_t)b * C, x + ((size_t)b * T + T - 1) * C, sizeof(float) * C);
+        layer_norm(xr, globals[LN_OUT_W], globals[LN_OUT_B], xn, B, C);
+        rwkv7_matmul(xn, head, logits, B, threads);
+    }
     free(mem);
     return 0;
+}
+
+/* One step: one token for each of B rows (decoding). Returns 0, or 1 when scratch memory cannot be had. */
+int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *const *layers,
+               const matrix_t *matrices, int B,
+               const int64_t *tokens, const float *att_x_in, const float *kv_in, const float *ffn_x_in,
+               float *att_x_out, float *kv_out, float *ffn_x_out, float *logits, int threads) {
+    return rwkv7_forward(sizes, globals, layers, matrices, B, 1, 0, tokens, att_x_in, kv_in, ffn_x_in, att_x_out,
+                         kv_out, ffn_x_out, logits, threads);
 }
