@@ -26,15 +26,18 @@ in the step's `dtype` (PRECISIONS), all in the layout models/rwkv7.py documents:
 The embedding, the norms, every vector, the state and its update stay float32 (the
 torch model's tensors). Converted (out, in) matrices are stored in 4-row blocks of
 cache lines (rwkv7_matrix.h), read as one stream. The model's head becomes the
-step's (native_head): torch's prompt path reads the step's head too and the model's
-float32 one is freed, so the memory held is the torch model's float32 weights but
-the head, plus the step's matrices (at 12 x 768, vocabulary 65536: about 560 MB +
-200 MB for float32, + 280 MB for 16-bit, + 140 MB for int8).
+step's (native_head), the model's float32 one freed.
 
-The same library scans prompts: torch still computes a prompt's projections in
-large matrix products, but the state update over its T tokens runs token by token
-in C (FusedRWKV7.use_sequence_wkv of an eager model), with each head's state held
-in cache: less arithmetic than the chunked form (models/wkv7.py).
+Prompts: a narrow-typed step reads them too (reads_prompts; rwkv7_forward takes
+B rows x T tokens, SEQUENCE_CHUNK tokens a call, every matrix product over all of a
+chunk's tokens, the state update on the transposed state), so the torch model's
+float32 matrices are freed as each is converted: the memory held is the step's
+matrices plus the float32 embedding and vectors (at 12 x 768, vocabulary 65536:
+~280 MB of 16-bit or ~140 MB of int8 matrices + 200 MB of embedding). A float32
+step reads the model's own matrices in place, and torch reads its prompts in large
+matrix products (faster there), with the state update over the T tokens scanned
+token by token in C (FusedRWKV7.use_sequence_wkv of an eager model), each head's
+state held in cache.
 
 The sources are compiled with the C compiler found here ($CC, cc, gcc or clang;
 -O3 -march=native, OpenMP when the compiler has it) into the cache folder

@@ -41,7 +41,11 @@ enum { EMB, LN0_W, LN0_B, LN_OUT_W, LN_OUT_B, GLOBALS };
 /* sizes[]: n_layer, n_embd, head_size, vocab, d_decay, d_iclr, d_value, d_gate, d_ffn */
 enum { S_LAYER, S_EMBD, S_HEAD, S_VOCAB, S_DECAY, S_ICLR, S_VALUE, S_GATE, S_FFN, SIZES };
 
-static void layer_norm(const float *x, const float *weight, const float *bias, float *out, int B, int C) {
+/* Loops over many tokens' vectors (a prompt) run on every thread; a step's few rows on one */
+#define MANY(count) ((count) >= (size_t)1 << 16)
+
+static void layer_norm(const float *x, const float *weight, const float *bias, float *out, int B, int C, int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && MANY((size_t)B * C))
     for (int b = 0; b < B; b++) {
         const float *xb = x + (size_t)b * C;
         float *ob = out + (size_t)b * C;
@@ -63,10 +67,12 @@ static void lora(const float *x, const matrix_t *first, const matrix_t *second, 
                  float *out, int B, int C, int kind, int threads) {
     const int D = first->n_out;
     rwkv7_matmul(x, first, hidden, B, threads);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && MANY((size_t)B * D * 8))
     for (int i = 0; i < B * D; i++)
         hidden[i] = kind == LORA_TANH ? tanhf(hidden[i]) : kind == LORA_SIGMOID ? sigmoid(hidden[i]) : hidden[i];
     rwkv7_matmul(hidden, second, out, B, threads);
     if (bias)
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && MANY((size_t)B * C))
         for (int b = 0; b < B; b++)
             for (int i = 0; i < C; i++) out[(size_t)b * C + i] += bias[i];
 }
@@ -249,7 +255,7 @@ int rwkv7_forward(const int64_t *sizes, const float *const *globals, const float
     float *tmp = mix + MC, *hidden = tmp + MC, *ffn = hidden + (size_t)M * D;
 
     for (int m = 0; m < M; m++) memcpy(x + (size_t)m * C, globals[EMB] + (size_t)tokens[m] * C, sizeof(float) * C);
-    layer_norm(x, globals[LN0_W], globals[LN0_B], x, M, C);
+    layer_norm(x, globals[LN0_W], globals[LN0_B], x, M, C, threads);
 
     for (int l = 0; l < L; l++) {
         const float *const *p = layers + (size_t)l * PER_LAYER;
@@ -257,7 +263,7 @@ int rwkv7_forward(const int64_t *sizes, const float *const *globals, const float
         const size_t kv_layer = (size_t)l * B * H * N * N;
 
         /* -- time mixing */
-        layer_norm(x, p[LN1_W], p[LN1_B], xn, M, C);
+        layer_norm(x, p[LN1_W], p[LN1_B], xn, M, C, threads);
         shift_rows(xn, att_x_in + (size_t)l * BC, att_x_out + (size_t)l * BC, prev, B, T, C);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
         for (size_t i = 0; i < MC; i++) {
@@ -291,27 +297,31 @@ int rwkv7_forward(const int64_t *sizes, const float *const *globals, const float
         }
         time_mix_heads(p, B, T, H, N, C, kv_in + kv_layer, kv_out + kv_layer, r, w, k, v, kk, iclr, gate, o, threads);
         rwkv7_matmul(o, &mt[M_WO], tmp, M, threads);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && MANY(MC))
         for (size_t i = 0; i < MC; i++) x[i] += tmp[i];
 
         /* -- channel mixing */
-        layer_norm(x, p[LN2_W], p[LN2_B], xn, M, C);
+        layer_norm(x, p[LN2_W], p[LN2_B], xn, M, C, threads);
         shift_rows(xn, ffn_x_in + (size_t)l * BC, ffn_x_out + (size_t)l * BC, prev, B, T, C);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && MANY(MC))
         for (size_t i = 0; i < MC; i++) xk[i] = xn[i] + (prev[i] - xn[i]) * p[FFN_X_K][i % C];
         rwkv7_matmul(xk, &mt[M_FFN_KEY], ffn, M, threads);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && MANY((size_t)M * F))
         for (size_t i = 0; i < (size_t)M * F; i++) {
             float h = ffn[i] > 0.0f ? ffn[i] : 0.0f;
             ffn[i] = h * h;
         }
         rwkv7_matmul(ffn, &mt[M_FFN_VALUE], tmp, M, threads);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && MANY(MC))
         for (size_t i = 0; i < MC; i++) x[i] += tmp[i];
     }
     const matrix_t *head = &matrices[(size_t)L * MATRICES];
     if (every_logit || T == 1) {
-        layer_norm(x, globals[LN_OUT_W], globals[LN_OUT_B], xn, M, C);
+        layer_norm(x, globals[LN_OUT_W], globals[LN_OUT_B], xn, M, C, threads);
         rwkv7_matmul(xn, head, logits, M, threads);
     } else { /* each row's last token only */
         for (int b = 0; b < B; b++) memcpy(xr + (size_t)b * C, x + ((size_t)b * T + T - 1) * C, sizeof(float) * C);
-        layer_norm(xr, globals[LN_OUT_W], globals[LN_OUT_B], xn, B, C);
+        layer_norm(xr, globals[LN_OUT_W], globals[LN_OUT_B], xn, B, C, threads);
         rwkv7_matmul(xn, head, logits, B, threads);
     }
     free(mem);
