@@ -64,6 +64,14 @@ QUICK = dict(shape="4x256", vocab=8192, prompt=128, steps=16, reps=2)
 # -- the child process ---------------------------------------------------------------------------
 
 
+def rss_mb() -> float:
+    """The process's resident memory now (VmRSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def peak_rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -122,6 +130,10 @@ class OurEngine:
             step.library.int8_kernel(int8_kernel)
         self.kernels = step.kernels()
         self.info = f"{self.engine.selection.reason.text()}; kernels {self.kernels}"
+        # the weights held: the step's converted matrices and the model's float32 tensors still there (read in
+        # place by the step, or by torch for prompts)
+        kept = sum(p.numel() * p.element_size() for p in self.engine.model.parameters())
+        self.weight_bytes = step.converted_bytes + kept
 
     def prompt(self, tokens):
         return self.engine.forward([tokens])
@@ -169,6 +181,7 @@ def worker(args) -> dict:
 
     torch.set_num_threads(args.threads)
     kind, _, int8_kernel = args.worker.partition(":")
+    runtime_mb = rss_mb()  # Python, numpy and torch imported, before any model
     start = time.perf_counter()
     if kind == "rwkv":
         engine = Package(Path(args.model).with_suffix(""))
@@ -178,7 +191,8 @@ def worker(args) -> dict:
     rng = np.random.default_rng(0)
     prompt = rng.integers(0, args.vocab, size=args.prompt).tolist()
     seqs = rng.integers(0, args.vocab, size=(4, args.steps)).tolist()
-    result = {"load_s": load_s, "info": engine.info}
+    result = {"load_s": load_s, "info": engine.info, "runtime_mb": runtime_mb,
+              "weights_mb": getattr(engine, "weight_bytes", 0) / 2**20}
     with torch.inference_mode():
         trace = []
         logits, primed = engine.prompt(prompt)
@@ -331,29 +345,37 @@ def report(args, kinds, results) -> None:
         value, against = results[kind].get(key), base.get(key)
         return f" ({value / against:.2f}x)" if value and against and kind != "rwkv" else ""
 
-    print("\n| engine | prompt %d tok/s | decode N=1 tok/s | decode N=4 total tok/s | peak RSS MB | load s | "
-          "max \\|Δlogit\\| vs fp32 | bits/char (bundled) | Δ bits/char |" % args.prompt)
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| engine | prompt %d tok/s | decode N=1 tok/s | decode N=4 total tok/s | peak RSS MB | weights MB | "
+          "RSS / weights | load s | max \\|Δlogit\\| vs fp32 | bits/char (bundled) | Δ bits/char |" % args.prompt)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for kind in kinds:
         found = results[kind]
         if "error" in found:
-            print(f"| {label(kind)} | {found['error']} |||||||")
+            print(f"| {label(kind)} | {found['error']} |||||||||")
             continue
         delta = "—"
         if "trace" in reference and kind != "float32":
             delta = f"{float(np.abs(found['trace'] - reference['trace']).max()):.3g}"
+        weights = f"{found['weights_mb']:.0f}" if found.get("weights_mb") else ""
+        share = (f"{found['rss_mb'] / found['weights_mb']:.2f}x "
+                 f"({(found['rss_mb'] - found['runtime_mb']) / found['weights_mb']:.2f}x)") if found.get("weights_mb") else ""
         bits = found.get("bits")
         cost = ""
         if bits is not None and reference.get("bits") and kind != "float32":
             cost = f"{(bits / reference['bits'] - 1) * 100:+.3f} %"
         print(f"| {label(kind)} | {found['prompt']:.0f}{ratio(kind, 'prompt')} | "
               f"{found['decode1']:.1f}{ratio(kind, 'decode1')} | {found['decode4']:.1f}{ratio(kind, 'decode4')} | "
-              f"{found['rss_mb']:.0f} | {found['load_s']:.2f} | {delta} | "
+              f"{found['rss_mb']:.0f} | {weights} | {share} | {found['load_s']:.2f} | {delta} | "
               f"{'' if bits is None else f'{bits:.4f}'} | {cost} |")
     print("\n(ratio) = against the rwkv package in the same run. max |Δlogit|: over the logits after the prompt and "
           "after each decode step (one row); rwkv's against our float32. rwkv N=4: 4 candidates one after another.")
     if "trace" in reference:
         print(f"max |logit| of float32: {float(np.abs(reference['trace']).max()):.3g}")
+    runtime = [results[k]["runtime_mb"] for k in kinds if "runtime_mb" in results[k]]
+    if runtime:
+        print(f"weights MB: the weight tensors the engine holds (the step's matrices, the float32 tensors still in "
+              f"the torch model). Before any model, Python with numpy and torch imported holds {min(runtime):.0f}-"
+              f"{max(runtime):.0f} MB of that RSS; (in brackets) the peak RSS beyond it, over the weights.")
     for kind in kinds:
         if "info" in results[kind]:
             print(f"- {label(kind)}: {results[kind]['info']}; quiet runs counted:made, prompt/N=1/N=4: "

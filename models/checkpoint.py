@@ -56,9 +56,19 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Views of the file mapped into memory (models.safetensors_map), or read by the safetensors package where the
+    file cannot be mapped as it is (and for its wording of every error)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from ai_writer.models.safetensors_map import map_safetensors
+
+    try:
+        mapped = map_safetensors(path)
+    except (OSError, ValueError):
+        mapped = None
+    if mapped:
+        return mapped
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
