@@ -298,34 +298,37 @@ def convert_matrix(library: Library, tensor, layout: int, dtype: str, name: str 
     return Matrix(data.ctypes.data, *pointers, kind, stored, n_out, n_in), arrays
 
 
-def release_file_pages(tensor) -> bool:
+def release_file_pages(tensor, mappings: list[tuple[int, int]] | None = None) -> bool:
     """Drop the pages of a tensor that lies in a file mapping (a memory-mapped model file) from this process, once
     the step holds its own copy: they stay in the page cache, and would come back from the file if read again.
-    Anonymous memory is left alone (it is freed with its last tensor). True if pages were dropped (Linux only)."""
+    Anonymous memory is left alone (it is freed with its last tensor). mappings: file_mappings(), read once for
+    many tensors. True if pages were dropped (Linux only)."""
     if not sys.platform.startswith("linux"):
         return False
     start, size = tensor.data_ptr(), tensor.numel() * tensor.element_size()
     page = mmap.PAGESIZE
     low, high = -(-start // page) * page, (start + size) // page * page
-    if high <= low or not _in_file_mapping(low, high):
+    mappings = file_mappings() if mappings is None else mappings
+    if high <= low or not any(begin <= low and high <= end for begin, end in mappings):
         return False
     libc = ctypes.CDLL(None, use_errno=True)
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     return libc.madvise(low, high - low, 4) == 0  # MADV_DONTNEED
 
 
-def _in_file_mapping(low: int, high: int) -> bool:
-    """Whether [low, high) lies in one mapping of a file (/proc/self/maps names a path)."""
+def file_mappings() -> list[tuple[int, int]]:
+    """This process's mappings of files ((begin, end) of each line of /proc/self/maps that names a path)."""
     try:
         lines = Path("/proc/self/maps").read_text().splitlines()
     except OSError:
-        return False
+        return []
+    found = []
     for line in lines:
         fields = line.split(maxsplit=5)
-        begin, end = (int(x, 16) for x in fields[0].split("-"))
-        if begin <= low < end:
-            return high <= end and len(fields) == 6 and fields[5].startswith("/")
-    return False
+        if len(fields) == 6 and fields[5].startswith("/"):
+            begin, end = (int(x, 16) for x in fields[0].split("-"))
+            found.append((begin, end))
+    return found
 
 
 def matrix_bytes(arrays) -> int:
@@ -389,6 +392,7 @@ class NativeStep(NumpyStateOps):
         self.reads_prompts = dtype != "float32"
         self.converted_bytes = 0  # memory held by converted copies (a float32 step: its head's, if copied)
         threads = max(1, self._threads())
+        mapped = file_mappings()  # where a memory-mapped model file lies (read once)
 
         def matrix(key, layout, stored=None):
             if dtype != "float32" and key.split(".", 2)[-1] in STORED_OUT_IN:
@@ -399,7 +403,7 @@ class NativeStep(NumpyStateOps):
             if found.data != source.data_ptr():  # a converted copy, not the model's tensor
                 self.converted_bytes += matrix_bytes(arrays)
                 if self.reads_prompts and key != "head.weight":  # the model's float32 matrix: no one reads it now
-                    release_file_pages(source)
+                    release_file_pages(source, mapped)
                     model.get_parameter(key).data = torch.empty(0)
             return found
 
@@ -409,7 +413,7 @@ class NativeStep(NumpyStateOps):
         head = matrix("head.weight", OUT_IN, BLOCKS if dtype != "float32" or FLOAT32_HEAD_IN_BLOCKS else None)
         if head.data != model_head.data_ptr():
             model.head = native_head(self.library, head, list(self._keep), self._threads)
-            release_file_pages(model_head)  # read from a mapped file for the copy; no one reads them now
+            release_file_pages(model_head, mapped)  # read from a mapped file for the copy; no one reads them now
         del model_head
         matrices = []
         for i in range(config.n_layer):

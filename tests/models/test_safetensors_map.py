@@ -90,3 +90,30 @@ def test_a_damaged_file_is_not_mapped_and_is_one_line_naming_it(tmp_path, damage
     with pytest.raises(ModelFileError) as caught:
         read_weights(path)
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def mapped_rss_kb(path) -> int:
+    """Resident kB of this process's mappings of `path` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:  # a mapping's first line
+            inside = line.rstrip().endswith(str(path))
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc/self/smaps")
+def test_the_pages_of_a_converted_matrix_can_be_dropped_and_read_again(tmp_path):
+    from ai_writer.backends.engines.native_step import file_mappings, release_file_pages
+
+    path = tmp_path / "big.safetensors"
+    save_file({"w": torch.full((2048, 1024), 0.5)}, str(path))  # 8 MB
+    weight = map_safetensors(path)["w"]
+    assert float(weight.sum()) == 2048 * 1024 * 0.5  # every page read
+    assert mapped_rss_kb(path) >= 7 * 1024
+    assert release_file_pages(weight, file_mappings())
+    assert mapped_rss_kb(path) < 1024
+    assert float(weight[-1, -1]) == 0.5  # read again from the file, unchanged
+    assert not release_file_pages(torch.ones(2048, 1024))  # anonymous memory: left alone
