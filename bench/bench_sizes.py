@@ -5,6 +5,7 @@ Run from the repository root:
     .venv/bin/python bench/bench_sizes.py                 # 12 x 768, vocabulary 65536 (0.1B World shape), ~10 min
     .venv/bin/python bench/bench_sizes.py --quick         # 4 x 256, vocabulary 8192, short runs: a dry run
     .venv/bin/python bench/bench_sizes.py --shape 24x1024 --dtypes float32,int8 --no-rwkv
+    .venv/bin/python bench/bench_sizes.py --llama-python /tmp/llamacpp-venv/bin/python   # + llama.cpp rows
 
 One random RWKV-7 (models.rwkv7.init_weights) is written as STEM.safetensors (the World
 tokenizer for 65536 rows, else a character vocabulary beside it) and STEM.pth for the
@@ -28,14 +29,13 @@ processes kept less than 10% of the cores busy during it (/proc/stat against the
 CPU time; up to 4 x --reps tries, else the fastest of all); the load average is printed
 before and after each child. Nothing is asserted.
 
-llama.cpp rows: ../shared/anchors/llamacpp/README.md describes the outside reference (a
-converter to GGUF, quantize_gguf.py, and bench_vs_llamacpp.py, which measures llama.cpp
-F32/F16/Q8_0/Q4_0 and this project's engine on the same random weights with the same
-protocol: prompt 512, decode N=1 and N=4 as one batch, peak RSS, load). It needs
-llama-cpp-python in a separate virtual environment (it builds llama.cpp from source,
-~20 minutes on 2 cores: `CMAKE_BUILD_PARALLEL_LEVEL=2 pip install llama-cpp-python==0.3.36`);
-run it with the same --shape and --vocab on the same machine and put its rows beside these
-(its ratios are against this project's float32 engine).
+llama.cpp rows (--llama-python, or $AI_WRITER_LLAMA_PYTHON: the python of a virtual environment with
+llama-cpp-python and numpy; bench/llama_engine.py says how to make one, ~20 minutes to build): the same
+weights written as GGUF F32, F16 and Q8_0 by this project's converter (ai-writer convert --type), run through
+llama-cpp-python's low-level API with the same protocol (prompt 512 in one llama_decode, N=1, N=4 as one
+llama_batch of 4 sequences, VmHWM, load), then a table of our rows over llama.cpp's of the same precision
+class, measured in this run, against issue #17's targets. ../shared/anchors/llamacpp/ holds an outside
+reference of the same comparison (its own converter and driver), which agreed with these rows.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from bench_common import cpu_name, load_average  # noqa: E402
 BUNDLED = REPO / "models" / "bundled" / "zh-novel-rwkv7.safetensors"
 HELDOUT = REPO / "tests" / "fixtures" / "hongloumeng-heldout-3000.txt"
 DTYPES = ("float32", "float16", "bfloat16", "int8")
+LLAMA_TYPES = ("f32", "f16", "q8_0")  # llama.cpp's rows, against float32, 16-bit and int8 (bench/llama_engine.py)
 FULL = dict(shape="12x768", vocab=65536, prompt=512, steps=64, reps=3)
 QUICK = dict(shape="4x256", vocab=8192, prompt=128, steps=16, reps=2)
 
@@ -176,24 +177,38 @@ class Package:
 
 
 def worker(args) -> dict:
+    import contextlib
+
     import numpy as np
+
+    kind, _, int8_kernel = args.worker.partition(":")
+    if kind == "llama":  # in llama-cpp-python's own environment: no torch
+        from llama_engine import LlamaEngine
+
+        runtime_mb, start = rss_mb(), time.perf_counter()
+        engine = LlamaEngine(args.model, args.threads)
+        return measure(args, engine, kind, int8_kernel, time.perf_counter() - start, runtime_mb, contextlib.nullcontext())
     import torch
 
     torch.set_num_threads(args.threads)
-    kind, _, int8_kernel = args.worker.partition(":")
     runtime_mb = rss_mb()  # Python, numpy and torch imported, before any model
     start = time.perf_counter()
     if kind == "rwkv":
         engine = Package(Path(args.model).with_suffix(""))
     else:
         engine = OurEngine(args.model, kind, int(int8_kernel) if int8_kernel else None)
-    load_s = time.perf_counter() - start
+    return measure(args, engine, kind, int8_kernel, time.perf_counter() - start, runtime_mb, torch.inference_mode())
+
+
+def measure(args, engine, kind: str, int8_kernel: str, load_s: float, runtime_mb: float, guard) -> dict:
+    import numpy as np
+
     rng = np.random.default_rng(0)
     prompt = rng.integers(0, args.vocab, size=args.prompt).tolist()
     seqs = rng.integers(0, args.vocab, size=(4, args.steps)).tolist()
     result = {"load_s": load_s, "info": engine.info, "runtime_mb": runtime_mb,
               "weights_mb": getattr(engine, "weight_bytes", 0) / 2**20}
-    with torch.inference_mode():
+    with guard:
         trace = []
         logits, primed = engine.prompt(prompt)
         trace.append(logits[0])
@@ -214,7 +229,7 @@ def worker(args) -> dict:
         result["decode4"] = 4 * args.steps / best_time(lambda: decode(4), args.reps, "N=4")
     result["runs"] = "/".join(f"{quiet}:{tries}" for quiet, tries in RUNS.values())
     result["rss_mb"] = peak_rss_mb()  # before the bundled model is opened
-    if kind != "rwkv":
+    if kind not in ("rwkv", "llama"):
         result["bits"] = bundled_bits(kind, int8_kernel)
     return result
 
@@ -253,7 +268,8 @@ def write_model(folder: Path, n_layer: int, n_embd: int, vocab: int) -> Path:
 
 
 def run_worker(args, kind: str, path: Path, trace: Path) -> dict:
-    command = [sys.executable, __file__, "--worker", kind, "--model", str(path), "--trace", str(trace),
+    python = args.llama_python if kind.startswith("llama:") else sys.executable
+    command = [python, __file__, "--worker", kind, "--model", str(path), "--trace", str(trace),
                "--threads", str(args.threads), "--vocab", str(args.vocab), "--prompt", str(args.prompt),
                "--steps", str(args.steps), "--reps", str(args.reps)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
@@ -286,6 +302,9 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--reps", type=int)
     parser.add_argument("--no-rwkv", action="store_true", help="leave out the rwkv package")
+    parser.add_argument("--llama-python", default=os.environ.get("AI_WRITER_LLAMA_PYTHON"),
+                        help="the python of a virtual environment with llama-cpp-python (bench/llama_engine.py): "
+                             "adds llama.cpp F32, F16 and Q8_0 rows (default: $AI_WRITER_LLAMA_PYTHON)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--trace", help=argparse.SUPPRESS)
@@ -309,6 +328,8 @@ def main(argv=None) -> None:
         kinds += [f"int8:{k}" for k in int8_kernels()] if dtype == "int8" else [dtype]
     if not args.no_rwkv:
         kinds.append("rwkv")
+    if args.llama_python:
+        kinds += [f"llama:{t}" for t in LLAMA_TYPES]
     print(f"# RWKV-7 {n_layer} x {n_embd}, vocabulary {args.vocab}: precisions on the CPU"
           + (" (--quick)" if args.quick else ""))
     print(f"\n- CPU: {cpu_name()}; {os.cpu_count()} cores seen; {args.threads} threads")
@@ -319,7 +340,13 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-sizes-") as tmp:
         path = write_model(Path(tmp), n_layer, n_embd, args.vocab)
         for kind in kinds:
-            results[kind] = run_worker(args, kind, path, Path(tmp) / f"trace-{kind.replace(':', '-')}.npy")
+            model = path
+            if kind.startswith("llama:"):  # the same weights as a GGUF, written by this project's converter
+                from ai_writer.backends.files.convert import convert_model
+
+                model = Path(tmp) / f"bench-sizes.{kind[6:]}.gguf"
+                convert_model(path, model, gguf_type=kind[6:])
+            results[kind] = run_worker(args, kind, model, Path(tmp) / f"trace-{kind.replace(':', '-')}.npy")
             loads.append(f"after {kind}: {load_average()}")
             if "error" not in results[kind]:
                 results[kind]["trace"] = np.load(Path(tmp) / f"trace-{kind.replace(':', '-')}.npy")
@@ -330,6 +357,8 @@ def main(argv=None) -> None:
 def label(kind: str) -> str:
     if kind == "rwkv":
         return "rwkv 0.8.32 cpu fp32"
+    if kind.startswith("llama:"):
+        return f"llama.cpp {kind[6:].upper()}"
     dtype, _, kernel = kind.partition(":")
     suffix = {"0": " (weights to float32)", "1": " (int8 activations, VNNI)"}.get(kernel, "")
     return f"torch+native {dtype}{suffix}"
@@ -371,6 +400,7 @@ def report(args, kinds, results) -> None:
           "after each decode step (one row); rwkv's against our float32. rwkv N=4: 4 candidates one after another.")
     if "trace" in reference:
         print(f"max |logit| of float32: {float(np.abs(reference['trace']).max()):.3g}")
+    against_llama(kinds, results)
     runtime = [results[k]["runtime_mb"] for k in kinds if "runtime_mb" in results[k]]
     if runtime:
         print(f"weights MB: the weight tensors the engine holds (the step's matrices, the float32 tensors still in "
@@ -380,6 +410,35 @@ def report(args, kinds, results) -> None:
         if "info" in results[kind]:
             print(f"- {label(kind)}: {results[kind]['info']}; quiet runs counted:made, prompt/N=1/N=4: "
                   f"{results[kind]['runs']}")
+
+
+CLASS_OF = {"float32": "f32", "float16": "f16", "bfloat16": "f16", "int8": "q8_0"}  # our dtype -> llama.cpp's
+
+
+def against_llama(kinds, results) -> None:
+    """Each of our rows over llama.cpp's of its precision class, measured in this run, with issue #17's targets:
+    decode N=1 >= 1.2x, decode N=4 (one batch of 4) >= 2x, prompt >= 1.2x llama.cpp F32."""
+    llama = {kind[6:]: results[kind] for kind in kinds if kind.startswith("llama:") and "error" not in results[kind]}
+    if not llama:
+        return
+    print("\n| ours over llama.cpp (same run) | against | prompt (>= 1.2x F32) | N=1 (>= 1.2x) | N=4 (>= 2x) | "
+          "peak RSS |")
+    print("|---|---|---:|---:|---:|---:|")
+
+    def cell(value, against, target):
+        if not value or not against:
+            return "—"
+        ratio = value / against
+        return f"{ratio:.2f}x" + (" met" if target and ratio >= target else " not met" if target else "")
+
+    for kind in kinds:
+        found, cls = results[kind], CLASS_OF.get(kind.partition(":")[0])
+        if "error" in found or cls not in llama:
+            continue
+        other, f32 = llama[cls], llama.get("f32", {})
+        print(f"| {label(kind)} | llama.cpp {cls.upper()} | {cell(found['prompt'], f32.get('prompt'), 1.2)} | "
+              f"{cell(found['decode1'], other['decode1'], 1.2)} | {cell(found['decode4'], other['decode4'], 2.0)} | "
+              f"{cell(found['rss_mb'], other['rss_mb'], None)} |")
 
 
 if __name__ == "__main__":

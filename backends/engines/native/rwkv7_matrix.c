@@ -538,7 +538,7 @@ static inline uint16_t to_16_bit(int type, float v, int64_t *bad) { /* an all-on
 int64_t rwkv7_convert(const float *src, int type, int src_layout, int dst_layout, int n_out, int n_in, void *dst,
                       float *scale, int32_t *row_sum, int threads) {
     const size_t N = n_out, K = n_in, line = 64 / (type == MT_I8 ? 1 : type == MT_F32 ? 4 : 2);
-    const int parallel = threads > 1 && N * K >= 1 << 20;
+    const int parallel = threads > 1 && N * K >= 1 << 16;
     if (type < 0 || type >= MATRIX_TYPES || src_layout == LAYOUT_BLOCKS || dst_layout == LAYOUT_OUT_IN ||
         (dst_layout == LAYOUT_IN_OUT && (src_layout != LAYOUT_IN_OUT || type == MT_F32)))
         return -1;
