@@ -246,6 +246,24 @@ def test_kill_during_autosave(server, tmp_path, tiny_model):
     assert any(r["versions"] for r in results), "no autosave happened before the kills"
 
 
+def studio_without_autosave(tmp_path, tiny_model):
+    """(app, manuscript): a studio on a short manuscript that saves only when asked (autosave after 10 minutes)."""
+    manuscript = tmp_path / NAME
+    manuscript.write_text("　　开头。", encoding="utf-8")
+    (tmp_path / "config.toml").write_text(
+        f'[model]\npath = "{tiny_model}"\n[studio]\nlanguage = "en"\nautosave_seconds = 600.0\n', encoding="utf-8")
+    config = load_config(tmp_path / "config.toml", user_path=tmp_path / "no-user.toml")
+    return StudioApp(config, manuscript, data_dir=tmp_path / "data"), manuscript
+
+
+async def wait_for(pilot, condition, timeout=10.0):
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    assert condition()
+
+
 async def test_an_older_save_finishing_last_does_not_undo_a_newer_one(tmp_path, tiny_model, monkeypatch):
     """Two saves in flight (a slow disk, a descheduled thread): the file ends with the newer text."""
     real_save = saver_module.save_atomic
@@ -264,28 +282,16 @@ async def test_an_older_save_finishing_last_does_not_undo_a_newer_one(tmp_path, 
         return fingerprint
 
     monkeypatch.setattr(saver_module, "save_atomic", slow_first_save)
-    manuscript = tmp_path / NAME
-    manuscript.write_text("　　开头。", encoding="utf-8")
-    (tmp_path / "config.toml").write_text(
-        f'[model]\npath = "{tiny_model}"\n[studio]\nlanguage = "en"\nautosave_seconds = 600.0\n', encoding="utf-8")
-    config = load_config(tmp_path / "config.toml", user_path=tmp_path / "no-user.toml")
-    app = StudioApp(config, manuscript, data_dir=tmp_path / "data")
-
-    async def wait_for(condition, timeout=10.0):
-        for _ in range(int(timeout / 0.02)):
-            if condition():
-                return
-            await pilot.pause(0.02)
-        assert condition()
+    app, manuscript = studio_without_autosave(tmp_path, tiny_model)
 
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("a", "ctrl+s")
-        await wait_for(first_started.is_set)
+        await wait_for(pilot, first_started.is_set)
         await pilot.press("b", "ctrl+s")
         await pilot.pause(0.3)  # the second save runs now, if the app lets it
         release.set()
-        await wait_for(first_done.is_set)
-        await wait_for(lambda: all(w.is_finished for w in app.workers if w.group == "save"))
+        await wait_for(pilot, first_done.is_set)
+        await wait_for(pilot, lambda: all(w.is_finished for w in app.workers if w.group == "save"))
         await pilot.pause(0.3)
         assert app.editor.text == "　　开头。ab"
         assert manuscript.read_text(encoding="utf-8") == app.editor.text, "an older save overwrote a newer one"
@@ -307,33 +313,23 @@ async def test_redo_while_the_undo_is_being_saved_is_saved_too(tmp_path, tiny_mo
             hold.wait(10)
         return real_save(path, text, newline, **options)
 
-    manuscript = tmp_path / NAME
-    manuscript.write_text("　　开头。", encoding="utf-8")
-    (tmp_path / "config.toml").write_text(
-        f'[model]\npath = "{tiny_model}"\n[studio]\nlanguage = "en"\nautosave_seconds = 600.0\n', encoding="utf-8")
-    config = load_config(tmp_path / "config.toml", user_path=tmp_path / "no-user.toml")
-    app = StudioApp(config, manuscript, data_dir=tmp_path / "data")
-
-    async def wait_for(condition, timeout=10.0):
-        for _ in range(int(timeout / 0.02)):
-            if condition():
-                return
-            await pilot.pause(0.02)
-        assert condition()
+    app, manuscript = studio_without_autosave(tmp_path, tiny_model)
 
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("x", "y", "z", "ctrl+s")
-        await wait_for(lambda: manuscript.read_text(encoding="utf-8") == "　　开头。xyz" and not app.main.status.saving)
+        await wait_for(pilot, lambda: manuscript.read_text(encoding="utf-8") == "　　开头。xyz"
+                       and not app.main.status.saving)
         monkeypatch.setattr(saver_module, "save_atomic", held_save)
         await pilot.press("ctrl+z")
-        await wait_for(lambda: app.editor.text == "　　开头。")
+        await wait_for(pilot, lambda: app.editor.text == "　　开头。")
         await pilot.press("ctrl+s")
-        await wait_for(holding.is_set)
+        await wait_for(pilot, holding.is_set)
         await pilot.press("ctrl+y")
-        await wait_for(lambda: app.editor.text == "　　开头。xyz")
+        await wait_for(pilot, lambda: app.editor.text == "　　开头。xyz")
         await pilot.press("ctrl+s")
         hold.set()
-        await wait_for(lambda: manuscript.read_text(encoding="utf-8") == "　　开头。xyz" and not app.main.status.saving)
+        await wait_for(pilot, lambda: manuscript.read_text(encoding="utf-8") == "　　开头。xyz"
+                       and not app.main.status.saving)
         assert not app.main.status.dirty
         if app.service is not None:
             app.service.close()
