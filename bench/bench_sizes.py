@@ -11,7 +11,7 @@ One random RWKV-7 (models.rwkv7.init_weights) is written as STEM.safetensors (th
 tokenizer for 65536 rows, else a character vocabulary beside it) and STEM.pth for the
 package. Each engine runs in a fresh child process (this script with --worker), so
 that its peak RSS (VmHWM) and load time are its own: backend torch+native at dtype
-float32, float16, bfloat16 and int8 (int8 once per int8 kernel this CPU's build has),
+float32, float16, bfloat16 and int8 (int8 and bfloat16 once per kernel this CPU's build has),
 then the package. Each child measures, with --threads threads:
 
   prompt    one forward over 512 tokens (tok/s)
@@ -122,13 +122,13 @@ def best_time(fn, reps: int, label: str) -> float:
 
 
 class OurEngine:
-    def __init__(self, path, dtype, int8_kernel):
+    def __init__(self, path, dtype, kernel):
         from ai_writer.backends import load
 
         self.engine = load(path, backend="torch+native", device="cpu", dtype=dtype)
         step = self.engine.decode_step
-        if int8_kernel is not None:
-            step.library.int8_kernel(int8_kernel)
+        if kernel is not None:
+            set_kernel(step.library, dtype, kernel)
         self.kernels = step.kernels()
         self.info = f"{self.engine.selection.reason.text()}; kernels {self.kernels}"
         # the weights held: the step's converted matrices and the model's float32 tensors still there (read in
@@ -181,13 +181,13 @@ def worker(args) -> dict:
 
     import numpy as np
 
-    kind, _, int8_kernel = args.worker.partition(":")
+    kind, _, kernel = args.worker.partition(":")
     if kind == "llama":  # in llama-cpp-python's own environment: no torch
         from llama_engine import LlamaEngine
 
         runtime_mb, start = rss_mb(), time.perf_counter()
         engine = LlamaEngine(args.model, args.threads)
-        return measure(args, engine, kind, int8_kernel, time.perf_counter() - start, runtime_mb, contextlib.nullcontext())
+        return measure(args, engine, kind, kernel, time.perf_counter() - start, runtime_mb, contextlib.nullcontext())
     import torch
 
     torch.set_num_threads(args.threads)
@@ -196,11 +196,11 @@ def worker(args) -> dict:
     if kind == "rwkv":
         engine = Package(Path(args.model).with_suffix(""))
     else:
-        engine = OurEngine(args.model, kind, int(int8_kernel) if int8_kernel else None)
-    return measure(args, engine, kind, int8_kernel, time.perf_counter() - start, runtime_mb, torch.inference_mode())
+        engine = OurEngine(args.model, kind, int(kernel) if kernel else None)
+    return measure(args, engine, kind, kernel, time.perf_counter() - start, runtime_mb, torch.inference_mode())
 
 
-def measure(args, engine, kind: str, int8_kernel: str, load_s: float, runtime_mb: float, guard) -> dict:
+def measure(args, engine, kind: str, kernel: str, load_s: float, runtime_mb: float, guard) -> dict:
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -230,18 +230,18 @@ def measure(args, engine, kind: str, int8_kernel: str, load_s: float, runtime_mb
     result["runs"] = "/".join(f"{quiet}:{tries}" for quiet, tries in RUNS.values())
     result["rss_mb"] = peak_rss_mb()  # before the bundled model is opened
     if kind not in ("rwkv", "llama"):
-        result["bits"] = bundled_bits(kind, int8_kernel)
+        result["bits"] = bundled_bits(kind, kernel)
     return result
 
 
-def bundled_bits(dtype, int8_kernel) -> float:
+def bundled_bits(dtype, kernel) -> float:
     """Bits per character of the bundled model on the held-out text, every character through the C step."""
     from ai_writer.backends import load
     from ai_writer.backends.writing.evaluation import char_bits, scored_text
 
     engine = load(BUNDLED, backend="torch+native", device="cpu", dtype=dtype)
-    if int8_kernel:
-        engine.decode_step.library.int8_kernel(int(int8_kernel))
+    if kernel:
+        set_kernel(engine.decode_step.library, dtype, int(kernel))
     bits = char_bits(engine.decode_step, scored_text(HELDOUT.read_text(encoding="utf-8")))
     scored = bits[bits == bits]
     return float(scored.sum() / len(scored))
@@ -280,14 +280,20 @@ def run_worker(args, kind: str, path: Path, trace: Path) -> dict:
     return json.loads(lines[-1])
 
 
-def int8_kernels() -> list[int]:
-    """0 (int8 weights to float32), and 1 (int8 activations, VNNI) where this CPU's build has it."""
+def set_kernel(library, dtype: str, kernel: int) -> int:
+    """Which kernel int8 or bfloat16 products take (0: weights widened to float32; 1: narrow activations)."""
+    return (library.int8_kernel if dtype == "int8" else library.bf16_kernel)(kernel)
+
+
+def kernels_of(dtype: str) -> list[int]:
+    """0 (weights widened to float32), and 1 (int8 activations through VNNI, bfloat16 ones through AVX-512 BF16)
+    where this CPU's build has it."""
     from ai_writer.backends.engines import native_step
 
     library = native_step.open_library(native_step.build_library())
-    before = library.int8_kernel()
-    kernels = [0] + ([1] if library.int8_kernel(1) == 1 else [])
-    library.int8_kernel(before)
+    before = set_kernel(library, dtype, -1)
+    kernels = [0] + ([1] if set_kernel(library, dtype, 1) == 1 else [])
+    set_kernel(library, dtype, before)
     return kernels
 
 
@@ -325,7 +331,7 @@ def main(argv=None) -> None:
         dtypes.insert(0, "float32")  # the reference for the logit differences
     kinds = []
     for dtype in dtypes:
-        kinds += [f"int8:{k}" for k in int8_kernels()] if dtype == "int8" else [dtype]
+        kinds += [f"{dtype}:{k}" for k in kernels_of(dtype)] if dtype in ("int8", "bfloat16") else [dtype]
     if not args.no_rwkv:
         kinds.append("rwkv")
     if args.llama_python:
@@ -360,7 +366,8 @@ def label(kind: str) -> str:
     if kind.startswith("llama:"):
         return f"llama.cpp {kind[6:].upper()}"
     dtype, _, kernel = kind.partition(":")
-    suffix = {"0": " (weights to float32)", "1": " (int8 activations, VNNI)"}.get(kernel, "")
+    suffix = {"0": " (weights to float32)", "1": " (int8 activations, VNNI)" if dtype == "int8" else
+              " (bf16 activations, AVX-512 BF16)"}.get(kernel, "")
     return f"torch+native {dtype}{suffix}"
 
 

@@ -16,6 +16,10 @@ in the step's `dtype` (PRECISIONS), all in the layout models/rwkv7.py documents:
              head: copied into blocks (below), the model's freed.
   float16,   every matrix (projections, FFN, LoRA, head) converted once at load,
   bfloat16   rounded to nearest; converted to float32 in registers, float32 sums.
+             On a CPU with AVX-512 BF16, bfloat16 projections, FFN and head
+             multiply bfloat16 by bfloat16 (vdpbf16ps, float32 sums) against
+             activations rounded to bfloat16 per product (the faster;
+             Library.bf16_kernel(0) turns it off).
   int8       every matrix as int8 with one float32 scale per output channel
              (symmetric, scale = max |w| / 127). On a CPU with AVX-512 VNNI the
              projections, FFN and head multiply int8 by int8 (vpdpbusd) against
@@ -230,6 +234,7 @@ class Library:
             self.step, self.scan, self.matmul = lib.rwkv7_step, lib.wkv7_scan, lib.rwkv7_matmul
             self.sequence = lib.rwkv7_forward
             self.convert, self._kernels, self._int8_kernel = lib.rwkv7_convert, lib.rwkv7_kernels, lib.rwkv7_int8_kernel
+            self._bf16_kernel = lib.rwkv7_bf16_kernel
         except (OSError, AttributeError) as exc:
             raise NativeBuildError(f"{path}: cannot be opened ({str(exc).splitlines()[0][:200]})") from None
         self.path = path
@@ -245,8 +250,9 @@ class Library:
         self.convert.argtypes = ([ctypes.c_void_p] + [ctypes.c_int] * 5 + [ctypes.c_void_p] * 3 + [ctypes.c_int])
         self._kernels.restype = ctypes.c_char_p
         self._kernels.argtypes = []
-        self._int8_kernel.restype = ctypes.c_int
-        self._int8_kernel.argtypes = [ctypes.c_int]
+        for switch in (self._int8_kernel, self._bf16_kernel):
+            switch.restype = ctypes.c_int
+            switch.argtypes = [ctypes.c_int]
 
     def kernels(self) -> str:
         """What this build's kernels use: "portable", or e.g. "float16:avx512f bfloat16:vector int8:vector+avx512vnni"."""
@@ -256,6 +262,11 @@ class Library:
         """Set (0: int8 weights converted to float32; 1: int8 activations through VNNI, where compiled in) and/or
         read (-1) how int8 (out, in) products run. The library's setting: every step of this process shares it."""
         return self._int8_kernel(which)
+
+    def bf16_kernel(self, which: int = -1) -> int:
+        """Set (0: bfloat16 weights widened to float32; 1: bfloat16 activations through vdpbf16ps, where compiled in)
+        and/or read (-1) how bfloat16 (out, in) products run. The library's setting, as int8_kernel."""
+        return self._bf16_kernel(which)
 
 
 _opened: dict[Path, Library] = {}

@@ -164,11 +164,13 @@ SHAPES = [(4, 16), (301, 40), (37, 100), (64, 20), (1001, 128), (130, 771)]  # (
 @pytest.mark.parametrize("layout, stored", [(OUT_IN, None), (IN_OUT, None), (OUT_IN, BLOCKS), (IN_OUT, BLOCKS)],
                          ids=["out-in", "in-out", "out-in in blocks", "in-out in blocks"])
 def test_each_product_is_the_converted_weights_times_x(library, dtype, layout, stored):
-    before = library.int8_kernel(0)  # int8 weights to float32 (the VNNI kernel is checked below)
+    # int8 and bfloat16 weights widened to float32 (the kernels on narrow activations are checked below)
+    before = library.int8_kernel(0), library.bf16_kernel(0)
     try:
         check_products(library, dtype, layout, stored)
     finally:
-        library.int8_kernel(before)
+        library.int8_kernel(before[0])
+        library.bf16_kernel(before[1])
 
 
 def check_products(library, dtype: str, layout: int, stored: int):
@@ -206,6 +208,37 @@ def test_the_vnni_kernel_is_int8_activations_times_int8_weights(libraries, int8_
             assert max_error(run_matmul(lib, matrix, x), expected) <= 1e-5
 
 
+def to_bf16(values: np.ndarray) -> np.ndarray:
+    """float32 -> the nearest bfloat16 (ties to even), as float64."""
+    bits = np.ascontiguousarray(values, np.float32).view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16).astype(np.uint32)
+    return rounded.view(np.float32).astype(np.float64)
+
+
+@pytest.fixture(params=[0, 1], ids=["bf16 to float32", "bf16 activations"])
+def bf16_kernel(request, libraries):
+    """Each bfloat16 kernel in turn (vdpbf16ps only where this CPU's build has it); the default restored after."""
+    lib = libraries["optimised"]
+    before = lib.bf16_kernel()
+    if lib.bf16_kernel(request.param) != request.param:
+        pytest.skip("this build has no AVX-512 BF16 kernel")
+    yield request.param
+    lib.bf16_kernel(before)
+
+
+def test_the_bf16_kernel_is_bf16_activations_times_bf16_weights(libraries, bf16_kernel):
+    lib = libraries["optimised"]
+    rng = np.random.default_rng(4)
+    for n_out, n_in in [*SHAPES, (66, 95)]:  # 95 % 32 == 31: the masked tail; 66 % 4 == 2: plain rows
+        matrix, arrays = convert_matrix(
+            lib, torch.from_numpy(rng.normal(0, 1, (n_out, n_in)).astype(np.float32)), OUT_IN, "bfloat16")
+        weights = dequantised(arrays, "bfloat16", matrix.layout)
+        for rows in (1, 4, 5, 70):
+            x = rng.normal(0, 1, (rows, n_in)).astype(np.float32)
+            expected = (to_bf16(x) if bf16_kernel else x.astype(np.float64)) @ weights.T
+            assert max_error(run_matmul(lib, matrix, x), expected) <= 1e-5, (n_out, n_in, rows)
+
+
 # -- the step ------------------------------------------------------------------------------------------
 
 
@@ -237,10 +270,14 @@ def reference(request, libraries):
     return config, {rows: run(step, rows, config.vocab_size) for rows in (1, 4)}
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("rows", [1, 4])
-def test_16_bit_steps_are_float32_within_tolerance(libraries, reference, dtype, rows):
-    check_against_float32(make_step(libraries["optimised"], reference[0], dtype), reference[1][rows], dtype)
+def test_float16_steps_are_float32_within_tolerance(libraries, reference, rows):
+    check_against_float32(make_step(libraries["optimised"], reference[0], "float16"), reference[1][rows], "float16")
+
+
+@pytest.mark.parametrize("rows", [1, 4])
+def test_bfloat16_steps_are_float32_within_tolerance(libraries, reference, bf16_kernel, rows):
+    check_against_float32(make_step(libraries["optimised"], reference[0], "bfloat16"), reference[1][rows], "bfloat16")
 
 
 @pytest.mark.parametrize("rows", [1, 4])
@@ -259,12 +296,14 @@ def check_against_float32(step: NativeStep, expected, dtype: str):
 def test_the_portable_build_computes_what_the_optimised_one_does(libraries, dtype):
     config = CONFIGS["odd widths"]
     optimised, portable = (make_step(libraries[name], config, dtype) for name in ("optimised", "portable"))
-    before = libraries["optimised"].int8_kernel(0)  # the same arithmetic: int8 weights converted to float32
+    lib = libraries["optimised"]
+    before = lib.int8_kernel(0), lib.bf16_kernel(0)  # the same arithmetic: narrow weights widened to float32
     try:
         for (a, sa), (b, sb) in zip(run(optimised, 4, config.vocab_size, 4), run(portable, 4, config.vocab_size, 4)):
             assert max_error(a, b) <= 1e-5 and max(max_error(x, y) for x, y in zip(sa, sb)) <= 1e-5
     finally:
-        libraries["optimised"].int8_kernel(before)
+        lib.int8_kernel(before[0])
+        lib.bf16_kernel(before[1])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int8"])

@@ -27,6 +27,9 @@
 #if !defined(RWKV7_PORTABLE) && defined(__AVX512VNNI__) && defined(__AVX512BW__)
 #define I8_VNNI 1
 #endif
+#if !defined(RWKV7_PORTABLE) && defined(__AVX512BF16__) && defined(__AVX512BW__)
+#define BF16_DOT 1
+#endif
 
 #define INLINE static inline __attribute__((always_inline))
 #if F16_AVX512 && (defined(__GNUC__) || defined(__clang__))
@@ -401,6 +404,119 @@ static int matmul_vnni(const float *x, const matrix_t *w, float *y, int M, int t
 }
 #endif
 
+/* -- bfloat16 weights x bfloat16 activations (AVX-512 BF16): each row of x rounded to bfloat16 (to nearest even),
+ * vdpbf16ps multiplying pairs and summing in float32: y[m][n] = sum_k bf16(x[m][k]) w[n][k]. Half the instructions
+ * of widening the weights, so that 4 rows cost little more than one here too. */
+
+#if BF16_DOT
+static int bf16_activations = 1; /* the faster where compiled in (bench/bench_sizes.py); rwkv7_bf16_kernel() sets it */
+
+typedef struct { uint16_t *q; int stride; } brows_t; /* stride: K rounded up to 32 elements (64 bytes) */
+
+static int bf16_rows(const float *x, int M, int K, brows_t *out) {
+    out->stride = (K + 31) / 32 * 32;
+    out->q = aligned_alloc(64, (size_t)M * out->stride * sizeof(uint16_t));
+    if (!out->q) return 1;
+    for (int m = 0; m < M; m++) {
+        uint16_t *qm = out->q + (size_t)m * out->stride;
+        for (int k = 0; k < K; k++) qm[k] = f32_to_bf16(x[(size_t)m * K + k]);
+        for (int k = K; k < out->stride; k++) qm[k] = 0; /* the padding adds nothing */
+    }
+    return 0;
+}
+
+INLINE __m512bh bf16_load(const uint16_t *p) { return (__m512bh)_mm512_loadu_si512(p); }
+
+INLINE void cols4_bf16dot(int MR, const brows_t *qx, int m0, const matrix_t *w, float *y, int n0, int N) {
+    const int K = w->n_in, lines = K / 32, tail = K - lines * 32;
+    const uint16_t *block = (const uint16_t *)w->data + (size_t)n0 * K; /* 4-row blocks of 64-byte lines */
+    v16 acc[4][4];
+    for (int m = 0; m < MR; m++)
+        for (int j = 0; j < 4; j++) acc[m][j] = (v16){0};
+    for (int l = 0; l < lines; l++) {
+        const uint16_t *p = block + (size_t)l * 128;
+        for (int j = 0; j < 4; j++) __builtin_prefetch((const char *)p + PREFETCH_BLOCKS + 64 * j);
+        const __m512bh a = bf16_load(p), b = bf16_load(p + 32), c = bf16_load(p + 64), d = bf16_load(p + 96);
+        for (int m = 0; m < MR; m++) {
+            const __m512bh xv = (__m512bh)_mm512_load_si512(qx->q + (size_t)(m0 + m) * qx->stride + l * 32);
+            acc[m][0] = (v16)_mm512_dpbf16_ps((__m512)acc[m][0], xv, a);
+            acc[m][1] = (v16)_mm512_dpbf16_ps((__m512)acc[m][1], xv, b);
+            acc[m][2] = (v16)_mm512_dpbf16_ps((__m512)acc[m][2], xv, c);
+            acc[m][3] = (v16)_mm512_dpbf16_ps((__m512)acc[m][3], xv, d);
+        }
+    }
+    if (tail) { /* each row's last K % 32, after the lines: masked loads (the activations' padding is zero) */
+        const uint16_t *t = block + (size_t)lines * 128;
+        const __mmask32 mask = _cvtu32_mask32(~0U >> (32 - tail));
+        const __m512bh a = (__m512bh)_mm512_maskz_loadu_epi16(mask, t),
+                       b = (__m512bh)_mm512_maskz_loadu_epi16(mask, t + tail),
+                       c = (__m512bh)_mm512_maskz_loadu_epi16(mask, t + 2 * tail),
+                       d = (__m512bh)_mm512_maskz_loadu_epi16(mask, t + 3 * tail);
+        for (int m = 0; m < MR; m++) {
+            const __m512bh xv = (__m512bh)_mm512_load_si512(qx->q + (size_t)(m0 + m) * qx->stride + lines * 32);
+            acc[m][0] = (v16)_mm512_dpbf16_ps((__m512)acc[m][0], xv, a);
+            acc[m][1] = (v16)_mm512_dpbf16_ps((__m512)acc[m][1], xv, b);
+            acc[m][2] = (v16)_mm512_dpbf16_ps((__m512)acc[m][2], xv, c);
+            acc[m][3] = (v16)_mm512_dpbf16_ps((__m512)acc[m][3], xv, d);
+        }
+    }
+    for (int m = 0; m < MR; m++) hsum4(acc[m], y + (size_t)(m0 + m) * N + n0);
+}
+
+/* One column (a plain row of w: the last N % 4) for `rows` rows, with the same instructions. */
+static void one_col_bf16dot(const brows_t *qx, int m0, int rows, const matrix_t *w, float *y, int n, int N) {
+    const int K = w->n_in;
+    const uint16_t *wn = (const uint16_t *)w->data + (size_t)n * K;
+    for (int m = m0; m < m0 + rows; m++) {
+        const uint16_t *qm = qx->q + (size_t)m * qx->stride;
+        __m512 acc = _mm512_setzero_ps();
+        for (int k = 0; k < K; k += 32) {
+            const __mmask32 mask = K - k >= 32 ? ~(__mmask32)0 : _cvtu32_mask32(~0U >> (32 - (K - k)));
+            acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_load_si512(qm + k), (__m512bh)_mm512_maskz_loadu_epi16(mask, wn + k));
+        }
+        y[(size_t)m * N + n] = _mm512_reduce_add_ps(acc);
+    }
+}
+
+static int matmul_bf16dot(const float *x, const matrix_t *w, float *y, int M, int threads) {
+    const int N = w->n_out, tiles = (N + COL_TILE - 1) / COL_TILE;
+    const int parallel = (size_t)N * w->n_in >= MIN_PARALLEL && threads > 1;
+    brows_t qx;
+    if (bf16_rows(x, M, w->n_in, &qx)) return 1;
+    for (int c0 = 0; c0 < M; c0 += ROW_CHUNK) {
+        const int c1 = M - c0 < ROW_CHUNK ? M : c0 + ROW_CHUNK;
+#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
+        for (int tile = 0; tile < tiles; tile++) {
+            const int n0 = tile * COL_TILE, n1 = N - n0 < COL_TILE ? N : n0 + COL_TILE, whole = n0 + (n1 - n0) / 4 * 4;
+            for (int m0 = c0; m0 < c1; m0 += 4) {
+                const int rows = c1 - m0 < 4 ? c1 - m0 : 4;
+                for (int n = n0; n < whole; n += 4) switch (rows) {
+                    case 4: cols4_bf16dot(4, &qx, m0, w, y, n, N); break;
+                    case 3: cols4_bf16dot(3, &qx, m0, w, y, n, N); break;
+                    case 2: cols4_bf16dot(2, &qx, m0, w, y, n, N); break;
+                    default: cols4_bf16dot(1, &qx, m0, w, y, n, N); break;
+                    }
+                for (int n = whole; n < n1; n++) one_col_bf16dot(&qx, m0, rows, w, y, n, N);
+            }
+        }
+    }
+    free(qx.q);
+    return 0;
+}
+#endif
+
+/* 1: bfloat16 (out, in) products take bfloat16 activations through vdpbf16ps where this build has it (the default
+ * there); 0: the weights are widened to float32. -1 only reads. Returns the kernel now in use (0 without it). */
+int rwkv7_bf16_kernel(int which) {
+#if BF16_DOT
+    if (which >= 0) bf16_activations = which != 0;
+    return bf16_activations;
+#else
+    (void)which;
+    return 0;
+#endif
+}
+
 /* 1: int8 (out, in) products take int8 activations through VNNI where this build has it (the default there);
  * 0: the weights are converted to float32. -1 only reads. Returns the kernel now in use (0 without VNNI). */
 int rwkv7_int8_kernel(int which) {
@@ -513,6 +629,10 @@ void rwkv7_matmul(const float *x, const matrix_t *w, float *y, int M, int thread
     if (w->type == MT_I8 && w->layout == LAYOUT_BLOCKS && int8_activations && matmul_vnni(x, w, y, M, threads) == 0)
         return;
 #endif
+#if BF16_DOT
+    if (w->type == MT_BF16 && w->layout == LAYOUT_BLOCKS && bf16_activations && matmul_bf16dot(x, w, y, M, threads) == 0)
+        return;
+#endif
     matmul_out_in(x, w, y, M, threads);
 }
 
@@ -610,7 +730,11 @@ const char *rwkv7_kernels(void) {
 #else
            "c"
 #endif
-           " bfloat16:vector int8:vector"
+           " bfloat16:vector"
+#if BF16_DOT
+           "+avx512bf16"
+#endif
+           " int8:vector"
 #if I8_VNNI
            "+avx512vnni"
 #endif
