@@ -96,8 +96,8 @@ def _read_state(state):
 def _load_cpu_pair(path: Path, tokenizer, choice: Selection, dtype: str | None, cache_dir):
     """(engine, selection) for torch+native or torch+onnx. A C step that does not build is a LoadError when
     torch+native was asked for by name (or int8, which only it runs), and torch+onnx under auto. torch+native runs
-    float16, bfloat16 and int8 in its C step (torch keeps float32 for prompts); torch+onnx gets torch alone for
-    a dtype other than float32."""
+    float16, bfloat16 and int8 in its C step (which then reads prompts too, torch's float32 matrices freed); torch+onnx
+    gets torch alone for a dtype other than float32."""
     from ai_writer.backends.engines.hybrid_engine import native_pair, onnx_pair
     from ai_writer.backends.engines.native_step import NativeBuildError
     from ai_writer.backends.engines.torch_engine import load_torch
