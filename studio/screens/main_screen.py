@@ -390,6 +390,9 @@ class MainScreen(Screen):
 
         candidate = self.config.with_value("model", key, value)
         local = candidate.model.backend != "openai"  # a model on a server takes no memory here
+        if key == "path" and not value and local:  # the field emptied and left: no file to open, the running one stays
+            self.settings.show_value("model", key, self.config.value("model", key))
+            return
         tight = too_tight(candidate.model) if self.engine is not None and local else None
         if tight is None:
             self.load_engine(candidate, (key, value))

@@ -46,6 +46,20 @@ def saved_model_path(config_file: Path) -> str:
     return tomllib.loads(config_file.read_text(encoding="utf-8")).get("model", {}).get("path", "")
 
 
+async def test_an_emptied_model_file_field_puts_the_running_model_back_and_opens_nothing(studio):
+    app, config_file, loads = studio
+    before = saved_model_path(config_file)
+    async with app.run_test(size=(110, 32)) as pilot:
+        await ready(pilot, app)
+        opened = list(loads)
+        await type_setting(pilot, app, "path", "")
+        await pilot.pause(0.3)
+        field = app.main.query_one(f"#{field_id('model', 'path')}")
+        assert field.value == app.config.model.path and loads == opened  # nothing was opened, the path is back
+        assert "not switched" not in app.status.message
+    assert saved_model_path(config_file) == before
+
+
 async def test_a_failed_switch_keeps_the_model_running_and_says_so_in_full(studio, tmp_path):
     app, config_file, _ = studio
     before = saved_model_path(config_file)
