@@ -48,15 +48,21 @@ def library(request, libraries):
     return libraries[request.param]
 
 
+def each_kernel(request, libraries, switch: str, missing: str):
+    """The kernel request.param of the library switch `switch` (int8_kernel, bf16_kernel); skipped where this CPU's
+    build lacks it; the default restored after."""
+    set_kernel = getattr(libraries["optimised"], switch)
+    before = set_kernel()
+    if set_kernel(request.param) != request.param:
+        pytest.skip(missing)
+    yield request.param
+    set_kernel(before)
+
+
 @pytest.fixture(params=[0, 1], ids=["int8 to float32", "int8 activations"])
 def int8_kernel(request, libraries):
-    """Each int8 kernel in turn (the VNNI one only where this CPU's build has it); the default restored after."""
-    lib = libraries["optimised"]
-    before = lib.int8_kernel()
-    if lib.int8_kernel(request.param) != request.param:
-        pytest.skip("this build has no AVX-512 VNNI kernel")
-    yield request.param
-    lib.int8_kernel(before)
+    """Each int8 kernel in turn (the VNNI one only where this CPU's build has it)."""
+    yield from each_kernel(request, libraries, "int8_kernel", "this build has no AVX-512 VNNI kernel")
 
 
 def max_error(found, reference) -> float:
@@ -217,13 +223,8 @@ def to_bf16(values: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(params=[0, 1], ids=["bf16 to float32", "bf16 activations"])
 def bf16_kernel(request, libraries):
-    """Each bfloat16 kernel in turn (vdpbf16ps only where this CPU's build has it); the default restored after."""
-    lib = libraries["optimised"]
-    before = lib.bf16_kernel()
-    if lib.bf16_kernel(request.param) != request.param:
-        pytest.skip("this build has no AVX-512 BF16 kernel")
-    yield request.param
-    lib.bf16_kernel(before)
+    """Each bfloat16 kernel in turn (vdpbf16ps only where this CPU's build has it)."""
+    yield from each_kernel(request, libraries, "bf16_kernel", "this build has no AVX-512 BF16 kernel")
 
 
 def test_the_bf16_kernel_is_bf16_activations_times_bf16_weights(libraries, bf16_kernel):

@@ -288,6 +288,32 @@ static int kind_of(const matrix_t *w) { /* float32 plain or in blocks; the narro
     return w->type == MT_F32 ? (w->layout == LAYOUT_BLOCKS ? K_F32_BLOCKS : K_F32) : K_F16 + (w->type - MT_F16);
 }
 
+#if I8_VNNI || BF16_DOT
+/* The loop of a product on prepared (narrow) activations: chunks of ROW_CHUNK rows, tiles of COL_TILE columns in
+ * parallel, 4 rows x 4 columns per kernel call, then each tile's last N % 4 columns alone. */
+typedef void (*cols_of_rows_fn)(int rows, const void *qx, int m0, const matrix_t *w, float *y, int n0, int N);
+typedef void (*col_of_rows_fn)(const void *qx, int m0, int rows, const matrix_t *w, float *y, int n, int N);
+
+static void narrow_product(const void *qx, const matrix_t *w, float *y, int M, int threads, cols_of_rows_fn cols,
+                           col_of_rows_fn one_col) {
+    const int N = w->n_out, tiles = (N + COL_TILE - 1) / COL_TILE;
+    const int parallel = (size_t)N * w->n_in >= MIN_PARALLEL && threads > 1;
+    for (int c0 = 0; c0 < M; c0 += ROW_CHUNK) {
+        const int c1 = M - c0 < ROW_CHUNK ? M : c0 + ROW_CHUNK;
+#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
+        for (int tile = 0; tile < tiles; tile++) {
+            const int n0 = tile * COL_TILE, n1 = N - n0 < COL_TILE ? N : n0 + COL_TILE, whole = n0 + (n1 - n0) / 4 * 4;
+            for (int m0 = c0; m0 < c1; m0 += 4) {
+                const int rows = c1 - m0 < 4 ? c1 - m0 : 4;
+                for (int n = n0; n < whole; n += 4) cols(rows, qx, m0, w, y, n, N);
+                for (int n = whole; n < n1; n++) one_col(qx, m0, rows, w, y, n, N);
+            }
+        }
+    }
+}
+
+#endif
+
 /* -- int8 weights x int8 activations (AVX-512 VNNI): each row of x quantised to int8 with its own scale,
  * offset by +128 to the unsigned bytes vpdpbusd takes (the offset taken back with the weights' row sums):
  * y[m][n] = sx[m] sw[n] (sum_k (qx[m][k] + 128) q[n][k] - 128 row_sum[n]). */
@@ -377,28 +403,23 @@ static void one_col_vnni(const qrows_t *qx, int m0, int rows, const matrix_t *w,
     }
 }
 
+static void cols_vnni(int rows, const void *qx, int m0, const matrix_t *w, float *y, int n0, int N) {
+    switch (rows) { /* each row count its own code: the accumulators stay in registers */
+    case 4: cols4_vnni(4, qx, m0, w, y, n0, N); break;
+    case 3: cols4_vnni(3, qx, m0, w, y, n0, N); break;
+    case 2: cols4_vnni(2, qx, m0, w, y, n0, N); break;
+    default: cols4_vnni(1, qx, m0, w, y, n0, N); break;
+    }
+}
+
+static void col_vnni(const void *qx, int m0, int rows, const matrix_t *w, float *y, int n, int N) {
+    one_col_vnni(qx, m0, rows, w, y, n, N);
+}
+
 static int matmul_vnni(const float *x, const matrix_t *w, float *y, int M, int threads) {
-    const int N = w->n_out, tiles = (N + COL_TILE - 1) / COL_TILE;
-    const int parallel = (size_t)N * w->n_in >= MIN_PARALLEL && threads > 1;
     qrows_t qx;
     if (quantize_rows(x, M, w->n_in, &qx)) return 1;
-    for (int c0 = 0; c0 < M; c0 += ROW_CHUNK) {
-        const int c1 = M - c0 < ROW_CHUNK ? M : c0 + ROW_CHUNK;
-#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
-        for (int tile = 0; tile < tiles; tile++) {
-            const int n0 = tile * COL_TILE, n1 = N - n0 < COL_TILE ? N : n0 + COL_TILE, whole = n0 + (n1 - n0) / 4 * 4;
-            for (int m0 = c0; m0 < c1; m0 += 4) {
-                const int rows = c1 - m0 < 4 ? c1 - m0 : 4;
-                for (int n = n0; n < whole; n += 4) switch (rows) {
-                    case 4: cols4_vnni(4, &qx, m0, w, y, n, N); break;
-                    case 3: cols4_vnni(3, &qx, m0, w, y, n, N); break;
-                    case 2: cols4_vnni(2, &qx, m0, w, y, n, N); break;
-                    default: cols4_vnni(1, &qx, m0, w, y, n, N); break;
-                    }
-                for (int n = whole; n < n1; n++) one_col_vnni(&qx, m0, rows, w, y, n, N);
-            }
-        }
-    }
+    narrow_product(&qx, w, y, M, threads, cols_vnni, col_vnni);
     free(qx.q), free(qx.scale);
     return 0;
 }
@@ -478,28 +499,23 @@ static void one_col_bf16dot(const brows_t *qx, int m0, int rows, const matrix_t 
     }
 }
 
+static void cols_bf16dot(int rows, const void *qx, int m0, const matrix_t *w, float *y, int n0, int N) {
+    switch (rows) {
+    case 4: cols4_bf16dot(4, qx, m0, w, y, n0, N); break;
+    case 3: cols4_bf16dot(3, qx, m0, w, y, n0, N); break;
+    case 2: cols4_bf16dot(2, qx, m0, w, y, n0, N); break;
+    default: cols4_bf16dot(1, qx, m0, w, y, n0, N); break;
+    }
+}
+
+static void col_bf16dot(const void *qx, int m0, int rows, const matrix_t *w, float *y, int n, int N) {
+    one_col_bf16dot(qx, m0, rows, w, y, n, N);
+}
+
 static int matmul_bf16dot(const float *x, const matrix_t *w, float *y, int M, int threads) {
-    const int N = w->n_out, tiles = (N + COL_TILE - 1) / COL_TILE;
-    const int parallel = (size_t)N * w->n_in >= MIN_PARALLEL && threads > 1;
     brows_t qx;
     if (bf16_rows(x, M, w->n_in, &qx)) return 1;
-    for (int c0 = 0; c0 < M; c0 += ROW_CHUNK) {
-        const int c1 = M - c0 < ROW_CHUNK ? M : c0 + ROW_CHUNK;
-#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
-        for (int tile = 0; tile < tiles; tile++) {
-            const int n0 = tile * COL_TILE, n1 = N - n0 < COL_TILE ? N : n0 + COL_TILE, whole = n0 + (n1 - n0) / 4 * 4;
-            for (int m0 = c0; m0 < c1; m0 += 4) {
-                const int rows = c1 - m0 < 4 ? c1 - m0 : 4;
-                for (int n = n0; n < whole; n += 4) switch (rows) {
-                    case 4: cols4_bf16dot(4, &qx, m0, w, y, n, N); break;
-                    case 3: cols4_bf16dot(3, &qx, m0, w, y, n, N); break;
-                    case 2: cols4_bf16dot(2, &qx, m0, w, y, n, N); break;
-                    default: cols4_bf16dot(1, &qx, m0, w, y, n, N); break;
-                    }
-                for (int n = whole; n < n1; n++) one_col_bf16dot(&qx, m0, rows, w, y, n, N);
-            }
-        }
-    }
+    narrow_product(&qx, w, y, M, threads, cols_bf16dot, col_bf16dot);
     free(qx.q);
     return 0;
 }
