@@ -241,21 +241,14 @@ def _from_llamacpp_layout(architecture: str, fields: dict, tensors: dict, file, 
 
 
 def _rwkv7_layout(take, tensors: dict, n_layer: int, head_size: int) -> dict[str, torch.Tensor]:
-    def vec(name):  # (C,) -> (1, 1, C)
-        return take(name).reshape(1, 1, -1)
+    from ai_writer.models.gguf_rwkv6 import block_norms, outer_weights, shapers
 
-    def transposed(name):
-        return take(name).t().contiguous()
-
-    from ai_writer.models.gguf_rwkv6 import outer_weights
-
+    vec, transposed = shapers(take)
     w = outer_weights(take)
     for i in range(n_layer):
         g, b = f"blk.{i}.", f"blocks.{i}."
         a = b + "att."
-        for part in ("weight", "bias"):
-            w[f"{b}ln1.{part}"] = take(f"{g}attn_norm.{part}")
-            w[f"{b}ln2.{part}"] = take(f"{g}attn_norm_2.{part}")
+        w.update(block_norms(take, i))
         lerp = take(g + "time_mix_lerp_fused.weight")
         lerp = lerp.reshape(len(LERP_ORDER), -1)
         for j, x in enumerate(LERP_ORDER):

@@ -47,23 +47,28 @@ def outer_weights(take) -> dict:
     }
 
 
+def block_norms(take, i: int) -> dict:
+    """Layer i's two layer norms, named alike in llama.cpp's RWKV-6 and RWKV-7 layouts."""
+    g, b = f"blk.{i}.", f"blocks.{i}."
+    return {f"{b}{ln}.{part}": take(f"{g}{norm}.{part}")
+            for ln, norm in (("ln1", "attn_norm"), ("ln2", "attn_norm_2")) for part in ("weight", "bias")}
+
+
+def shapers(take):
+    """(vec, transposed): a (C,) tensor as (1, 1, C); a matrix transposed into its own memory."""
+    return (lambda name: take(name).reshape(1, 1, -1)), (lambda name: take(name).t().contiguous())
+
+
 def read_rwkv6_layout(take, tensors: dict, n_layer: int, rescale_every: int) -> dict:
     """BlinkDL's RWKV-6 state dict from llama.cpp's tensors: take(gguf_name) returns one as torch in its numpy
     shape (and removes it from `tensors`, whose names are checked here only for the lerp form)."""
 
-    def vec(name):  # (C,) -> (1, 1, C)
-        return take(name).reshape(1, 1, -1)
-
-    def transposed(name):
-        return take(name).t().contiguous()
-
+    vec, transposed = shapers(take)
     w = outer_weights(take)
     for i in range(n_layer):
         g, b = f"blk.{i}.", f"blocks.{i}."
         a, f = b + "att.", b + "ffn."
-        for part in ("weight", "bias"):
-            w[f"{b}ln1.{part}"] = take(f"{g}attn_norm.{part}")
-            w[f"{b}ln2.{part}"] = take(f"{g}attn_norm_2.{part}")
+        w.update(block_norms(take, i))
         w[a + "time_maa_x"] = vec(g + "time_mix_lerp_x.weight")
         if f"{g}time_mix_lerp_fused.weight" in tensors or f"{g}time_mix_lerp_w.weight" not in tensors:
             lerp = take(g + "time_mix_lerp_fused.weight").reshape(len(LERP_ORDER), -1)

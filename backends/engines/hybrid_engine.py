@@ -4,7 +4,9 @@ On a CPU each engine is fastest at one half of writing: torch's chunked sequence
 form reads a prompt of T tokens in a few large matrix products, while a decode
 step (one token for each of B rows) is bound by reading the weights, where
 torch's small-batch matrix products are slow. This engine sends forward() calls
-with T > 1 to torch and T == 1 to its decode step:
+with T > 1 to torch and T == 1 to its decode step (all of them to a C step with
+narrow-typed weights, which reads prompts too; the torch model then holds no
+matrices):
 
   torch+native   backends.engines.native_step: RWKV-7's step in C, compiled for
                  this CPU on first use (then cached). It reads every weight once

@@ -231,15 +231,12 @@ class Library:
     def __init__(self, path: Path):
         try:
             lib = ctypes.CDLL(str(path))
-            self.step, self.scan, self.matmul = lib.rwkv7_step, lib.wkv7_scan, lib.rwkv7_matmul
-            self.sequence = lib.rwkv7_forward
+            self.sequence, self.scan, self.matmul = lib.rwkv7_forward, lib.wkv7_scan, lib.rwkv7_matmul
             self.convert, self._kernels, self._int8_kernel = lib.rwkv7_convert, lib.rwkv7_kernels, lib.rwkv7_int8_kernel
             self._bf16_kernel = lib.rwkv7_bf16_kernel
         except (OSError, AttributeError) as exc:
             raise NativeBuildError(f"{path}: cannot be opened ({str(exc).splitlines()[0][:200]})") from None
         self.path = path
-        self.step.restype = ctypes.c_int
-        self.step.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] + [ctypes.c_void_p] * 8 + [ctypes.c_int]
         self.sequence.restype = ctypes.c_int
         self.sequence.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3 + [ctypes.c_void_p] * 8 + [ctypes.c_int]
         self.scan.restype = None

@@ -10,15 +10,8 @@ import torch
 import gguf
 from ai_writer.backends.errors import LoadError
 from ai_writer.backends.files.gguf_write import write_gguf
+from tests.gguf_helpers import stored
 from tests.helpers import random_rwkv7_weights
-
-
-def stored(path):
-    """{name: (ggml type name, ggml shape, numpy data as stored)} and {key: value} through gguf.GGUFReader."""
-    reader = gguf.GGUFReader(path)
-    tensors = {t.name: (t.tensor_type.name, [int(n) for n in t.shape], np.array(t.data)) for t in reader.tensors}
-    fields = {k: f.contents() for k, f in reader.fields.items() if not k.startswith("GGUF.") and k != "tokenizer.ggml.tokens"}
-    return tensors, fields
 
 
 @pytest.fixture(scope="module")

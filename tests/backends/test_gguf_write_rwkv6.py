@@ -11,6 +11,7 @@ import gguf
 from ai_writer.backends.errors import LoadError
 from ai_writer.backends.files.gguf_write import write_gguf
 from ai_writer.models.rwkv6 import RWKV6, RWKV6Config, init_weights
+from tests.gguf_helpers import stored
 
 C, L, V = 128, 3, 300
 F, D_MIX, D_DECAY, N = 448, 32, 64, 64  # BlinkDL's defaults at n_embd 128: int(3.5 C) // 32 * 32, 32, 64, head 64
@@ -19,14 +20,6 @@ F, D_MIX, D_DECAY, N = 448, 32, 64, 64  # BlinkDL's defaults at n_embd 128: int(
 def random_rwkv6(n_layer=L, n_embd=C, vocab=V, seed=11, **config) -> dict:
     model = init_weights(RWKV6(RWKV6Config(n_layer, n_embd, vocab, **config)), seed=seed)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def stored(path):
-    """{name: (ggml type name, ggml shape, numpy data as stored)} and {key: value} through gguf.GGUFReader."""
-    reader = gguf.GGUFReader(path)
-    tensors = {t.name: (t.tensor_type.name, [int(n) for n in t.shape], np.array(t.data)) for t in reader.tensors}
-    fields = {k: f.contents() for k, f in reader.fields.items() if not k.startswith("GGUF.") and k != "tokenizer.ggml.tokens"}
-    return tensors, fields
 
 
 @pytest.fixture(scope="module")

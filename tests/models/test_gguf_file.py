@@ -12,6 +12,7 @@ from ai_writer.backends.files.gguf_write import write_gguf
 from ai_writer.models.checkpoint import ModelFileError
 from ai_writer.models.gguf_file import gguf_summary, read_gguf_weights, unescape_rwkv_token
 from ai_writer.models.gguf_header import read_header
+from tests.gguf_helpers import copy_gguf
 from tests.helpers import random_rwkv7_weights, rwkv7_logits
 
 LAYER0_VALUE_MIX = {"blocks.0.att.v0", "blocks.0.att.v1", "blocks.0.att.v2"}  # not in a GGUF (llama.cpp's dummies)
@@ -147,29 +148,20 @@ def test_header_parser_agrees_with_gguf_reader(tmp_path):
 
 
 def rewrite(src, dst, arch=None, drop=(), retype=None):
-    """src's metadata and tensors written anew through the gguf package's own reader and writer: another
-    architecture name, tensors left out, or some tensors stored in another type (F32 ones quantized)."""
-    reader = gguf.GGUFReader(src)
-    writer = gguf.GGUFWriter(str(dst), arch or reader.fields["general.architecture"].contents())
-    for key, field in reader.fields.items():
-        if not key.startswith("GGUF.") and key != "general.architecture":
-            if field.types[0] == gguf.GGUFValueType.ARRAY:  # tokens (strings) and token types (int32)
-                writer.add_array(key, field.contents())
+    """src rewritten: another architecture name, tensors left out, or some tensors stored in another type (F32 ones
+    quantized)."""
+
+    def tensors_of(tensors):
+        for tensor in tensors:
+            if tensor.name in drop:
+                continue
+            kind = (retype or {}).get(tensor.name)
+            if kind is None:
+                yield tensor.name, np.array(tensor.data), tensor.tensor_type
             else:
-                writer.add_key_value(key, field.contents(), field.types[0])
-    for tensor in reader.tensors:
-        if tensor.name in drop:
-            continue
-        kind = (retype or {}).get(tensor.name)
-        if kind is None:
-            writer.add_tensor(tensor.name, np.array(tensor.data), raw_dtype=tensor.tensor_type)
-        else:
-            writer.add_tensor(tensor.name, gguf.quants.quantize(np.array(tensor.data), kind), raw_dtype=kind)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return dst
+                yield tensor.name, gguf.quants.quantize(np.array(tensor.data), kind), kind
+
+    return copy_gguf(src, dst, tensors_of, arch)
 
 
 @pytest.fixture(scope="module")

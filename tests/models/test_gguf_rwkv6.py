@@ -19,6 +19,7 @@ from ai_writer.models.model_file import identify
 from ai_writer.models.rwkv6 import RWKV6, RWKV6Config, init_weights
 from ai_writer.models.world_tokenizer import WORLD_VOCAB_SIZE
 from tests.helpers import write_checkpoint
+from tests.gguf_helpers import copy_gguf
 
 # (n_layer, n_embd, vocab, seed, spread, rescale_every): the second rescales every layer (write_gguf divides layer
 # i's time_mix_output and channel_mix_value by 2^i), the first keeps the World models' 6, which 2 layers never reach
@@ -167,22 +168,8 @@ def test_world_vocabulary_model(tmp_path):
 def rebuild(src, dst, change):
     """src written anew through the gguf package's reader and writer, each tensor replaced by change(name, data):
     a list of (name, numpy data) in the same GGML type (none: left out)."""
-    reader = gguf.GGUFReader(src)
-    writer = gguf.GGUFWriter(str(dst), reader.fields["general.architecture"].contents())
-    for key, field in reader.fields.items():
-        if not key.startswith("GGUF.") and key != "general.architecture":
-            if field.types[0] == gguf.GGUFValueType.ARRAY:
-                writer.add_array(key, field.contents())
-            else:
-                writer.add_key_value(key, field.contents(), field.types[0])
-    for tensor in reader.tensors:
-        for name, data in change(tensor.name, np.array(tensor.data)):
-            writer.add_tensor(name, data, raw_dtype=tensor.tensor_type)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return dst
+    return copy_gguf(src, dst, lambda tensors: ((name, data, tensor.tensor_type) for tensor in tensors
+                                                for name, data in change(tensor.name, np.array(tensor.data))))
 
 
 @pytest.fixture(scope="module")

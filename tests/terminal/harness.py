@@ -559,24 +559,7 @@ class Studio(Terminal):
 
         Reads the bordered views ("╭─ 2 · 24 chars …" then "│ text │" rows), side by side or stacked;
         the text is the rows joined with their padding cut (candidates written without spaces)."""
-        lines = self.screen_lines()
-        found = []
-        row = 0
-        while row < len(lines):
-            titles = TITLE.findall(lines[row])
-            if not titles or "╭" not in lines[row]:
-                row += 1
-                continue
-            texts = [""] * len(titles)
-            row += 1
-            while row < len(lines) and "╰" not in lines[row]:
-                parts = lines[row].split("│")[1::2]
-                for i, part in enumerate(parts[: len(titles)]):
-                    texts[i] += part.strip()
-                row += 1
-            for (number, length, streaming), text in zip(titles, texts):
-                found.append({"number": int(number), "length": int(length), "streaming": bool(streaming), "text": text})
-        return found
+        return candidate_boxes(self.screen_lines())
 
     def finished_candidates(self, count: int | None = None, timeout: float = 20.0, other_than=None) -> list[dict]:
         """Wait until the candidates (`count` of them, if given) have finished streaming, each text as
@@ -596,6 +579,26 @@ class Studio(Terminal):
 
 
 TITLE = re.compile(r"╭─ (\d+) · (\d+) chars( …)?")
+
+
+def candidate_boxes(lines: list[str]) -> list[dict]:
+    """The candidate boxes in a screen's lines, in order: {"number", "length", "streaming", "text"}; the text is the
+    rows joined with their padding cut (candidates written without spaces). Also read from the browser's screen."""
+    found, row = [], 0
+    while row < len(lines):
+        titles = TITLE.findall(lines[row])
+        if not titles or "╭" not in lines[row]:
+            row += 1
+            continue
+        texts = [""] * len(titles)
+        row += 1
+        while row < len(lines) and "╰" not in lines[row]:
+            for i, part in enumerate(lines[row].split("│")[1::2][: len(titles)]):
+                texts[i] += part.strip()
+            row += 1
+        for (number, length, streaming), text in zip(titles, texts):
+            found.append({"number": int(number), "length": int(length), "streaming": bool(streaming), "text": text})
+    return found
 
 
 def wait_file(path: Path, expected: str, timeout: float = 10.0, screen: Terminal | None = None) -> None:

@@ -1,6 +1,6 @@
-/* RWKV-7 in plain C for a CPU (built by backends/native_step.py): rwkv7_step, one recurrent step
- * for B rows (decoding), and wkv7_scan, the state update over a prompt's T tokens (the rest of a
- * prompt stays in torch's large matrix products).
+/* RWKV-7 in plain C for a CPU (built by backends/native_step.py): rwkv7_forward, T tokens for each
+ * of B rows (T == 1: one decoding step; a narrow-typed step's prompts), and wkv7_scan, the state
+ * update over a prompt's T tokens whose other parts stay in torch's large matrix products (float32).
  *
  * The same equations as models/rwkv7.py at T == 1 and the exported ONNX step
  * (backends/onnx_export.py), written out for a CPU: every matrix product (rwkv7_matrix.c)
@@ -326,13 +326,4 @@ int rwkv7_forward(const int64_t *sizes, const float *const *globals, const float
     }
     free(mem);
     return 0;
-}
-
-/* One step: one token for each of B rows (decoding). Returns 0, or 1 when scratch memory cannot be had. */
-int rwkv7_step(const int64_t *sizes, const float *const *globals, const float *const *layers,
-               const matrix_t *matrices, int B,
-               const int64_t *tokens, const float *att_x_in, const float *kv_in, const float *ffn_x_in,
-               float *att_x_out, float *kv_out, float *ffn_x_out, float *logits, int threads) {
-    return rwkv7_forward(sizes, globals, layers, matrices, B, 1, 0, tokens, att_x_in, kv_in, ffn_x_in, att_x_out,
-                         kv_out, ffn_x_out, logits, threads);
 }

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.terminal.harness import TITLE, isolated_env, studio_command
+from tests.terminal.harness import candidate_boxes, isolated_env, studio_command
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 BROWSER_ENV = "AI_WRITER_CHROMIUM"  # a Chromium binary to use instead of the one on PATH
@@ -164,21 +164,7 @@ class Tab:
 
     def candidates(self) -> list[dict]:
         """The candidate boxes shown: {"number", "length", "streaming", "text"} (as tests/terminal reads them)."""
-        lines, found, row = self.lines(), [], 0
-        while row < len(lines):
-            titles = TITLE.findall(lines[row])
-            if not titles or "╭" not in lines[row]:
-                row += 1
-                continue
-            texts = [""] * len(titles)
-            row += 1
-            while row < len(lines) and "╰" not in lines[row]:
-                for i, part in enumerate(lines[row].split("│")[1::2][: len(titles)]):
-                    texts[i] += part.strip()
-                row += 1
-            for (number, length, streaming), text in zip(titles, texts):
-                found.append({"number": int(number), "length": int(length), "streaming": bool(streaming), "text": text})
-        return found
+        return candidate_boxes(self.lines())
 
     def finished_candidates(self, count: int, timeout: float = 30.0) -> list[dict]:
         reads = [None]
