@@ -72,6 +72,7 @@ import numpy as np
 
 from ai_writer.backends.engines.base import EngineInfo, check_batch
 from ai_writer.backends.engines.numpy_state import NumpyStateOps, state_layout
+from ai_writer.backends.engines.weight_arena import WeightArena, arena_bytes
 
 NATIVE = Path(__file__).resolve().parent / "native"
 SOURCES = (NATIVE / "rwkv7_step.c", NATIVE / "rwkv7_matrix.c")
@@ -89,7 +90,8 @@ STORAGE = {"float16": np.uint16, "bfloat16": np.uint16, "int8": np.int8}
 # as max |difference| / max(1, max |float32 value|); tests/backends/test_native_precision.py holds them to it.
 TOLERANCES = {"float32": 0.0, "float16": 2e-3, "bfloat16": 1.5e-2, "int8": 6e-2}
 OUT_IN, IN_OUT, BLOCKS = 0, 1, 2  # rwkv7_matrix.h's layouts: nn.Linear's (out, in), the LoRA matrices' (in, out),
-# and (out, in) in 4-row blocks of cache lines (the narrow types' (out, in) matrices, the head of any type)
+# and (out, in) in 4-row blocks of cache lines (every matrix of the narrow types, the LoRA ones too: read as one
+# stream, more than twice as fast as the (in, out) rows for those small matrices; the head of any type)
 # The per-layer float32 vectors and matrices in rwkv7_step.c's orders (its enums), as models.rwkv7 names them.
 LAYER_VECTORS = (
     "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias",
@@ -104,8 +106,6 @@ LAYER_MATRICES = (
 )
 # A float32 head is copied into blocks (the model's freed): read as one stream, faster (bench/bench_sizes.py).
 FLOAT32_HEAD_IN_BLOCKS = True
-# The first LoRA matrices (C -> a few dozen): the narrow types store them (out, in) in blocks, read faster.
-STORED_OUT_IN = {"att.w1", "att.a1", "att.v1", "att.g1"}
 GLOBAL_VECTORS = ("emb.weight", "blocks.0.ln0.weight", "blocks.0.ln0.bias", "ln_out.weight", "ln_out.bias")
 
 
@@ -278,23 +278,27 @@ def open_library(path: Path) -> Library:
 
 
 def convert_matrix(library: Library, tensor, layout: int, dtype: str, name: str = "matrix", threads: int = 1,
-                   stored: int | None = None):
+                   stored: int | None = None, arena: WeightArena | None = None):
     """(Matrix, arrays it points to) for a float32 2-D tensor in `layout` (OUT_IN or IN_OUT), converted to `dtype` and
-    stored in layout `stored`: BLOCKS (rwkv7_matrix.h; for float32 a copy) or IN_OUT (an IN_OUT tensor, narrow types).
-    By default float32 is the tensor's own memory, the narrow types' (out, in) matrices go in BLOCKS and (in, out)
-    ones stay so. NativeBuildError (one line) when values do not fit the type."""
+    stored in layout `stored`: BLOCKS (rwkv7_matrix.h; for float32 a copy), or for float32 `layout` itself (the
+    tensor's own memory). By default float32 is the tensor's own memory and the narrow types go in BLOCKS.
+    NativeBuildError (one line) when values do not fit the type, or for a layout it does not store. arena: where the
+    converted arrays are carved from (else each its own memory)."""
     source = tensor.detach().numpy() if hasattr(tensor, "numpy") else np.asarray(tensor)
     if source.dtype != np.float32 or source.ndim != 2 or not source.flags.c_contiguous:
         raise NativeBuildError(f"{name}: the native step converts contiguous 2-D float32 weights only")
     n_out, n_in = source.shape if layout == OUT_IN else source.shape[::-1]
     kind = PRECISIONS[dtype]
     if stored is None:
-        stored = layout if dtype == "float32" or layout == IN_OUT else BLOCKS
+        stored = layout if dtype == "float32" else BLOCKS
     if dtype == "float32" and stored == layout:
         return Matrix(source.ctypes.data, None, None, kind, layout, n_out, n_in), [source]
-    data = np.empty((n_out, n_in) if stored == BLOCKS else (n_in, n_out), dtype=STORAGE.get(dtype, np.float32))
-    scale = np.empty(n_out, np.float32) if dtype == "int8" else None
-    row_sum = np.empty(n_out, np.int32) if dtype == "int8" and stored == BLOCKS else None
+    if stored != BLOCKS:
+        raise NativeBuildError(f"{name}: the native step stores converted {dtype} weights in blocks only")
+    empty = arena.empty if arena else np.empty
+    data = empty((n_out, n_in), STORAGE.get(dtype, np.float32))
+    scale = empty(n_out, np.float32) if dtype == "int8" else None
+    row_sum = empty(n_out, np.int32) if dtype == "int8" else None
     pointers = [None if a is None else a.ctypes.data for a in (scale, row_sum)]
     bad = library.convert(source.ctypes.data, kind, layout, stored, n_out, n_in, data.ctypes.data, *pointers, threads)
     if bad < 0:
@@ -341,6 +345,13 @@ def file_mappings() -> list[tuple[int, int]]:
 
 def matrix_bytes(arrays) -> int:
     return sum(a.nbytes for a in arrays)
+
+
+def stored_bytes(tensor, layout: int, dtype: str) -> int:
+    """What convert_matrix's arrays for a tensor take in a WeightArena."""
+    n_out = tensor.shape[0] if layout == OUT_IN else tensor.shape[1]
+    extra = arena_bytes(n_out, np.float32) + arena_bytes(n_out, np.int32) if dtype == "int8" else 0
+    return arena_bytes(tensor.shape, STORAGE.get(dtype, np.float32)) + extra
 
 
 def native_head(library: Library, matrix: Matrix, keep, threads):
@@ -401,12 +412,15 @@ class NativeStep(NumpyStateOps):
         self.converted_bytes = 0  # memory held by converted copies (a float32 step: its head's, if copied)
         threads = max(1, self._threads())
         mapped = file_mappings()  # where a memory-mapped model file lies (read once)
+        every = [("head.weight", OUT_IN)] + [(f"blocks.{i}.{name}", layout) for i in range(config.n_layer)
+                                             for name, layout in LAYER_MATRICES]
+        copied = [(key, layout) for key, layout in every if key in weights
+                  and (dtype != "float32" or key == "head.weight" and FLOAT32_HEAD_IN_BLOCKS)]
+        arena = WeightArena(sum(stored_bytes(weights[key], layout, dtype) for key, layout in copied))
 
         def matrix(key, layout, stored=None):
-            if dtype != "float32" and key.split(".", 2)[-1] in STORED_OUT_IN:
-                stored = BLOCKS
             source = weights.pop(key)
-            found, arrays = convert_matrix(self.library, source, layout, dtype, key, threads, stored)
+            found, arrays = convert_matrix(self.library, source, layout, dtype, key, threads, stored, arena)
             self._keep.extend(arrays)
             if found.data != source.data_ptr():  # a converted copy, not the model's tensor
                 self.converted_bytes += matrix_bytes(arrays)

@@ -123,11 +123,23 @@ def test_16_bit_conversion_rounds_as_torch_does(library, dtype, layout):
     values = values[np.abs(values) < (65520 if dtype == "float16" else 3.39e38)][:7 * 101]
     source = torch.from_numpy(values.copy()).reshape(7, 101)  # blocks of 4 rows, 3 rows after them; 101 % 32 == 5
     matrix, arrays = convert_matrix(library, source, layout, dtype)
-    expected = source.to(getattr(torch, dtype)).view(torch.int16).numpy().view(np.uint16)
-    assert np.array_equal(from_blocks(arrays[0]) if layout == OUT_IN else arrays[0], expected)
-    assert matrix.layout == (BLOCKS if layout == OUT_IN else IN_OUT)
+    rows = source if layout == OUT_IN else source.T.contiguous()  # (out, in): an (in, out) source is transposed
+    expected = rows.to(getattr(torch, dtype)).view(torch.int16).numpy().view(np.uint16)
+    assert np.array_equal(from_blocks(arrays[0]), expected)
+    assert matrix.layout == BLOCKS  # every narrow matrix, the (in, out) LoRA ones too
     shape = (7, 101) if layout == OUT_IN else (101, 7)
     assert (matrix.n_out, matrix.n_in, matrix.type) == (*shape, native_step.PRECISIONS[dtype])
+
+
+@pytest.mark.parametrize("dtype", REDUCED)
+def test_narrow_weights_are_stored_in_blocks_only(library, dtype):
+    lora = torch.zeros(64, 768)  # (in, out), as the LoRA matrices are
+    with pytest.raises(NativeBuildError) as caught:
+        convert_matrix(library, lora, IN_OUT, dtype, "blocks.0.att.w2", stored=IN_OUT)
+    assert str(caught.value) == f"blocks.0.att.w2: the native step stores converted {dtype} weights in blocks only"
+    out = np.empty((768, 64), np.float32)  # and the library itself converts to blocks only
+    assert library.convert(lora.numpy().ctypes.data, native_step.PRECISIONS[dtype], IN_OUT, IN_OUT, 768, 64,
+                           out.ctypes.data, None, None, 1) == -1
 
 
 def test_values_that_do_not_fit_are_refused_in_one_line(library):
@@ -153,10 +165,10 @@ def test_int8_has_one_symmetric_scale_per_output_channel(library, layout):
     top = np.abs(channels).max(axis=1)
     inv = np.divide(np.float32(127), top, out=np.zeros_like(top), where=top > 0)
     q = np.clip(np.rint(channels * inv[:, None]), -127, 127).astype(np.int8)
-    assert np.array_equal(from_blocks(arrays[0]) if layout == OUT_IN else arrays[0], q if layout == OUT_IN else q.T)
+    assert matrix.layout == BLOCKS
+    assert np.array_equal(from_blocks(arrays[0]), q)
     assert np.array_equal(arrays[1], (top / np.float32(127)).astype(np.float32))
-    if layout == OUT_IN:
-        assert np.array_equal(arrays[2], q.astype(np.int32).sum(axis=1))
+    assert np.array_equal(arrays[2], q.astype(np.int32).sum(axis=1))
     assert np.abs(dequantised(arrays, "int8", matrix.layout) - channels).max() <= top.max() / 254 * 1.0001
 
 
@@ -188,8 +200,8 @@ def check_products(library, dtype: str, layout: int, stored: int):
         if dtype == "float32" and stored is None:  # the tensor itself, as it was given
             assert matrix.layout == layout and matrix.data == arrays[0].ctypes.data
             weights = arrays[0].astype(np.float64) if layout == OUT_IN else arrays[0].astype(np.float64).T
-        else:  # by default the narrow types' (out, in) matrices go in blocks, (in, out) ones stay
-            assert matrix.layout == (stored or (BLOCKS if layout == OUT_IN else IN_OUT))
+        else:  # the narrow types always go in blocks, (in, out) matrices too; float32 where asked
+            assert matrix.layout == BLOCKS
             weights = dequantised(arrays, dtype, matrix.layout)
         for rows in (1, 3, 4, 6, 70):  # 70: two passes of 64 rows, the second with 6
             x = rng.normal(0, 1, (rows, n_in)).astype(np.float32)
@@ -321,6 +333,8 @@ def test_the_step_takes_over_the_head_and_frees_the_model_s(libraries, dtype):
         read = sum(p.numel() for name, p in make_model(config).named_parameters() if p.dim() == 2 and name not in (
             "emb.weight", "blocks.0.att.v1", "blocks.0.att.v2") and not name.endswith("r_k"))
         assert read < step.converted_bytes < read * 1.1
+        starts = sorted(m.data for m in step._matrices if m.data)  # one after another in one mapping (weight_arena)
+        assert starts[-1] - starts[0] < step.converted_bytes
     x = torch.randn(2, 5, config.n_embd)
     assert model.head(x).shape == (2, 5, config.vocab_size)
     assert max_error(model.head(x).numpy(), (x @ head.T).numpy()) <= TOLERANCES[dtype] or 1e-5

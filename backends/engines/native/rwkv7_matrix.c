@@ -561,11 +561,11 @@ static void matmul_out_in(const float *x, const matrix_t *w, float *y, int M, in
     }
 }
 
-/* -- (in, out) weights (the LoRA matrices): each row of w is added into up to 4 rows of y at once, Q x 16 columns
- * at a time, so y stays in registers. Tiles of 64 columns, or of 16 where that leaves too few to share. */
+/* -- (in, out) float32 weights (the LoRA matrices in the model's memory): each row of w is added into up to 4 rows of
+ * y at once, Q x 16 columns at a time, so y stays in registers. Tiles of 64 columns, or of 16 where that leaves too
+ * few to share. */
 
-INLINE void in_out_tile(int type, int Q, const float *x, const void *w, const float *scale, float *y, int rows,
-                        int n0, int N, int K) {
+INLINE void in_out_tile(int Q, const float *x, const float *w, float *y, int rows, int n0, int N, int K) {
     v16 acc[4][4];
     for (int m = 0; m < 4; m++)
         for (int q = 0; q < 4; q++) acc[m][q] = (v16){0};
@@ -573,13 +573,13 @@ INLINE void in_out_tile(int type, int Q, const float *x, const void *w, const fl
     if (Q == 1) /* one 16-column vector: 4 partial sums over k, so that the adds do not wait on each other */
         for (; k + 4 <= K; k += 4)
             for (int p = 0; p < 4; p++) {
-                const v16 wk = wvec(type, w, (size_t)(k + p) * N + n0);
+                const v16 wk = load16(w + (size_t)(k + p) * N + n0);
                 for (int m = 0; m < rows; m++) acc[m][p] += x[(size_t)m * K + k + p] * wk;
             }
     for (; k < K; k++) {
-        const size_t at = (size_t)k * N + n0;
+        const float *at = w + (size_t)k * N + n0;
         v16 wq[4];
-        for (int q = 0; q < Q; q++) wq[q] = wvec(type, w, at + 16 * q);
+        for (int q = 0; q < Q; q++) wq[q] = load16(at + 16 * q);
         for (int m = 0; m < rows; m++) {
             const float xk = x[(size_t)m * K + k];
             for (int q = 0; q < Q; q++) acc[m][q] += xk * wq[q];
@@ -587,30 +587,21 @@ INLINE void in_out_tile(int type, int Q, const float *x, const void *w, const fl
     }
     if (Q == 1)
         for (int m = 0; m < rows; m++) acc[m][0] += (acc[m][1] + acc[m][2]) + acc[m][3];
-    for (int m = 0; m < rows; m++) {
-        if (type == MT_I8)
-            for (int q = 0; q < Q; q++) acc[m][q] *= load16(scale + n0 + 16 * q);
-        memcpy(y + (size_t)m * N + n0, acc[m], sizeof(v16) * Q);
-    }
+    for (int m = 0; m < rows; m++) memcpy(y + (size_t)m * N + n0, acc[m], sizeof(v16) * Q);
 }
 
-INLINE void in_out_rest(int type, const float *x, const void *w, const float *scale, float *y, int rows, int n0,
-                        int width, int N, int K) { /* the last columns, fewer than a tile */
-    for (int m = 0; m < rows; m++) {
+static void in_out_rest(const float *x, const float *w, float *y, int rows, int n0, int width, int N, int K) {
+    for (int m = 0; m < rows; m++) { /* the last columns, fewer than a tile */
         float acc[64] = {0};
         for (int k = 0; k < K; k++) {
-            const size_t at = (size_t)k * N + n0;
-            const float xk = x[(size_t)m * K + k];
-            for (int j = 0; j < width; j++) acc[j] += xk * welem(type, w, at + j);
+            const float *at = w + (size_t)k * N + n0, xk = x[(size_t)m * K + k];
+            for (int j = 0; j < width; j++) acc[j] += xk * at[j];
         }
-        if (type == MT_I8)
-            for (int j = 0; j < width; j++) acc[j] *= scale[n0 + j];
         memcpy(y + (size_t)m * N + n0, acc, sizeof(float) * width);
     }
 }
 
-INLINE void in_out(int type, const float *x, const void *w, const float *scale, float *y, int M, int N, int K,
-                   int threads) {
+static void in_out(const float *x, const float *w, float *y, int M, int N, int K, int threads) {
     const int tile = N >= 64 * 2 * threads || N < 32 ? 64 : 16;
     const int tiles = (N + tile - 1) / tile;
     const int parallel = (size_t)N * K >= MIN_PARALLEL_IN_OUT && threads > 1 && tiles > 1;
@@ -622,23 +613,18 @@ INLINE void in_out(int type, const float *x, const void *w, const float *scale, 
             const float *xm = x + (size_t)m0 * K;
             float *ym = y + (size_t)m0 * N;
             if (width == 64)
-                in_out_tile(type, 4, xm, w, scale, ym, rows, n0, N, K);
+                in_out_tile(4, xm, w, ym, rows, n0, N, K);
             else if (width == 16)
-                in_out_tile(type, 1, xm, w, scale, ym, rows, n0, N, K);
+                in_out_tile(1, xm, w, ym, rows, n0, N, K);
             else
-                in_out_rest(type, xm, w, scale, ym, rows, n0, width, N, K);
+                in_out_rest(xm, w, ym, rows, n0, width, N, K);
         }
     }
 }
 
 void rwkv7_matmul(const float *x, const matrix_t *w, float *y, int M, int threads) {
-    if (w->layout == LAYOUT_IN_OUT) {
-        switch (w->type) {
-        case MT_F16: in_out(MT_F16, x, w->data, w->scale, y, M, w->n_out, w->n_in, threads); break;
-        case MT_BF16: in_out(MT_BF16, x, w->data, w->scale, y, M, w->n_out, w->n_in, threads); break;
-        case MT_I8: in_out(MT_I8, x, w->data, w->scale, y, M, w->n_out, w->n_in, threads); break;
-        default: in_out(MT_F32, x, w->data, w->scale, y, M, w->n_out, w->n_in, threads); break;
-        }
+    if (w->layout == LAYOUT_IN_OUT) { /* float32 only (rwkv7_convert stores the narrow types in blocks) */
+        if (w->type == MT_F32) in_out(x, w->data, y, M, w->n_out, w->n_in, threads);
         return;
     }
 #if I8_VNNI
@@ -652,10 +638,10 @@ void rwkv7_matmul(const float *x, const matrix_t *w, float *y, int M, int thread
     matmul_out_in(x, w, y, M, threads);
 }
 
-/* -- conversion at load: float32 src (n_out x n_in in src_layout) to `type` in dst, in dst_layout: (in, out) as the
- * source is, or in 4-row blocks (rwkv7_matrix.h) from either (float32 too: a copy); with int8's per-output scales and
- * row sums (blocks). Returns how many values do not fit the type (non-finite, or beyond float16's range; the caller
- * refuses the conversion then), or -1 for a conversion it does not make. */
+/* -- conversion at load: float32 src (n_out x n_in in src_layout, (out, in) or (in, out)) to `type` in dst, in 4-row
+ * blocks (rwkv7_matrix.h; float32 too: a copy), with int8's per-output scales and row sums. Returns how many values do
+ * not fit the type (non-finite, or beyond float16's range; the caller refuses the conversion then), or -1 for a
+ * conversion it does not make. */
 
 /* Where element (n, k) of an (out, in) matrix of a narrow type goes. */
 static inline size_t block_index(size_t n, size_t k, size_t N, size_t K, size_t line) {
@@ -675,29 +661,10 @@ int64_t rwkv7_convert(const float *src, int type, int src_layout, int dst_layout
                       float *scale, int32_t *row_sum, int threads) {
     const size_t N = n_out, K = n_in, line = 64 / (type == MT_I8 ? 1 : type == MT_F32 ? 4 : 2);
     const int parallel = threads > 1 && N * K >= 1 << 16;
-    if (type < 0 || type >= MATRIX_TYPES || src_layout == LAYOUT_BLOCKS || dst_layout == LAYOUT_OUT_IN ||
-        (dst_layout == LAYOUT_IN_OUT && (src_layout != LAYOUT_IN_OUT || type == MT_F32)))
-        return -1;
+    if (type < 0 || type >= MATRIX_TYPES || src_layout == LAYOUT_BLOCKS || dst_layout != LAYOUT_BLOCKS) return -1;
 #define SRC(n, k) (src_layout == LAYOUT_OUT_IN ? src[(n) * K + (k)] : src[(k) * N + (n)])
-#define DST(n, k) (dst_layout == LAYOUT_BLOCKS ? block_index(n, k, N, K, line) : (k) * N + (n))
+#define DST(n, k) block_index(n, k, N, K, line)
     int64_t bad = 0;
-    if (type == MT_I8 && dst_layout == LAYOUT_IN_OUT) { /* one scale per column of the (in, out) rows */
-        int8_t *out = dst;
-        for (size_t n = 0; n < N; n++) scale[n] = 0.0f;
-        for (size_t k = 0; k < K; k++)
-            for (size_t n = 0; n < N; n++) {
-                const float v = fabsf(src[k * N + n]);
-                bad += !isfinite(v);
-                scale[n] = v > scale[n] ? v : scale[n];
-            }
-        for (size_t k = 0; k < K; k++)
-            for (size_t n = 0; n < N; n++) {
-                const float inv = scale[n] > 0.0f ? 127.0f / scale[n] : 0.0f, q = rintf(src[k * N + n] * inv);
-                out[k * N + n] = (int8_t)(q > 127.0f ? 127 : q < -127.0f ? -127 : q);
-            }
-        for (size_t n = 0; n < N; n++) scale[n] /= 127.0f;
-        return bad;
-    }
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : bad) if (parallel)
     for (size_t n = 0; n < N; n++) {
         int64_t found = 0;
@@ -710,7 +677,7 @@ int64_t rwkv7_convert(const float *src, int type, int src_layout, int dst_layout
             bad += found;
             continue;
         }
-        float top = 0.0f; /* int8, (out, in): one scale per row */
+        float top = 0.0f; /* int8: one scale per output */
         for (size_t k = 0; k < K; k++) {
             const float v = fabsf(SRC(n, k));
             found += !isfinite(v);

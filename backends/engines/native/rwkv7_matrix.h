@@ -11,11 +11,11 @@
 typedef float v16 __attribute__((vector_size(64), aligned(4))); /* 16 floats; unaligned loads are fine */
 
 /* Element types (native_step.py's PRECISIONS) and layouts: nn.Linear's (out, in), y[n] = sum_k W[n][k] x[k], or the
- * LoRA matrices' (in, out), y[n] = sum_k x[k] W[k][n], both row-major (float32 only, in the model's memory, and
- * (in, out) of any type); or (out, in) in 4-row blocks, so that a product reads one stream (any type; the narrow
- * types' (out, in) matrices are always so): block b (rows 4b .. 4b+3, at element 4bK) holds the 4 rows' first cache
- * lines (64 bytes each), then their second ones, and so on, then each row's last K % (64 / element size) elements
- * in turn; the last N % 4 rows follow as plain rows (rwkv7_convert writes them so). */
+ * LoRA matrices' (in, out), y[n] = sum_k x[k] W[k][n], both row-major (float32 only, in the model's memory); or
+ * (out, in) in 4-row blocks, so that a product reads one stream (any type; the narrow types' matrices are always so,
+ * the LoRA ones too): block b (rows 4b .. 4b+3, at element 4bK) holds the 4 rows' first cache lines (64 bytes each),
+ * then their second ones, and so on, then each row's last K % (64 / element size) elements in turn; the last N % 4
+ * rows follow as plain rows (rwkv7_convert writes them so). */
 enum { MT_F32, MT_F16, MT_BF16, MT_I8, MATRIX_TYPES };
 enum { LAYOUT_OUT_IN, LAYOUT_IN_OUT, LAYOUT_BLOCKS };
 
