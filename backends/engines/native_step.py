@@ -24,20 +24,25 @@ in the step's `dtype` (PRECISIONS), all in the layout models/rwkv7.py documents:
              (symmetric, scale = max |w| / 127). On a CPU with AVX-512 VNNI the
              projections, FFN and head multiply int8 by int8 (vpdpbusd) against
              activations quantised to int8 per row, int32 sums (the faster;
-             Library.int8_kernel(0) turns it off); elsewhere, and for the LoRA
-             matrices, the weights are converted to float32 in registers.
+             Library.int8_kernel(0) turns it off); elsewhere the weights are
+             converted to float32 in registers.
 
-The embedding, the norms, every vector, the state and its update stay float32 (the
-torch model's tensors). Converted (out, in) matrices are stored in 4-row blocks of
-cache lines (rwkv7_matrix.h), read as one stream. The model's head becomes the
-step's (native_head), the model's float32 one freed.
+The embedding is stored as the matrices are (a token's row read as float32: int8's
+scale per row is harmless there, the first layer norm takes it out); the norms,
+every vector, the state and its update stay float32 (the torch model's tensors).
+Converted matrices, the (in, out) LoRA ones too, are stored in 4-row blocks of
+cache lines (rwkv7_matrix.h), read as one stream, all of them carved from one
+arena on 2 MB pages (weight_arena.py). The model's head becomes the step's
+(native_head), the model's float32 one freed.
 
 Prompts: a narrow-typed step reads them too (reads_prompts; rwkv7_forward takes
 B rows x T tokens, SEQUENCE_CHUNK tokens a call, every matrix product over all of a
 chunk's tokens, the state update on the transposed state), so the torch model's
-float32 matrices are freed as each is converted: the memory held is the step's
-matrices plus the float32 embedding and vectors (at 12 x 768, vocabulary 65536:
-~280 MB of 16-bit or ~140 MB of int8 matrices + 200 MB of embedding). A float32
+float32 matrices and embedding are freed as each is converted: the memory held is
+the step's matrices and embedding plus the float32 vectors (at 12 x 768, vocabulary
+65536: ~370 MB of 16-bit or ~190 MB of int8, of which the embedding is 96 or
+48 MB; as float32 it would be 192 MB, and a prompt's scattered rows map most of
+it from the page cache of a mapped file). A float32
 step reads the model's own matrices in place, and torch reads its prompts in large
 matrix products (faster there), with the state update over the T tokens scanned
 token by token in C (FusedRWKV7.use_sequence_wkv of an eager model), each head's
@@ -85,6 +90,7 @@ SEQUENCE_CHUNK = 128  # tokens per call of rwkv7_forward for a prompt (its scrat
 # channel, ~10 MB at 768 channels)
 # The step's weight types (rwkv7_matrix.h's MT_*) and their numpy storage.
 PRECISIONS = {"float32": 0, "float16": 1, "bfloat16": 2, "int8": 3}
+CONVERT_ROWS = 8192  # rows of an (out, in) matrix converted at a time (a multiple of 4; 24 MB of float32 at 768)
 STORAGE = {"float16": np.uint16, "bfloat16": np.uint16, "int8": np.int8}
 # How far each precision's logits and state may be from the float32 step's over a short run (a prompt, then steps),
 # as max |difference| / max(1, max |float32 value|); tests/backends/test_native_precision.py holds them to it.
@@ -106,7 +112,7 @@ LAYER_MATRICES = (
 )
 # A float32 head is copied into blocks (the model's freed): read as one stream, faster (bench/bench_sizes.py).
 FLOAT32_HEAD_IN_BLOCKS = True
-GLOBAL_VECTORS = ("emb.weight", "blocks.0.ln0.weight", "blocks.0.ln0.bias", "ln_out.weight", "ln_out.bias")
+GLOBAL_VECTORS = ("blocks.0.ln0.weight", "blocks.0.ln0.bias", "ln_out.weight", "ln_out.bias")
 
 
 class Matrix(ctypes.Structure):
@@ -278,12 +284,13 @@ def open_library(path: Path) -> Library:
 
 
 def convert_matrix(library: Library, tensor, layout: int, dtype: str, name: str = "matrix", threads: int = 1,
-                   stored: int | None = None, arena: WeightArena | None = None):
+                   stored: int | None = None, arena: WeightArena | None = None, converted=None):
     """(Matrix, arrays it points to) for a float32 2-D tensor in `layout` (OUT_IN or IN_OUT), converted to `dtype` and
     stored in layout `stored`: BLOCKS (rwkv7_matrix.h; for float32 a copy), or for float32 `layout` itself (the
     tensor's own memory). By default float32 is the tensor's own memory and the narrow types go in BLOCKS.
     NativeBuildError (one line) when values do not fit the type, or for a layout it does not store. arena: where the
-    converted arrays are carved from (else each its own memory)."""
+    converted arrays are carved from (else each its own memory). converted: called with each part of the tensor once
+    it is converted (an (out, in) tensor CONVERT_ROWS rows at a time, so that their file pages can go at once)."""
     source = tensor.detach().numpy() if hasattr(tensor, "numpy") else np.asarray(tensor)
     if source.dtype != np.float32 or source.ndim != 2 or not source.flags.c_contiguous:
         raise NativeBuildError(f"{name}: the native step converts contiguous 2-D float32 weights only")
@@ -300,7 +307,16 @@ def convert_matrix(library: Library, tensor, layout: int, dtype: str, name: str 
     scale = empty(n_out, np.float32) if dtype == "int8" else None
     row_sum = empty(n_out, np.int32) if dtype == "int8" else None
     pointers = [None if a is None else a.ctypes.data for a in (scale, row_sum)]
-    bad = library.convert(source.ctypes.data, kind, layout, stored, n_out, n_in, data.ctypes.data, *pointers, threads)
+    rows = CONVERT_ROWS if layout == OUT_IN else n_out  # a multiple of 4: the blocks of a part are the whole's
+    for start in range(0, n_out, rows):
+        end = min(n_out, start + rows)
+        at = [None if a is None else a[start:].ctypes.data for a in (scale, row_sum)]
+        bad = library.convert(source[start:].ctypes.data, kind, layout, stored, end - start, n_in,
+                              data[start:].ctypes.data, *at, threads)
+        if bad != 0:
+            break
+        if converted is not None:
+            converted(tensor[start:end] if layout == OUT_IN else tensor)
     if bad < 0:
         raise NativeBuildError(f"{name}: the native step does not store {dtype} weights in layout {stored}")
     if bad:
@@ -413,19 +429,21 @@ class NativeStep(NumpyStateOps):
         threads = max(1, self._threads())
         mapped = file_mappings()  # where a memory-mapped model file lies (read once)
         every = [("head.weight", OUT_IN)] + [(f"blocks.{i}.{name}", layout) for i in range(config.n_layer)
-                                             for name, layout in LAYER_MATRICES]
+                                             for name, layout in LAYER_MATRICES] + [("emb.weight", OUT_IN)]
         copied = [(key, layout) for key, layout in every if key in weights
                   and (dtype != "float32" or key == "head.weight" and FLOAT32_HEAD_IN_BLOCKS)]
         arena = WeightArena(sum(stored_bytes(weights[key], layout, dtype) for key, layout in copied))
 
         def matrix(key, layout, stored=None):
             source = weights.pop(key)
-            found, arrays = convert_matrix(self.library, source, layout, dtype, key, threads, stored, arena)
+            # once converted, no one reads the model's tensor: its pages read from a mapped file go part by part
+            unread = self.reads_prompts or key == "head.weight"
+            release = (lambda part: release_file_pages(part, mapped)) if unread else None
+            found, arrays = convert_matrix(self.library, source, layout, dtype, key, threads, stored, arena, release)
             self._keep.extend(arrays)
             if found.data != source.data_ptr():  # a converted copy, not the model's tensor
                 self.converted_bytes += matrix_bytes(arrays)
-                if self.reads_prompts and key != "head.weight":  # the model's float32 matrix: no one reads it now
-                    release_file_pages(source, mapped)
+                if self.reads_prompts and key != "head.weight":  # the model's float32 tensor, freed
                     model.get_parameter(key).data = torch.empty(0)
             return found
 
@@ -435,14 +453,15 @@ class NativeStep(NumpyStateOps):
         head = matrix("head.weight", OUT_IN, BLOCKS if dtype != "float32" or FLOAT32_HEAD_IN_BLOCKS else None)
         if head.data != model_head.data_ptr():
             model.head = native_head(self.library, head, list(self._keep), self._threads)
-            release_file_pages(model_head, mapped)  # read from a mapped file for the copy; no one reads them now
         del model_head
         matrices = []
         for i in range(config.n_layer):
             for name, layout in LAYER_MATRICES:
                 key = f"blocks.{i}.{name}"
                 matrices.append(matrix(key, layout) if key in weights else Matrix())  # layer 0: no v1, v2
-        self._matrices = (Matrix * (len(matrices) + 1))(*matrices, head)
+        # the embedding's rows as the matrices' type (a narrow step: the model's freed), read a token's row at a time
+        embedding = matrix("emb.weight", OUT_IN)
+        self._matrices = (Matrix * (len(matrices) + 2))(*matrices, head, embedding)
 
         def pointer(tensor) -> int:
             array = tensor.numpy()  # the parameter's own memory

@@ -172,6 +172,32 @@ def test_int8_has_one_symmetric_scale_per_output_channel(library, layout):
     assert np.abs(dequantised(arrays, "int8", matrix.layout) - channels).max() <= top.max() / 254 * 1.0001
 
 
+@pytest.mark.parametrize("dtype", ["float32", *REDUCED])
+def test_a_matrix_converted_part_by_part_is_the_whole_converted_at_once(library, dtype, monkeypatch):
+    source = torch.from_numpy(np.random.default_rng(3).normal(0, 1, (37, 100)).astype(np.float32))
+    _, whole = convert_matrix(library, source, OUT_IN, dtype, stored=BLOCKS)
+    monkeypatch.setattr(native_step, "CONVERT_ROWS", 8)
+    parts = []
+    _, in_parts = convert_matrix(library, source, OUT_IN, dtype, stored=BLOCKS, converted=parts.append)
+    assert all(np.array_equal(a, b) for a, b in zip(whole, in_parts)) and len(whole) == len(in_parts)
+    assert [p.shape[0] for p in parts] == [8, 8, 8, 8, 5] and torch.equal(torch.cat(parts), source)
+
+
+@pytest.mark.parametrize("dtype", ["float32", *REDUCED])
+def test_a_row_of_a_converted_matrix_reads_back_as_float32(library, dtype):
+    # the embedding's rows (rwkv7_matrix_row): in blocks, or float32 in place
+    source = torch.from_numpy(np.random.default_rng(4).normal(0, 1, (39, 77)).astype(np.float32))
+    row_of = ctypes.CDLL(str(library.path)).rwkv7_matrix_row
+    row_of.argtypes, row_of.restype = [ctypes.POINTER(Matrix), ctypes.c_int, ctypes.c_void_p], None
+    for stored in ([OUT_IN, BLOCKS] if dtype == "float32" else [BLOCKS]):
+        matrix, arrays = convert_matrix(library, source, OUT_IN, dtype, stored=stored)
+        weights = source.numpy() if matrix.layout == OUT_IN else dequantised(arrays, dtype, matrix.layout)
+        for n in (0, 3, 4, 35, 36, 38):  # in a block, a block's last row, the rows after the blocks
+            out = np.empty(77, np.float32)
+            row_of(ctypes.byref(matrix), n, out.ctypes.data)
+            assert max_error(out, weights[n]) <= 1e-6, (stored, n)
+
+
 # -- the products -----------------------------------------------------------------------------------
 
 
@@ -329,9 +355,9 @@ def test_the_step_takes_over_the_head_and_frees_the_model_s(libraries, dtype):
     assert "head.weight" not in model.state_dict() and step.dtype == dtype
     if dtype == "float32":  # the head's copy alone: the other matrices are read in place
         assert step.converted_bytes == head.numel() * 4
-    else:  # every matrix the step reads, a byte per weight, and the scales
+    else:  # every matrix the step reads and the embedding, a byte per weight, and the scales
         read = sum(p.numel() for name, p in make_model(config).named_parameters() if p.dim() == 2 and name not in (
-            "emb.weight", "blocks.0.att.v1", "blocks.0.att.v2") and not name.endswith("r_k"))
+            "blocks.0.att.v1", "blocks.0.att.v2") and not name.endswith("r_k"))
         assert read < step.converted_bytes < read * 1.1
         starts = sorted(m.data for m in step._matrices if m.data)  # one after another in one mapping (weight_arena)
         assert starts[-1] - starts[0] < step.converted_bytes
@@ -360,10 +386,9 @@ def test_dtype_int8_on_the_cpu_runs_prompts_and_steps_in_c_and_frees_the_model_s
     assert engine.selection.reason.why == Why.CPU_NATIVE and engine.selection.reason.text().endswith("weights in int8")
     assert engine.decode_step.reads_prompts and not exact.decode_step.reads_prompts
     matrices = [name for name, p in exact.model.named_parameters()
-                if p.dim() == 2 and name != "emb.weight" and not name.endswith("r_k")]  # r_k: a vector per head
+                if p.dim() == 2 and not name.endswith("r_k")]  # r_k: a vector per head
     kept = dict(engine.model.named_parameters())
-    assert matrices and all(kept[name].numel() == 0 for name in matrices if name in kept)  # freed, not copied
-    assert kept["emb.weight"].numel() == exact.model.emb.weight.numel()  # the step reads the embedding in place
+    assert "emb.weight" in matrices and all(kept[name].numel() == 0 for name in matrices if name in kept)  # freed
     prompt = [[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]]
     (ref, ref_state), (found, state) = exact.forward(prompt), engine.forward(prompt)  # torch; the C step
     assert 0 < max_error(found, ref) <= TOLERANCES["int8"]

@@ -651,6 +651,18 @@ static inline size_t block_index(size_t n, size_t k, size_t N, size_t K, size_t 
     return base + lines * line * 4 + j * (K - lines * line) + (k - lines * line);
 }
 
+/* Row n of an (out, in) matrix, float32 in place or converted into blocks, as float32: the embedding's row of a token. */
+void rwkv7_matrix_row(const matrix_t *w, int n, float *out) {
+    const size_t N = w->n_out, K = w->n_in, line = 64 / elem_size(w->type);
+    if (w->layout == LAYOUT_OUT_IN) {
+        for (size_t k = 0; k < K; k++) out[k] = welem(w->type, w->data, (size_t)n * K + k);
+    } else {
+        for (size_t k = 0; k < K; k++) out[k] = welem(w->type, w->data, block_index(n, k, N, K, line));
+    }
+    if (w->type == MT_I8)
+        for (size_t k = 0; k < K; k++) out[k] *= w->scale[n];
+}
+
 static inline uint16_t to_16_bit(int type, float v, int64_t *bad) { /* an all-ones exponent: inf or nan */
     const uint16_t h = type == MT_F16 ? f32_to_f16(v) : f32_to_bf16(v);
     *bad += type == MT_F16 ? (h & 0x7c00) == 0x7c00 : (h & 0x7f80) == 0x7f80;

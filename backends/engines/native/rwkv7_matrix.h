@@ -29,6 +29,9 @@ typedef struct {
 /* y (M, n_out) = x (M, n_in) @ W^T, each weight read once for up to 4 rows of x. */
 void rwkv7_matmul(const float *x, const matrix_t *w, float *y, int M, int threads);
 
+/* out (n_in) = row n of an (out, in) matrix (float32 in place, or in blocks), as float32. */
+void rwkv7_matrix_row(const matrix_t *w, int n, float *out);
+
 static inline v16 load16(const float *p) { return *(const v16 *)p; }
 
 static inline float hsum(v16 v) { /* a tree: 4 dependent adds, not 16 */

@@ -6,13 +6,13 @@
  * (backends/onnx_export.py), written out for a CPU: every matrix product (rwkv7_matrix.c)
  * reads its weights once for all B rows (up to 4 rows per pass), with the weights of the
  * next iterations prefetched, so that 4 rows cost about what 1 row costs when the step is
- * bound by memory bandwidth. The weight matrices are float32, float16, bfloat16 or int8
- * (matrix_t); the state, the state update, the norms and every vector are float32.
+ * bound by memory bandwidth. The weight matrices and the embedding are float32, float16, bfloat16
+ * or int8 (matrix_t); the state, the state update, the norms and every vector are float32.
  *
- * Weights are in the model's own layout (models/rwkv7.py): float32 ones read in place,
- * others converted once at load (rwkv7_convert). Projections are nn.Linear's (out, in)
- * row-major matrices, y[n] = sum_k W[n][k] x[k]; the LoRA matrices (w1, w2, a1, ...) are
- * (in, out), y[n] = sum_k x[k] W[k][n].
+ * float32 weights are read in place, in the model's own layout (models/rwkv7.py): projections are
+ * nn.Linear's (out, in) row-major matrices, y[n] = sum_k W[n][k] x[k]; the LoRA matrices (w1, w2,
+ * a1, ...) are (in, out), y[n] = sum_k x[k] W[k][n]. The other types are converted once at load
+ * into 4-row blocks (rwkv7_convert, rwkv7_matrix.h).
  * State layout (axis 0 the layer, axis 1 the row): att_x (L, B, C), kv (L, B, H, N, N)
  * in [value, key] order, ffn_x (L, B, C). Inputs are read, outputs written; they may
  * not overlap.
@@ -30,14 +30,14 @@
 #define NORMALIZE_EPS 1e-12f
 #define DECAY_SCALE 0.60653065971263342f /* e^-0.5 */
 
-/* Order of the per-layer float32 vectors and of the per-layer matrices, the head after the last layer's
- * (backends/native_step.py writes them in these orders). */
+/* Order of the per-layer float32 vectors and of the per-layer matrices, the head and then the embedding (a token's
+ * row) after the last layer's (backends/native_step.py writes them in these orders). */
 enum {
     LN1_W, LN1_B, LN2_W, LN2_B, X_R, X_W, X_K, X_V, X_A, X_G,
     W0, A0, V0, K_K, K_A, R_K, LNX_W, LNX_B, FFN_X_K, PER_LAYER
 };
 enum { M_WR, M_WK, M_WV, M_WO, M_W1, M_W2, M_A1, M_A2, M_V1, M_V2, M_G1, M_G2, M_FFN_KEY, M_FFN_VALUE, MATRICES };
-enum { EMB, LN0_W, LN0_B, LN_OUT_W, LN_OUT_B, GLOBALS };
+enum { LN0_W, LN0_B, LN_OUT_W, LN_OUT_B, GLOBALS };
 /* sizes[]: n_layer, n_embd, head_size, vocab, d_decay, d_iclr, d_value, d_gate, d_ffn */
 enum { S_LAYER, S_EMBD, S_HEAD, S_VOCAB, S_DECAY, S_ICLR, S_VALUE, S_GATE, S_FFN, SIZES };
 
@@ -254,7 +254,8 @@ int rwkv7_forward(const int64_t *sizes, const float *const *globals, const float
     float *gate = iclr + MC, *kk = gate + MC, *v_first = kk + MC, *o = v_first + MC, *mix = o + MC;
     float *tmp = mix + MC, *hidden = tmp + MC, *ffn = hidden + (size_t)M * D;
 
-    for (int m = 0; m < M; m++) memcpy(x + (size_t)m * C, globals[EMB] + (size_t)tokens[m] * C, sizeof(float) * C);
+    const matrix_t *embedding = &matrices[(size_t)L * MATRICES + 1];
+    for (int m = 0; m < M; m++) rwkv7_matrix_row(embedding, (int)tokens[m], x + (size_t)m * C);
     layer_norm(x, globals[LN0_W], globals[LN0_B], x, M, C, threads);
 
     for (int l = 0; l < L; l++) {
