@@ -663,52 +663,92 @@ void rwkv7_matrix_row(const matrix_t *w, int n, float *out) {
         for (size_t k = 0; k < K; k++) out[k] *= w->scale[n];
 }
 
-static inline uint16_t to_16_bit(int type, float v, int64_t *bad) { /* an all-ones exponent: inf or nan */
-    const uint16_t h = type == MT_F16 ? f32_to_f16(v) : f32_to_bf16(v);
-    *bad += type == MT_F16 ? (h & 0x7c00) == 0x7c00 : (h & 0x7f80) == 0x7f80;
-    return h;
+/* count values from src (every stride-th float) into 16-bit dst; returns how many became inf or nan. float16 through
+ * the CPU's conversion where compiled in (vcvtps2ph, round to nearest even: the same bits as f32_to_f16 for every
+ * value but a nan's payload, and a nan is refused anyway). */
+static int64_t to_16_bit(int type, const float *src, size_t stride, size_t count, uint16_t *dst) {
+    size_t i = 0;
+#if F16_AVX512 || F16_F16C
+    if (type == MT_F16 && stride == 1)
+        for (; i + 8 <= count; i += 8)
+            _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+    for (; i < count; i++) dst[i] = type == MT_F16 ? f32_to_f16(src[i * stride]) : f32_to_bf16(src[i * stride]);
+    int64_t bad = 0; /* an all-ones exponent: inf or nan */
+    const uint16_t ones = type == MT_F16 ? 0x7c00 : 0x7f80;
+    for (i = 0; i < count; i++) bad += (dst[i] & ones) == ones;
+    return bad;
+}
+
+/* count values from src (every stride-th) times inv, rounded and clipped to int8 in dst; returns their sum. */
+static int32_t to_int8(const float *src, size_t stride, size_t count, float inv, int8_t *dst) {
+    int32_t sum = 0;
+    for (size_t i = 0; i < count; i++) {
+        const float v = rintf(src[i * stride] * inv);
+        const int8_t q = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
+        dst[i] = q;
+        sum += q;
+    }
+    return sum;
+}
+
+/* Row n's runs of consecutive destination elements in blocks (rwkv7_matrix.h): its cache lines, then its tail; the
+ * last N % 4 rows are one run each. run_count: how many; run r: *at (where it goes), *first (its first k), length. */
+static size_t run_count(size_t n, size_t N, size_t K, size_t line) {
+    return n >= N / 4 * 4 ? 1 : K / line + (K % line != 0);
+}
+
+static size_t run_of(size_t n, size_t r, size_t N, size_t K, size_t line, size_t *at, size_t *first) {
+    if (n >= N / 4 * 4) {
+        *at = n * K, *first = 0;
+        return K;
+    }
+    const size_t lines = K / line, base = n / 4 * 4 * K, j = n % 4;
+    if (r < lines) {
+        *at = base + r * line * 4 + j * line, *first = r * line;
+        return line;
+    }
+    *at = base + lines * line * 4 + j * (K - lines * line), *first = lines * line;
+    return K - lines * line;
 }
 
 int64_t rwkv7_convert(const float *src, int type, int src_layout, int dst_layout, int n_out, int n_in, void *dst,
                       float *scale, int32_t *row_sum, int threads) {
-    const size_t N = n_out, K = n_in, line = 64 / (type == MT_I8 ? 1 : type == MT_F32 ? 4 : 2);
+    const size_t N = n_out, K = n_in, line = 64 / elem_size(type);
     const int parallel = threads > 1 && N * K >= 1 << 16;
     if (type < 0 || type >= MATRIX_TYPES || src_layout == LAYOUT_BLOCKS || dst_layout != LAYOUT_BLOCKS) return -1;
-#define SRC(n, k) (src_layout == LAYOUT_OUT_IN ? src[(n) * K + (k)] : src[(k) * N + (n)])
-#define DST(n, k) block_index(n, k, N, K, line)
+    const size_t stride = src_layout == LAYOUT_OUT_IN ? 1 : N; /* between src's (n, k) and (n, k + 1) */
     int64_t bad = 0;
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : bad) if (parallel)
     for (size_t n = 0; n < N; n++) {
-        int64_t found = 0;
-        if (type == MT_F32) {
-            for (size_t k = 0; k < K; k++) ((float *)dst)[DST(n, k)] = SRC(n, k);
-            continue;
-        }
-        if (type != MT_I8) {
-            for (size_t k = 0; k < K; k++) ((uint16_t *)dst)[DST(n, k)] = to_16_bit(type, SRC(n, k), &found);
+        const float *row = src_layout == LAYOUT_OUT_IN ? src + n * K : src + n; /* element (n, 0) */
+        float inv = 0.0f;
+        if (type == MT_I8) { /* one scale per output */
+            float top = 0.0f;
+            int64_t found = 0;
+            for (size_t k = 0; k < K; k++) {
+                const float v = fabsf(row[k * stride]);
+                found += !isfinite(v);
+                top = v > top ? v : top;
+            }
             bad += found;
-            continue;
+            inv = top > 0.0f ? 127.0f / top : 0.0f;
+            scale[n] = top / 127.0f;
         }
-        float top = 0.0f; /* int8: one scale per output */
-        for (size_t k = 0; k < K; k++) {
-            const float v = fabsf(SRC(n, k));
-            found += !isfinite(v);
-            top = v > top ? v : top;
-        }
-        const float inv = top > 0.0f ? 127.0f / top : 0.0f;
         int32_t sum = 0;
-        for (size_t k = 0; k < K; k++) {
-            const float v = rintf(SRC(n, k) * inv);
-            const int8_t q = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
-            ((int8_t *)dst)[DST(n, k)] = q;
-            sum += q;
+        for (size_t r = 0, runs = run_count(n, N, K, line); r < runs; r++) {
+            size_t at, first;
+            const size_t count = run_of(n, r, N, K, line, &at, &first);
+            const float *from = row + first * stride;
+            if (type == MT_F32)
+                for (size_t i = 0; i < count; i++) ((float *)dst)[at + i] = from[i * stride];
+            else if (type == MT_I8)
+                sum += to_int8(from, stride, count, inv, (int8_t *)dst + at);
+            else
+                bad += to_16_bit(type, from, stride, count, (uint16_t *)dst + at);
         }
-        scale[n] = top / 127.0f;
-        if (row_sum) row_sum[n] = sum;
-        bad += found;
+        if (type == MT_I8 && row_sum) row_sum[n] = sum;
     }
-#undef SRC
-#undef DST
     return bad;
 }
 
