@@ -8,11 +8,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Bytes per weight while it runs. On the CPU pair a narrow type's C step holds its matrices alone (torch's float32
-# ones are freed as they are converted, backends/engines/native_step.py), but the embedding stays float32: a byte
-# more per weight covers it at the sizes users run (on a GPU that overestimates: at worst the author is asked once
-# too often).
-DTYPE_BYTES = {"": 4, "float32": 4, "float16": 3, "bfloat16": 3, "int8": 2}
+# Bytes per weight while it runs. On the CPU pair a narrow type's C step holds its matrices and embedding alone
+# (torch's float32 tensors are freed as they are converted, backends/engines/native_step.py; on a GPU the model is
+# in that type); int8 also holds a float32 scale and an int32 sum per row, which the headroom covers.
+DTYPE_BYTES = {"": 4, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 HEADROOM = 1.2  # activations, the state cache and the allocator's slack on top of the weights
 
 

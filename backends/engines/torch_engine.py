@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ai_writer.backends.engines import state_rows
+from ai_writer.backends.engines import graph_step, state_rows
 from ai_writer.backends.engines.base import EngineInfo, check_batch
 from ai_writer.backends.engines.names import Backend
 from ai_writer.backends.errors import LoadError
@@ -24,6 +24,8 @@ class TorchEngine:
         # models that read only the last `window` ids (AI-Writer v1): their state after any text is
         # their state after its last `window` ids
         self.window = getattr(model, "window", None)
+        # on a GPU, single-token steps replay a recorded CUDA graph (backends/engines/graph_step.py)
+        self.graphed = graph_step.GraphedStep(model) if graph_step.wanted(self.device, info.architecture) else None
 
     def forward(self, token_lists, state=None, full_output: bool = False):
         """B equal-length id lists (and a state of B rows, or None) -> (logits, new state).
@@ -35,7 +37,11 @@ class TorchEngine:
         batch = check_batch(token_lists, self.info.vocab_size)
         tokens = torch.from_numpy(batch).to(self.device)
         with torch.inference_mode():
-            logits, new_state = self.model(tokens, state, full_output=full_output)
+            if self.graphed is not None and batch.shape[1] == 1 and not full_output:
+                state = self.model.zero_state(batch.shape[0]) if state is None else state
+                logits, new_state = self.graphed.step(tokens, state)
+            else:
+                logits, new_state = self.model(tokens, state, full_output=full_output)
         self.tokens_processed += batch.size
         return logits.float().cpu().numpy(), new_state
 

@@ -28,12 +28,13 @@ SHAPES = [  # (n_layer, n_embd, vocab, seed, spread)
 ]
 
 
-def run_oracle(folder, checkpoint, prompt, steps, version: str, state_file=None) -> dict:
-    """The package's logits after `prompt` and each of `steps`, and its final state, for the .pth `checkpoint`."""
+def run_oracle(folder, checkpoint, prompt, steps, version: str, state_file=None, strategy: str = "cpu fp32") -> dict:
+    """The package's logits after `prompt` and each of `steps`, and its final state, for the .pth `checkpoint`
+    (float32 on the CPU, whatever the strategy)."""
     request = folder / "request.json"
     request.write_text(json.dumps({"prompt": prompt, "steps": steps, "state_file": state_file and str(state_file)}))
     out = folder / "oracle.pt"
-    subprocess.run([sys.executable, str(ORACLE), str(checkpoint), str(request), str(out), version],
+    subprocess.run([sys.executable, str(ORACLE), str(checkpoint), str(request), str(out), version, strategy],
                    check=True, capture_output=True, timeout=300)
     return torch.load(out, weights_only=True)
 
