@@ -32,7 +32,9 @@ def test_closing_the_terminal_while_typing_saves_everything(start_studio):
     studio.type_text(TYPED, per_key_delay=0.05)
     studio.wait_for(TYPED)
     studio.hangup()
-    studio.exit_status(timeout=10)  # it must end, whatever its status
+    # it must end, whatever its status; how soon during a load is the silent-server tests' (8 s): here a cold start
+    # under the suite's load on 2 cores once took longer than 10 s
+    studio.exit_status(timeout=20)
     assert studio.file_text() == ORIGINAL + TYPED
 
 
