@@ -41,7 +41,9 @@ START_TIMEOUT = 40.0  # sixteen studios starting at once on two busy cores
 # Cold starts under way at once. Six at once starve each other on two cores (torch importing in
 # each one's loader thread): a key typed in the first second then waited up to 2 s to be read,
 # and its autosave landed up to 3.8 s after it, a load this file made, not one an author meets.
-COLD_STARTS = threading.Semaphore(2)
+# Two at once still lost a first key now and then beside the suite's other worker (half of the runs
+# with two busy loops beside this file; none of 5 with one cold start at a time).
+COLD_STARTS = threading.Semaphore(1)
 
 
 @dataclass
