@@ -30,31 +30,20 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 FULL = dict(shape="24x2048", vocab=65536, steps=64, reps=3)
 QUICK = dict(shape="2x128", vocab=1000, steps=16, reps=2)
 
 
 def write_weights(folder: Path, n_layer: int, n_embd: int, vocab: int) -> tuple[Path, Path]:
+    """The float16 weights as STEM.safetensors (ours) and STEM.pth (the package's)."""
     import torch
 
-    from ai_writer.models.checkpoint import save_safetensors
-    from ai_writer.models.rwkv7 import RWKV7, RWKV7Config, init_weights
+    from bench_sizes import write_model
 
-    model = init_weights(RWKV7(RWKV7Config(n_layer, n_embd, vocab)), seed=0)
-    weights = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
-    del model
-    ours = folder / "bench-gpu.safetensors"
-    save_safetensors(weights, ours)
-    package = folder / "bench-gpu.pth"
-    torch.save(weights, package)
-    if vocab != 65536:  # 65536 rows take the World tokenizer
-        import json
-
-        chars = ["\n"] + [chr(0x4E00 + i) for i in range(vocab - 1)]
-        ours.with_suffix(".json").write_text(json.dumps(dict(enumerate(chars)), ensure_ascii=False), encoding="utf-8")
-    return ours, package
+    ours = write_model(folder, n_layer, n_embd, vocab, dtype=torch.float16, stem="bench-gpu")
+    return ours, ours.with_suffix(".pth")
 
 
 def timed(step, steps: int, reps: int, sync) -> float:

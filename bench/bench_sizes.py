@@ -250,15 +250,18 @@ def bundled_bits(dtype, kernel) -> float:
 # -- the parent ------------------------------------------------------------------------------------
 
 
-def write_model(folder: Path, n_layer: int, n_embd: int, vocab: int) -> Path:
+def write_model(folder: Path, n_layer: int, n_embd: int, vocab: int, dtype=None, stem: str = "bench-sizes") -> Path:
+    """Random RWKV-7 weights (in torch dtype `dtype`, else float32) as STEM.safetensors and STEM.pth, with a character
+    vocabulary beside them unless the 65536 rows take the World tokenizer."""
     import torch
 
     from ai_writer.models.checkpoint import save_safetensors
     from ai_writer.models.rwkv7 import RWKV7, RWKV7Config, init_weights
 
     model = init_weights(RWKV7(RWKV7Config(n_layer, n_embd, vocab)), seed=0)
-    weights = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    path = folder / "bench-sizes.safetensors"
+    weights = {k: v.detach().to(dtype or torch.float32).contiguous() for k, v in model.state_dict().items()}
+    del model
+    path = folder / f"{stem}.safetensors"
     save_safetensors(weights, path)
     torch.save(weights, path.with_suffix(".pth"))
     if vocab != 65536:  # 65536 rows take the World tokenizer

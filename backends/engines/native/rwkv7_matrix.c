@@ -312,6 +312,20 @@ static void narrow_product(const void *qx, const matrix_t *w, float *y, int M, i
     }
 }
 
+/* narrow_product's two kernels of a kind NAME from its cols4_NAME(MR, ...) and one_col_NAME: each row count its own
+ * code, so that the accumulators stay in registers */
+#define NARROW_KERNELS(NAME)                                                                                   \
+    static void cols_##NAME(int rows, const void *qx, int m0, const matrix_t *w, float *y, int n0, int N) {     \
+        switch (rows) {                                                                                         \
+        case 4: cols4_##NAME(4, qx, m0, w, y, n0, N); break;                                                    \
+        case 3: cols4_##NAME(3, qx, m0, w, y, n0, N); break;                                                    \
+        case 2: cols4_##NAME(2, qx, m0, w, y, n0, N); break;                                                    \
+        default: cols4_##NAME(1, qx, m0, w, y, n0, N); break;                                                   \
+        }                                                                                                       \
+    }                                                                                                           \
+    static void col_##NAME(const void *qx, int m0, int rows, const matrix_t *w, float *y, int n, int N) {       \
+        one_col_##NAME(qx, m0, rows, w, y, n, N);                                                               \
+    }
 #endif
 
 /* -- int8 weights x int8 activations (AVX-512 VNNI): each row of x quantised to int8 with its own scale,
@@ -403,18 +417,7 @@ static void one_col_vnni(const qrows_t *qx, int m0, int rows, const matrix_t *w,
     }
 }
 
-static void cols_vnni(int rows, const void *qx, int m0, const matrix_t *w, float *y, int n0, int N) {
-    switch (rows) { /* each row count its own code: the accumulators stay in registers */
-    case 4: cols4_vnni(4, qx, m0, w, y, n0, N); break;
-    case 3: cols4_vnni(3, qx, m0, w, y, n0, N); break;
-    case 2: cols4_vnni(2, qx, m0, w, y, n0, N); break;
-    default: cols4_vnni(1, qx, m0, w, y, n0, N); break;
-    }
-}
-
-static void col_vnni(const void *qx, int m0, int rows, const matrix_t *w, float *y, int n, int N) {
-    one_col_vnni(qx, m0, rows, w, y, n, N);
-}
+NARROW_KERNELS(vnni)
 
 static int matmul_vnni(const float *x, const matrix_t *w, float *y, int M, int threads) {
     qrows_t qx;
@@ -499,18 +502,7 @@ static void one_col_bf16dot(const brows_t *qx, int m0, int rows, const matrix_t 
     }
 }
 
-static void cols_bf16dot(int rows, const void *qx, int m0, const matrix_t *w, float *y, int n0, int N) {
-    switch (rows) {
-    case 4: cols4_bf16dot(4, qx, m0, w, y, n0, N); break;
-    case 3: cols4_bf16dot(3, qx, m0, w, y, n0, N); break;
-    case 2: cols4_bf16dot(2, qx, m0, w, y, n0, N); break;
-    default: cols4_bf16dot(1, qx, m0, w, y, n0, N); break;
-    }
-}
-
-static void col_bf16dot(const void *qx, int m0, int rows, const matrix_t *w, float *y, int n, int N) {
-    one_col_bf16dot(qx, m0, rows, w, y, n, N);
-}
+NARROW_KERNELS(bf16dot)
 
 static int matmul_bf16dot(const float *x, const matrix_t *w, float *y, int M, int threads) {
     brows_t qx;
