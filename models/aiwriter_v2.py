@@ -181,12 +181,6 @@ class AIWriterV2(nn.Module):
         return (logits if full_output else logits[:, 0]), new_state
 
 
-def is_bin_folder(path: Path) -> bool:
-    """A folder of raw float32 tensors named KEY.bin (or one file of it), as the browser demo shipped."""
-    folder = path if path.is_dir() else path.parent
-    return (folder / "emb.weight.bin").is_file() and (folder / "head.weight.bin").is_file()
-
-
 def read_bin_folder(path: Path) -> dict[str, torch.Tensor]:
     """The v2 weights of a .bin folder, in the training layout. Shapes are not stored: they follow from
     the sizes (C from ln_out.weight, V from emb.weight, F from ffn.key.weight, Q from head_q.weight).

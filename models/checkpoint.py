@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ai_writer.models.file_keys import detect_architecture, embedding_rows, peek_keys  # noqa: F401 - imported from here
 from ai_writer.models.model_errors import ModelFileError  # noqa: F401 - raised here, imported from here by callers
 from ai_writer.models.rwkv7 import RWKV7Config
 from ai_writer.models.rwkv7_fused import FusedRWKV7, prepare_for_inference
@@ -26,7 +27,8 @@ from ai_writer.models.rwkv7_fused import FusedRWKV7, prepare_for_inference
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors stored in a model file, by name."""
     path = Path(path)
-    from ai_writer.models.aiwriter_v2 import is_bin_folder, read_bin_folder
+    from ai_writer.models.aiwriter_v2 import read_bin_folder
+    from ai_writer.models.file_keys import is_bin_folder
 
     if (path / "config.json").is_file():
         from ai_writer.models.hf_layout import is_hf_folder, read_hf_weights
@@ -187,28 +189,6 @@ def _unsupported_global(exc: BaseException) -> str:
     return match.group(1) if match else ""
 
 
-def detect_architecture(weights: dict[str, torch.Tensor]) -> str:
-    """'rwkv7', 'rwkv4', 'rwkv5', 'rwkv6', 'aiwriter-v1', 'aiwriter-v2', 'aiwriter-2023' or 'unknown',
-    from the key names (never from the file name)."""
-    keys = weights.keys()
-    if "blocks.0.att.r_k" in keys and "blocks.0.att.w0" in keys and "blocks.0.att.k_k" in keys:
-        return "rwkv7"
-    if "blocks.0.att.time_decay" in keys and "blocks.0.ln0.weight" in keys:
-        if "blocks.0.att.time_maa_x" in keys:  # as the rwkv package tells the versions apart
-            return "rwkv6"
-        if "blocks.0.att.ln_x.weight" in keys:
-            return "rwkv5"
-        return "rwkv4"
-    if "tok_emb.weight" in keys and "blocks.0.attn.time_w" in keys:
-        return "aiwriter-v1"
-    if "emb.weight" in keys and "blocks.0.ln0.weight" not in keys:  # v2 (its layer 0 may have only ffnPre)
-        if any(re.fullmatch(r"blocks\.\d+\.att\.time_mix", key) for key in keys):
-            return "aiwriter-v2"
-        if any(re.fullmatch(r"blocks\.\d+\.att\.time_mix_k", key) for key in keys):
-            return "aiwriter-2023"  # the unreleased successor of v2
-    return "unknown"
-
-
 SUPPORTED = ("rwkv7", "rwkv6", "rwkv5", "rwkv4", "aiwriter-v1", "aiwriter-v2")
 NAMES = {
     "rwkv7": "RWKV-7", "rwkv6": "RWKV-6", "rwkv5": "RWKV-5", "rwkv4": "RWKV-4",
@@ -304,22 +284,10 @@ def _without_random_init():
             setattr(torch.nn.init, n, fill)
 
 
-def peek_keys(path: str | Path) -> list[str] | None:
-    """The tensor names of a model file without reading its tensors (a safetensors header, a .bin
-    folder's file names, a .pth memory-mapped where its format allows); None if unreadable."""
-    path = Path(path)
-    from ai_writer.models.aiwriter_v2 import is_bin_folder
-
+def peek_pickled_keys(path: Path) -> list[str] | None:
+    """The tensor names of a .pth memory-mapped where its format allows (models.file_keys.peek_keys for any file);
+    None if unreadable."""
     try:
-        if path.exists() and is_bin_folder(path):
-            folder = path if path.is_dir() else path.parent
-            return [f.name[: -len(".bin")] for f in folder.glob("*.bin")]
-        if path.suffix.lower() == ".safetensors":
-            with open(path, "rb") as f:
-                size = int.from_bytes(f.read(8), "little")
-                if not 2 <= size <= 100_000_000:
-                    return None
-                return [k for k in json.loads(f.read(size)) if k != "__metadata__"]
         _check_zip_sizes(path)  # even memory-mapped, torch.load inflates data.pkl in full
         with torch.serialization.safe_globals([(InertModule, name) for name in WHOLE_MODULE_CLASSES]):
             try:
@@ -335,15 +303,9 @@ def peek_keys(path: str | Path) -> list[str] | None:
     return [k for k in loaded if isinstance(k, str)] if isinstance(loaded, dict) else None
 
 
-def embedding_rows(path: str | Path) -> int | None:
-    """The number of token rows of the model at `path` (emb.weight), read without loading it; None if unknown."""
-    path = Path(path)
+def pickled_embedding_rows(path: Path) -> int | None:
+    """The token rows (emb.weight) of a .pth, memory-mapped; None if unknown (models.file_keys.embedding_rows)."""
     try:
-        if path.suffix == ".safetensors":
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
-                return int(f.get_slice("emb.weight").get_shape()[0]) if "emb.weight" in f.keys() else None
         _check_zip_sizes(path)
         loaded = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
         if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):

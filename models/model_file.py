@@ -46,8 +46,7 @@ def identify(path: str | Path) -> ModelFacts:
         return ModelFacts(folder, "hf-folder", "rwkv7", summary.vocab_rows, tuple(summary.tokenizer_files))
     if path.is_file() and path.suffix.lower() == ".onnx":
         return ModelFacts(path, "onnx", "unknown")
-    from ai_writer.models.aiwriter_v2 import is_bin_folder
-    from ai_writer.models.checkpoint import detect_architecture, embedding_rows, peek_keys
+    from ai_writer.models.file_keys import detect_architecture, embedding_rows, is_bin_folder, peek_keys
 
     if is_bin_folder(path):
         keys = peek_keys(path) or []

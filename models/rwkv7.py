@@ -13,7 +13,6 @@ the same equations rearranged for speed and tested against this one.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -21,61 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ai_writer.models.random_weights import fill_parameters
+from ai_writer.models.rwkv7_config import HEAD_SIZE, RWKV7Config  # noqa: F401 - imported from here by callers
 
-HEAD_SIZE = 64
 # exp(w) = e^-0.5 * sigmoid(w0 + ...) for TimeMix's w: the decay exp(-exp(w)) as the fused forms,
 # the C step and the ONNX graph compute it
 DECAY_SCALE = math.exp(-0.5)
 GROUP_NORM_EPS = 64e-5
-
-
-def _lora_width(n_embd: int, factor: float, power: float) -> int:
-    return max(32, int(round(factor * n_embd**power / 32)) * 32)
-
-
-@dataclass(frozen=True)
-class RWKV7Config:
-    n_layer: int
-    n_embd: int
-    vocab_size: int
-    head_size: int = HEAD_SIZE
-    d_decay: int = 0  # LoRA widths; 0 = BlinkDL's suggestion for n_embd
-    d_iclr: int = 0
-    d_value: int = 0
-    d_gate: int = 0
-
-    def __post_init__(self):
-        if self.n_embd % self.head_size:
-            raise ValueError(f"n_embd {self.n_embd} is not a multiple of head size {self.head_size}")
-        suggested = {
-            "d_decay": _lora_width(self.n_embd, 2.5, 0.5),
-            "d_iclr": _lora_width(self.n_embd, 2.5, 0.5),
-            "d_value": _lora_width(self.n_embd, 1.7, 0.5),
-            "d_gate": _lora_width(self.n_embd, 0.6, 0.8),
-        }
-        for name, width in suggested.items():
-            if getattr(self, name) == 0:
-                object.__setattr__(self, name, width)
-
-    @property
-    def n_head(self) -> int:
-        return self.n_embd // self.head_size
-
-    @classmethod
-    def from_state_dict(cls, weights: dict) -> "RWKV7Config":
-        n_layer = 1 + max(int(key.split(".")[1]) for key in weights if key.startswith("blocks."))
-        vocab_size, n_embd = weights["emb.weight"].shape
-        n_head, head_size = weights["blocks.0.att.r_k"].shape
-        return cls(
-            n_layer=n_layer,
-            n_embd=n_embd,
-            vocab_size=vocab_size,
-            head_size=head_size,
-            d_decay=weights["blocks.0.att.w1"].shape[1],
-            d_iclr=weights["blocks.0.att.a1"].shape[1],
-            d_value=weights["blocks.1.att.v1"].shape[1] if n_layer > 1 else 0,
-            d_gate=weights["blocks.0.att.g1"].shape[1],
-        )
 
 
 class RWKV7State(NamedTuple):

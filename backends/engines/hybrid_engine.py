@@ -132,7 +132,8 @@ def native_pair(torch_engine, dtype: str = "float32") -> HybridEngine:
     from ai_writer.backends.engines.native_step import NativeStep, build_library
 
     engine = _pair(torch_engine, Backend.TORCH_NATIVE)
-    engine.use_decode_step(NativeStep(build_library(), torch_engine.model, torch_engine.tokenizer, engine.info, dtype))
+    engine.use_decode_step(NativeStep.of_torch_model(build_library(), torch_engine.model, torch_engine.tokenizer,
+                                                   engine.info, dtype))
     return engine
 
 

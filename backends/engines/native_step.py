@@ -326,14 +326,21 @@ def convert_matrix(library: Library, tensor, layout: int, dtype: str, name: str 
     return Matrix(data.ctypes.data, *pointers, kind, stored, n_out, n_in), arrays
 
 
+def address_and_size(array) -> tuple[int, int]:
+    """Where a numpy array's or a torch CPU tensor's elements start, and their bytes."""
+    if isinstance(array, np.ndarray):
+        return array.ctypes.data, array.nbytes
+    return array.data_ptr(), array.numel() * array.element_size()
+
+
 def release_file_pages(tensor, mappings: list[tuple[int, int]] | None = None) -> bool:
-    """Drop the pages of a tensor that lies in a file mapping (a memory-mapped model file) from this process, once
+    """Drop the pages of a tensor (or numpy array) that lies in a file mapping (a memory-mapped model file) from this process, once
     the step holds its own copy: they stay in the page cache, and would come back from the file if read again.
     Anonymous memory is left alone (it is freed with its last tensor). mappings: file_mappings(), read once for
     many tensors. True if pages were dropped (Linux only)."""
     if not sys.platform.startswith("linux"):
         return False
-    start, size = tensor.data_ptr(), tensor.numel() * tensor.element_size()
+    start, size = address_and_size(tensor)
     page = mmap.PAGESIZE
     low, high = -(-start // page) * page, (start + size) // page * page
     mappings = file_mappings() if mappings is None else mappings
@@ -363,11 +370,11 @@ def matrix_bytes(arrays) -> int:
     return sum(a.nbytes for a in arrays)
 
 
-def stored_bytes(tensor, layout: int, dtype: str) -> int:
-    """What convert_matrix's arrays for a tensor take in a WeightArena."""
-    n_out = tensor.shape[0] if layout == OUT_IN else tensor.shape[1]
+def stored_bytes(shape, layout: int, dtype: str) -> int:
+    """What convert_matrix's arrays for a matrix of this shape take in a WeightArena."""
+    n_out = shape[0] if layout == OUT_IN else shape[1]
     extra = arena_bytes(n_out, np.float32) + arena_bytes(n_out, np.int32) if dtype == "int8" else 0
-    return arena_bytes(tensor.shape, STORAGE.get(dtype, np.float32)) + extra
+    return arena_bytes(tuple(shape), STORAGE.get(dtype, np.float32)) + extra
 
 
 def native_head(library: Library, matrix: Matrix, keep, threads):
@@ -390,16 +397,53 @@ def native_head(library: Library, matrix: Matrix, keep, threads):
     return NativeHead()
 
 
+_thread_count = 0  # the native engine's threads (set_threads); 0: the CPUs this process may use
+
+
+def set_threads(count: int) -> None:
+    """How many threads the C step of a native engine (no torch) runs on from now on; 0: every CPU it may use."""
+    global _thread_count
+    _thread_count = max(0, int(count))
+
+
+def thread_count() -> int:
+    if _thread_count:
+        return _thread_count
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def weights_of_torch_model(model) -> dict:
+    """A float32 CPU RWKV-7's parameters by name (detached, the model's own memory), for NativeStep;
+    NativeBuildError (one line) for others."""
+    import torch
+
+    params = dict(model.named_parameters())
+    if any(p.dtype != torch.float32 or p.device.type != "cpu" for p in params.values()):
+        raise NativeBuildError("the native step runs float32 weights on the CPU only")
+    if not all(p.is_contiguous() for p in params.values()):
+        raise NativeBuildError("the native step reads contiguous weights (models.rwkv7_fused.prepare_for_inference)")
+    return {name: p.detach() for name, p in params.items()}
+
+
 class NativeStep(NumpyStateOps):
-    """The C step of one RWKV-7 model (models.rwkv7.RWKV7, float32 on the CPU), behind the Engine protocol.
+    """The C step of one RWKV-7 model, behind the Engine protocol: from a torch model (of_torch_model: its
+    decode step in torch+native) or from float32 arrays by name (a native engine, no torch:
+    backends/engines/native_engine.py).
 
-    dtype (PRECISIONS): the weight matrices' type in the step. The model's head is replaced by the step's copy
-    (native_head; for float32 while FLOAT32_HEAD_IN_BLOCKS), so torch's prompts read that one too."""
+    dtype (PRECISIONS): the weight matrices' type in the step."""
 
-    def __init__(self, library: Path, model, tokenizer, info: EngineInfo, dtype: str = "float32"):
-        import torch
-
-        config = model.config
+    def __init__(self, library, config, weights, tokenizer, info: EngineInfo, dtype: str = "float32",
+                 threads=thread_count, reads_prompts: bool | None = None, converted=None):
+        """config: a models.rwkv7_config.RWKV7Config. weights: models.rwkv7's parameter names -> contiguous
+        float32 arrays (numpy, or torch CPU tensors), each matrix taken once (popped where the mapping
+        allows), read in place (float32) or converted (the others: their memory may go once converted,
+        and pages of a mapped file are dropped). threads: a function giving the thread count of each call.
+        reads_prompts: whether forward() with T > 1 comes here too (default: a narrow dtype; a native engine
+        always). converted(key): called once a matrix's float32 source is no longer read (the step has its
+        own copy)."""
         dtype = dtype or "float32"
         if dtype not in PRECISIONS:
             raise NativeBuildError(f"unknown dtype {dtype!r} for the native step (available: {', '.join(PRECISIONS)})")
@@ -412,60 +456,59 @@ class NativeStep(NumpyStateOps):
         self.tokenizer, self.info, self.dtype = tokenizer, info, dtype
         self.state_class, self._shapes, self._fills = state_layout("rwkv7", config.n_embd, config.head_size)
         self.tokens_processed = 0
-        self._threads = torch.get_num_threads  # the studio sets how many the model may use
-        params = dict(model.named_parameters())
-        if any(p.dtype != torch.float32 or p.device.type != "cpu" for p in params.values()):
-            raise NativeBuildError("the native step runs float32 weights on the CPU only")
-        if not all(p.is_contiguous() for p in params.values()):
-            raise NativeBuildError("the native step reads contiguous weights (models.rwkv7_fused.prepare_for_inference)")
-        weights = {name: p.detach() for name, p in params.items()}
-        del params  # the model's head must be freed once it is replaced
-        ffn_width = weights["blocks.0.ffn.key.weight"].shape[0]
+        self._threads = threads
+        take = getattr(weights, "pop", weights.__getitem__)  # a matrix's source is not held here once taken
+        shape = getattr(weights, "shape", lambda key: weights[key].shape)  # without converting (Float32Arrays)
+        ffn_width = shape("blocks.0.ffn.key.weight")[0]
         self._keep = []  # every array whose memory the C step reads
-        # A narrow-typed step reads prompts too (all of a chunk's tokens in each product): the model's float32
-        # matrices are freed as they are converted; a float32 step reads the model's own, torch reads prompts.
-        self.reads_prompts = dtype != "float32"
+        # A narrow-typed step reads prompts too (all of a chunk's tokens in each product): the float32 matrices
+        # can go as they are converted; a float32 step reads the model's own, and torch reads prompts there.
+        self.reads_prompts = dtype != "float32" if reads_prompts is None else reads_prompts
         self.converted_bytes = 0  # memory held by converted copies (a float32 step: its head's, if copied)
+        self.in_place_bytes = 0  # the float32 arrays read where they are (vectors; float32 matrices)
+        self.scans_prompts = False  # torch's prompts take the C scan (of_torch_model)
         threads = max(1, self._threads())
         mapped = file_mappings()  # where a memory-mapped model file lies (read once)
         every = [("head.weight", OUT_IN)] + [(f"blocks.{i}.{name}", layout) for i in range(config.n_layer)
                                              for name, layout in LAYER_MATRICES] + [("emb.weight", OUT_IN)]
         copied = [(key, layout) for key, layout in every if key in weights
                   and (dtype != "float32" or key == "head.weight" and FLOAT32_HEAD_IN_BLOCKS)]
-        arena = WeightArena(sum(stored_bytes(weights[key], layout, dtype) for key, layout in copied))
+        arena = WeightArena(sum(stored_bytes(shape(key), layout, dtype) for key, layout in copied))
 
         def matrix(key, layout, stored=None):
-            source = weights.pop(key)
-            # once converted, no one reads the model's tensor: its pages read from a mapped file go part by part
+            source = take(key)
+            # once converted, no one reads the source: its pages read from a mapped file go part by part
             unread = self.reads_prompts or key == "head.weight"
             release = (lambda part: release_file_pages(part, mapped)) if unread else None
             found, arrays = convert_matrix(self.library, source, layout, dtype, key, threads, stored, arena, release)
             self._keep.extend(arrays)
-            if found.data != source.data_ptr():  # a converted copy, not the model's tensor
+            if found.data != address_and_size(source)[0]:  # a converted copy, not the source
                 self.converted_bytes += matrix_bytes(arrays)
-                if self.reads_prompts and key != "head.weight":  # the model's float32 tensor, freed
-                    model.get_parameter(key).data = torch.empty(0)
+                if converted is not None and (self.reads_prompts or key == "head.weight"):
+                    converted(key)
+            else:
+                self.in_place_bytes += matrix_bytes(arrays)
             return found
 
-        # the head first, in blocks (float32 too: a copy), in place of the model's, whose float32 tensor is freed
-        # before the layers are converted
-        model_head = weights["head.weight"]
-        head = matrix("head.weight", OUT_IN, BLOCKS if dtype != "float32" or FLOAT32_HEAD_IN_BLOCKS else None)
-        if head.data != model_head.data_ptr():
-            model.head = native_head(self.library, head, list(self._keep), self._threads)
-        del model_head
+        # the head first, in blocks (float32 too: a copy), so that a torch model's float32 head can go before
+        # the layers are converted
+        self.head = matrix("head.weight", OUT_IN, BLOCKS if dtype != "float32" or FLOAT32_HEAD_IN_BLOCKS else None)
         matrices = []
         for i in range(config.n_layer):
             for name, layout in LAYER_MATRICES:
                 key = f"blocks.{i}.{name}"
                 matrices.append(matrix(key, layout) if key in weights else Matrix())  # layer 0: no v1, v2
-        # the embedding's rows as the matrices' type (a narrow step: the model's freed), read a token's row at a time
+        # the embedding's rows as the matrices' type (a narrow step: the float32 one can go), read a token's row
+        # at a time
         embedding = matrix("emb.weight", OUT_IN)
-        self._matrices = (Matrix * (len(matrices) + 2))(*matrices, head, embedding)
+        self._matrices = (Matrix * (len(matrices) + 2))(*matrices, self.head, embedding)
 
         def pointer(tensor) -> int:
-            array = tensor.numpy()  # the parameter's own memory
+            array = tensor if isinstance(tensor, np.ndarray) else tensor.numpy()  # the array's own memory
+            if array.dtype != np.float32 or not array.flags.c_contiguous:
+                raise NativeBuildError("the native step reads contiguous float32 vectors")
             self._keep.append(array)
+            self.in_place_bytes += array.nbytes
             return array.ctypes.data
 
         layer_pointers = []
@@ -475,11 +518,30 @@ class NativeStep(NumpyStateOps):
                 layer_pointers.append(pointer(weights[key]) if key in weights else 0)  # layer 0 has no v0
         self._layers = (ctypes.c_void_p * len(layer_pointers))(*layer_pointers)
         self._globals = (ctypes.c_void_p * len(GLOBAL_VECTORS))(*(pointer(weights[k]) for k in GLOBAL_VECTORS))
-        use_scan = getattr(model, "use_sequence_wkv", None)  # models.rwkv7_fused.FusedRWKV7
-        self.scans_prompts = bool(use_scan and use_scan(self.sequence_wkv))  # False: scripted layers
         value_width = config.d_value if config.n_layer > 1 else 0
         self._sizes = np.array([config.n_layer, config.n_embd, config.head_size, config.vocab_size, config.d_decay,
                                 config.d_iclr, value_width, config.d_gate, ffn_width], dtype=np.int64)
+
+    @classmethod
+    def of_torch_model(cls, library, model, tokenizer, info: EngineInfo, dtype: str = "float32") -> "NativeStep":
+        """The C step of a float32 CPU torch RWKV-7 (models.rwkv7.RWKV7), torch+native's decode step. Its head is
+        replaced by the step's copy (native_head; for float32 while FLOAT32_HEAD_IN_BLOCKS), so torch's prompts
+        read that one too; a narrow-typed step frees the model's float32 matrices as it converts them. Its
+        threads follow torch's (the studio sets how many the model may use)."""
+        import torch
+
+        weights = weights_of_torch_model(model)
+
+        def freed(key):  # the model's float32 tensor, no longer read (the head: once replaced, below)
+            if key != "head.weight":
+                model.get_parameter(key).data = torch.empty(0)
+
+        step = cls(library, model.config, weights, tokenizer, info, dtype, torch.get_num_threads, converted=freed)
+        if step.head.data != model.head.weight.data_ptr():
+            model.head = native_head(step.library, step.head, list(step._keep), step._threads)
+        use_scan = getattr(model, "use_sequence_wkv", None)  # models.rwkv7_fused.FusedRWKV7
+        step.scans_prompts = bool(use_scan and use_scan(step.sequence_wkv))  # False: scripted layers
+        return step
 
     def kernels(self) -> str:
         """The compiled kernels' instruction sets ("portable" for the plain-C build)."""

@@ -287,7 +287,7 @@ def make_model(config: RWKV7Config):
 
 def make_step(library, config: RWKV7Config, dtype: str) -> NativeStep:
     info = EngineInfo("rwkv7", "torch+native", "cpu", "m", config.n_layer, config.n_embd, config.vocab_size)
-    return NativeStep(library, make_model(config), None, info, dtype)
+    return NativeStep.of_torch_model(library, make_model(config), None, info, dtype)
 
 
 def run(step: NativeStep, rows: int, vocab: int, steps: int = 8):
@@ -351,7 +351,7 @@ def test_the_step_takes_over_the_head_and_frees_the_model_s(libraries, dtype):
     model = make_model(config)
     head = model.head.weight.detach().clone()
     info = EngineInfo("rwkv7", "torch+native", "cpu", "m", config.n_layer, config.n_embd, config.vocab_size)
-    step = NativeStep(libraries["optimised"], model, None, info, dtype)
+    step = NativeStep.of_torch_model(libraries["optimised"], model, None, info, dtype)
     assert "head.weight" not in model.state_dict() and step.dtype == dtype
     if dtype == "float32":  # the head's copy alone: the other matrices are read in place
         assert step.converted_bytes == head.numel() * 4

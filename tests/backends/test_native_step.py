@@ -193,7 +193,7 @@ def test_by_name_it_takes_rwkv7_on_the_cpu_only(tmp_path):
         select_backend("torch+native", "cuda", seven)
     with pytest.raises(NativeBuildError, match="float32"):
         bf16 = init_weights(RWKV7(RWKV7Config(1, 64, VOCAB)), seed=1).to(torch.bfloat16)
-        NativeStep(native_step.build_library(), bf16, None, EngineInfo("rwkv7", "torch+native", "cpu", "m", 1, 64, VOCAB))
+        NativeStep.of_torch_model(native_step.build_library(), bf16, None, EngineInfo("rwkv7", "torch+native", "cpu", "m", 1, 64, VOCAB))
 
 
 def test_the_library_is_compiled_once_and_then_found_in_the_cache(tmp_path, monkeypatch):

@@ -53,7 +53,7 @@ def plain(request):
 def c_step(plain):
     """The C step over the loader's form of the same weights (eager: it takes the C scan)."""
     model = prepare_for_inference(plain, script=False)
-    return NativeStep(native_step.build_library(), model, None, info(plain.config, "torch+native")), model
+    return NativeStep.of_torch_model(native_step.build_library(), model, None, info(plain.config, "torch+native")), model
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_a_prompt_through_the_c_step_and_through_its_scan_matches_the_plain_form
 @pytest.fixture(scope="module")
 def scan():
     model = prepare_for_inference(init_weights(RWKV7(RWKV7Config(1, 64, 50)), seed=1), script=False)
-    return NativeStep(native_step.build_library(), model, None, info(model.config, "torch+native")).sequence_wkv
+    return NativeStep.of_torch_model(native_step.build_library(), model, None, info(model.config, "torch+native")).sequence_wkv
 
 
 @needs_compiler
