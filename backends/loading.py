@@ -7,8 +7,8 @@ from pathlib import Path
 from ai_writer.backends.engines.names import CPU_PAIRS, NAMES, Backend
 from ai_writer.backends.errors import LoadError
 from ai_writer.backends.files.vocab import choose_tokenizer
-from ai_writer.backends.selection import (DTYPES, NATIVE_ONLY_DTYPES, Selection, float32_only, select_backend,
-                                          with_dtype, without_native)
+from ai_writer.backends.selection import (DTYPES, NARROW_DTYPES, NATIVE_ONLY_DTYPES, Selection, float32_only,
+                                          native_alone, select_backend, with_dtype, without_native)
 from ai_writer.models.tokenizer import DEFAULT_UNKNOWN_CHAR
 
 
@@ -53,10 +53,14 @@ def load(
     tuned = _read_state(state or (path if facts.has_start_state else None))  # before the weights: said at once
     tokenizer = tokens.tokenizer
     choice = select_backend(backend, device, path)
-    if dtype in NATIVE_ONLY_DTYPES and choice.backend != Backend.TORCH_NATIVE:
-        raise LoadError(f"dtype {dtype!r} runs on the torch+native backend only (its C decode step), not on "
+    if choice.auto and choice.backend == Backend.TORCH_NATIVE and dtype in NARROW_DTYPES and facts.format == "safetensors":
+        choice = native_alone(choice, dtype)  # the C step reads its prompts too: torch is not needed
+    if dtype in NATIVE_ONLY_DTYPES and choice.backend not in (Backend.TORCH_NATIVE, Backend.NATIVE):
+        raise LoadError(f"dtype {dtype!r} runs on the torch+native and native backends only (the C step), not on "
                         f"{choice.backend} ({choice.reason.text()})")
-    if choice.backend == Backend.ONNX:
+    if choice.backend == Backend.NATIVE:
+        engine, choice = _load_native(path, facts.format, tokenizer, choice, dtype, cache_dir)
+    elif choice.backend == Backend.ONNX:
         from ai_writer.backends.engines.onnx_engine import load_onnx
 
         engine = load_onnx(path, tokenizer, choice.device, dtype, cache_dir)
@@ -91,6 +95,25 @@ def _read_state(state):
         return read_state_file(state)
     except ModelFileError as exc:
         raise LoadError(str(exc)) from None
+
+
+def _load_native(path: Path, file_format: str, tokenizer, choice: Selection, dtype: str | None, cache_dir):
+    """(engine, selection) for the native backend: the C step alone, for a .safetensors file. Under auto, a step
+    that does not build falls back as torch+native's does (torch+onnx, or torch)."""
+    from ai_writer.backends.engines.native_engine import load_native
+    from ai_writer.backends.engines.native_step import NativeBuildError
+
+    if file_format != "safetensors":
+        raise LoadError(f"{path}: the native backend reads .safetensors files, not a {file_format} model "
+                        "(`ai-writer convert` writes one; torch+native runs this file)")
+    try:
+        engine = load_native(path, tokenizer, dtype)
+        return engine, choice if choice.reason.dtype or dtype in (None, "", "float32") else with_dtype(choice, dtype)
+    except NativeBuildError as exc:
+        if not choice.auto:
+            raise LoadError(f"{path}: {exc}") from None
+        return _load_cpu_pair(path, tokenizer, Selection(Backend.TORCH_NATIVE, "cpu", True, choice.reason), dtype,
+                              cache_dir)
 
 
 def _load_cpu_pair(path: Path, tokenizer, choice: Selection, dtype: str | None, cache_dir):

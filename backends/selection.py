@@ -28,6 +28,9 @@ never for an .onnx file on the onnx backend.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from dataclasses import dataclass, replace
 from enum import Enum
 from functools import cached_property
@@ -45,7 +48,10 @@ ONNX_STEP_TEXT = ("prompts on torch, decoding on ONNX Runtime; torch reads promp
 # The `dtype` setting's values ("" = float32 on a CPU, float16 on CUDA). float16, bfloat16 and int8 on the CPU
 # pair torch+native are the C step's weight types (backends.engines.native_step); int8 runs there only.
 DTYPES = ("float32", "float16", "bfloat16", "int8")
-NATIVE_ONLY_DTYPES = ("int8",)
+NATIVE_ONLY_DTYPES = ("int8",)  # on torch+native or native
+NARROW_DTYPES = ("float16", "bfloat16", "int8")  # auto runs these of an RWKV-7 .safetensors file on native
+NATIVE_ALONE_TEXT = ("prompts and decoding on a step compiled for this CPU, without torch (dtype {dtype}, a "
+                     ".safetensors file); it decodes 4 candidates in little more time than one")
 NATIVE_STEP_TEXT = ("prompts on torch, decoding on a step compiled for this CPU; torch reads prompts in chunks, the "
                     "native step decodes 4 candidates in little more time than one")
 
@@ -61,6 +67,7 @@ class Why(Enum):
     AUTO_DIRECTML = "auto directml"
     DIRECTML_CANNOT_RUN = "directml cannot run"  # DirectML is there, the model does not export
     CPU_NATIVE = "cpu native"  # the CPU choices of auto (cpu_asked: device "cpu" was set)
+    CPU_NATIVE_ALONE = "cpu native alone"  # auto's torch+native for a narrow dtype of a .safetensors file: native
     CPU_ONNX_STEP = "cpu onnx step"
     CPU_NO_ONNXRUNTIME = "cpu no onnxruntime"
     CPU_ONNX_CANNOT_RUN = "cpu onnx cannot run"  # onnxruntime is there, the model does not export
@@ -83,7 +90,7 @@ class Reason:
 
     def text(self) -> str:
         text = self._text()
-        if self.dtype and self.why != Why.FLOAT32_ONLY:
+        if self.dtype and self.why not in (Why.FLOAT32_ONLY, Why.CPU_NATIVE_ALONE):
             text += f"; the decode step's weights in {self.dtype}"
         return text
 
@@ -108,6 +115,8 @@ class Reason:
                     f"only, not {_this_model(self.architecture)}; so torch on the CPU")
         if why == Why.CPU_NATIVE:
             return f"{start}: {NATIVE_STEP_TEXT}"
+        if why == Why.CPU_NATIVE_ALONE:
+            return f"{start}: {NATIVE_ALONE_TEXT.format(dtype=self.dtype)}"
         if why == Why.CPU_ONNX_STEP:
             return f"{start}: {ONNX_STEP_TEXT}"
         if why == Why.CPU_NO_ONNXRUNTIME:
@@ -122,7 +131,7 @@ class Reason:
 
 @dataclass(frozen=True)
 class Selection:
-    backend: Backend  # TORCH, ONNX, TORCH_NATIVE or TORCH_ONNX (never AUTO or DIRECTML)
+    backend: Backend  # TORCH, ONNX, TORCH_NATIVE, TORCH_ONNX or NATIVE (never AUTO or DIRECTML)
     device: str  # torch: "cpu" | "cuda" | "cuda:N"; onnx: "directml" | "cuda" | "cpu" (":N" for a GPU index)
     auto: bool  # the backend setting was "auto": a choice that cannot be met may fall back
     reason: Reason
@@ -138,6 +147,11 @@ def float32_only(choice: Selection, dtype: str) -> Selection:
     return Selection(Backend.TORCH, "cpu", choice.auto, replace(choice.reason, why=Why.FLOAT32_ONLY, dtype=dtype))
 
 
+def native_alone(choice: Selection, dtype: str) -> Selection:
+    """auto's torch+native for a narrow dtype of a .safetensors file: the native backend (no torch) instead."""
+    return Selection(Backend.NATIVE, "cpu", choice.auto, replace(choice.reason, why=Why.CPU_NATIVE_ALONE, dtype=dtype))
+
+
 def with_dtype(choice: Selection, dtype: str) -> Selection:
     """torch+native whose C step holds its weights in dtype (other than float32): said in the reason."""
     return replace(choice, reason=replace(choice.reason, dtype=dtype))
@@ -148,11 +162,33 @@ def _this_model(architecture: str | None) -> str:
 
 
 def torch_cuda_available() -> bool:
+    """Whether torch sees a CUDA (or ROCm) GPU. A torch built for the CPU alone is told by its files, without
+    importing it (~190 MB and a second or more: the native backend runs without it)."""
+    if "torch" not in sys.modules and not torch_has_gpu_build():
+        return False
     try:
         import torch
     except ImportError:
         return False
     return bool(torch.cuda.is_available())
+
+
+GPU_LIBRARIES = ("torch_cuda", "torch_hip", "c10_cuda", "c10_hip")  # in torch/lib of a CUDA or ROCm build
+
+
+def torch_has_gpu_build() -> bool:
+    """Whether the installed torch (if any) holds CUDA or ROCm libraries: False for a CPU build or none."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    for folder in spec.submodule_search_locations:
+        try:
+            names = os.listdir(Path(folder) / "lib")
+        except OSError:
+            return True  # a layout not known here: ask torch itself
+        if any(name.split(".")[0].removeprefix("lib") in GPU_LIBRARIES for name in names):
+            return True
+    return False
 
 
 def model_architecture(model_path) -> str | None:
@@ -234,7 +270,7 @@ def select_backend(backend: str = Backend.AUTO, device: str = "auto", model_path
             raise LoadError(f"{model_path}: an exported ONNX file runs on the onnx or directml backend, not torch")
         return _onnx_device(device, probe.providers, asked, True)
     name, _ = split_device(device)
-    if asked in CPU_PAIRS:
+    if asked in (*CPU_PAIRS, Backend.NATIVE):
         return _cpu_pair(asked, name, device, model_path, probe)
     if auto and name == "cpu":
         return _cpu_choice(model_path, probe, cpu_asked=True)
@@ -287,12 +323,14 @@ def _onnx_device(device: str, providers, asked: Backend, onnx_file: bool) -> Sel
 
 
 def _cpu_pair(backend: Backend, name: str, device: str, model_path, probe: Probe) -> Selection:
-    """torch+onnx or torch+native, asked for by name: on the CPU, for a model whose step they run."""
+    """torch+onnx, torch+native or native, asked for by name: on the CPU, for a model whose step they run."""
     if name not in ("auto", "cpu"):
         raise LoadError(f"the {backend} backend runs on the CPU, not on device {device!r} (use device \"cpu\")")
-    runs = ("rwkv7",) if backend == Backend.TORCH_NATIVE else ONNX_ARCHITECTURES
+    runs = ONNX_ARCHITECTURES if backend == Backend.TORCH_ONNX else ("rwkv7",)
     if model_path is not None and probe.architecture not in runs:
-        raise LoadError(f"the {backend} backend runs {' and '.join(runs)} only, not {_this_model(probe.architecture)}")
+        unread = " (its header or key names could not be read)" if probe.architecture is None else ""
+        raise LoadError(f"{model_path}: the {backend} backend runs {' and '.join(runs)} only, not "
+                        f"{_this_model(probe.architecture)}{unread}")
     if backend == Backend.TORCH_ONNX and CPU not in probe.providers:
         raise LoadError("the torch+onnx backend needs ONNX Runtime: pip install onnxruntime")
     return Selection(backend, "cpu", False, Reason(Why.ASKED, backend))

@@ -10,9 +10,10 @@ Run from the repository root:
 One random RWKV-7 (models.rwkv7.init_weights) is written as STEM.safetensors (the World
 tokenizer for 65536 rows, else a character vocabulary beside it) and STEM.pth for the
 package. Each engine runs in a fresh child process (this script with --worker), so
-that its peak RSS (VmHWM) and load time are its own: backend torch+native at dtype
-float32, float16, bfloat16 and int8 (int8 and bfloat16 once per kernel this CPU's build has),
-then the package. Each child measures, with --threads threads:
+that its peak RSS (VmHWM) and load time are its own: float32 on backend torch+native (what auto
+picks for it) and on native, float16, bfloat16 and int8 on native (auto's choice for them: the C
+step alone, torch never imported; int8 and bfloat16 once per kernel this CPU's build has;
+--pair runs them on torch+native too, the same step beside torch), then the package. Each child measures, with --threads threads:
 
   prompt    one forward over 512 tokens (tok/s)
   decode    64 single-token steps after that prompt, one row (N=1), and 4 rows forked
@@ -122,19 +123,21 @@ def best_time(fn, reps: int, label: str) -> float:
 
 
 class OurEngine:
-    def __init__(self, path, dtype, kernel):
+    def __init__(self, path, backend, dtype, kernel):
         from ai_writer.backends import load
 
-        self.engine = load(path, backend="torch+native", device="cpu", dtype=dtype)
-        step = self.engine.decode_step
+        self.engine = load(path, backend=backend, device="cpu", dtype=dtype)
+        step = getattr(self.engine, "decode_step", self.engine)  # torch+native's C step, or native's engine
         if kernel is not None:
             set_kernel(step.library, dtype, kernel)
         self.kernels = step.kernels()
         self.info = f"{self.engine.selection.reason.text()}; kernels {self.kernels}"
-        # the weights held: the step's converted matrices and the model's float32 tensors still there (read in
-        # place by the step, or by torch for prompts)
-        kept = sum(p.numel() * p.element_size() for p in self.engine.model.parameters())
-        self.weight_bytes = step.converted_bytes + kept
+        if step is self.engine:  # native: the step's converted matrices and the float32 arrays it reads in place
+            self.weight_bytes = step.converted_bytes + step.in_place_bytes
+        else:  # the step's converted matrices and the model's float32 tensors still there (read in place by the
+            # step, or by torch for prompts)
+            kept = sum(p.numel() * p.element_size() for p in self.engine.model.parameters())
+            self.weight_bytes = step.converted_bytes + kept
 
     def prompt(self, tokens):
         return self.engine.forward([tokens])
@@ -181,13 +184,23 @@ def worker(args) -> dict:
 
     import numpy as np
 
-    kind, _, kernel = args.worker.partition(":")
+    backend, kind, kernel = parse(args.worker)
     if kind == "llama":  # in llama-cpp-python's own environment: no torch
         from llama_engine import LlamaEngine
 
         runtime_mb, start = rss_mb(), time.perf_counter()
         engine = LlamaEngine(args.model, args.threads)
         return measure(args, engine, kind, kernel, time.perf_counter() - start, runtime_mb, contextlib.nullcontext())
+    if backend == "native":  # the C step alone: torch is never imported
+        from ai_writer.backends import set_model_threads
+
+        set_model_threads(args.threads)
+        runtime_mb, start = rss_mb(), time.perf_counter()  # Python, numpy and the backends package, before any model
+        engine = OurEngine(args.model, backend, kind, int(kernel) if kernel else None)
+        result = measure(args, engine, args.worker, kernel, time.perf_counter() - start, runtime_mb,
+                         contextlib.nullcontext())
+        result["torch_imported"] = "torch" in sys.modules
+        return result
     import torch
 
     torch.set_num_threads(args.threads)
@@ -196,8 +209,8 @@ def worker(args) -> dict:
     if kind == "rwkv":
         engine = Package(Path(args.model).with_suffix(""))
     else:
-        engine = OurEngine(args.model, kind, int(kernel) if kernel else None)
-    return measure(args, engine, kind, kernel, time.perf_counter() - start, runtime_mb, torch.inference_mode())
+        engine = OurEngine(args.model, backend, kind, int(kernel) if kernel else None)
+    return measure(args, engine, args.worker, kernel, time.perf_counter() - start, runtime_mb, torch.inference_mode())
 
 
 def measure(args, engine, kind: str, kernel: str, load_s: float, runtime_mb: float, guard) -> dict:
@@ -230,19 +243,20 @@ def measure(args, engine, kind: str, kernel: str, load_s: float, runtime_mb: flo
     result["runs"] = "/".join(f"{quiet}:{tries}" for quiet, tries in RUNS.values())
     result["rss_mb"] = peak_rss_mb()  # before the bundled model is opened
     if kind not in ("rwkv", "llama"):
-        result["bits"] = bundled_bits(kind, kernel)
+        result["bits"] = bundled_bits(*parse(kind))
     return result
 
 
-def bundled_bits(dtype, kernel) -> float:
+def bundled_bits(backend, dtype, kernel) -> float:
     """Bits per character of the bundled model on the held-out text, every character through the C step."""
     from ai_writer.backends import load
     from ai_writer.backends.writing.evaluation import char_bits, scored_text
 
-    engine = load(BUNDLED, backend="torch+native", device="cpu", dtype=dtype)
+    engine = load(BUNDLED, backend=backend, device="cpu", dtype=dtype)
+    step = getattr(engine, "decode_step", engine)
     if kernel:
-        set_kernel(engine.decode_step.library, dtype, int(kernel))
-    bits = char_bits(engine.decode_step, scored_text(HELDOUT.read_text(encoding="utf-8")))
+        set_kernel(step.library, dtype, int(kernel))
+    bits = char_bits(step, scored_text(HELDOUT.read_text(encoding="utf-8")))
     scored = bits[bits == bits]
     return float(scored.sum() / len(scored))
 
@@ -283,6 +297,14 @@ def run_worker(args, kind: str, path: Path, trace: Path) -> dict:
     return json.loads(lines[-1])
 
 
+def parse(kind: str) -> tuple[str, str, str]:
+    """(backend, dtype or "rwkv" / "llama", kernel) of a row's kind: "native/int8:1", "float32" (torch+native),
+    "llama:f16", "rwkv"."""
+    backend, _, rest = kind.rpartition("/")
+    dtype, _, kernel = rest.partition(":")
+    return backend or "torch+native", dtype, kernel
+
+
 def set_kernel(library, dtype: str, kernel: int) -> int:
     """Which kernel int8 or bfloat16 products take (0: weights widened to float32; 1: narrow activations)."""
     return (library.int8_kernel if dtype == "int8" else library.bf16_kernel)(kernel)
@@ -311,6 +333,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--reps", type=int)
     parser.add_argument("--no-rwkv", action="store_true", help="leave out the rwkv package")
+    parser.add_argument("--pair", action="store_true", help="the narrow dtypes on torch+native too")
     parser.add_argument("--llama-python", default=os.environ.get("AI_WRITER_LLAMA_PYTHON"),
                         help="the python of a virtual environment with llama-cpp-python (bench/llama_engine.py): "
                              "adds llama.cpp F32, F16 and Q8_0 rows (default: $AI_WRITER_LLAMA_PYTHON)")
@@ -333,8 +356,10 @@ def main(argv=None) -> None:
     if dtypes[0] != "float32":
         dtypes.insert(0, "float32")  # the reference for the logit differences
     kinds = []
-    for dtype in dtypes:
-        kinds += [f"{dtype}:{k}" for k in kernels_of(dtype)] if dtype in ("int8", "bfloat16") else [dtype]
+    for dtype in dtypes:  # float32 on torch+native and native; the others on native (and torch+native, --pair)
+        backends = ["", "native/"] if dtype == "float32" or args.pair else ["native/"]
+        kernels = [f":{k}" for k in kernels_of(dtype)] if dtype in ("int8", "bfloat16") else [""]
+        kinds += [f"{backend}{dtype}{kernel}" for backend in backends for kernel in kernels]
     if not args.no_rwkv:
         kinds.append("rwkv")
     if args.llama_python:
@@ -368,10 +393,10 @@ def label(kind: str) -> str:
         return "rwkv 0.8.32 cpu fp32"
     if kind.startswith("llama:"):
         return f"llama.cpp {kind[6:].upper()}"
-    dtype, _, kernel = kind.partition(":")
+    backend, dtype, kernel = parse(kind)
     suffix = {"0": " (weights to float32)", "1": " (int8 activations, VNNI)" if dtype == "int8" else
               " (bf16 activations, AVX-512 BF16)"}.get(kernel, "")
-    return f"torch+native {dtype}{suffix}"
+    return f"{backend} {dtype}{suffix}"
 
 
 def report(args, kinds, results) -> None:
@@ -411,11 +436,18 @@ def report(args, kinds, results) -> None:
     if "trace" in reference:
         print(f"max |logit| of float32: {float(np.abs(reference['trace']).max()):.3g}")
     against_llama(kinds, results)
-    runtime = [results[k]["runtime_mb"] for k in kinds if "runtime_mb" in results[k]]
-    if runtime:
-        print(f"weights MB: the weight tensors the engine holds (the step's matrices, the float32 tensors still in "
-              f"the torch model). Before any model, Python with numpy and torch imported holds {min(runtime):.0f}-"
-              f"{max(runtime):.0f} MB of that RSS; (in brackets) the peak RSS beyond it, over the weights.")
+    def runtime(native: bool) -> str:
+        found = [results[k]["runtime_mb"] for k in kinds if "runtime_mb" in results[k] and not k.startswith("llama")
+                 and (parse(k)[0] == "native") == native]
+        return f"{min(found):.0f}-{max(found):.0f} MB" if found else "—"
+
+    print(f"weights MB: the weight arrays the engine holds (the step's matrices and float32 vectors; the float32 "
+          f"tensors still in a torch model). Before any model, Python with numpy and torch imported holds "
+          f"{runtime(False)} of that RSS; Python with numpy and the backends package (native rows: torch never "
+          f"imported) {runtime(True)}; (in brackets) the peak RSS beyond it, over the weights.")
+    imported = [label(k) for k in kinds if results[k].get("torch_imported")]
+    if imported:
+        print(f"torch was imported in: {', '.join(imported)}")
     for kind in kinds:
         if "info" in results[kind]:
             print(f"- {label(kind)}: {results[kind]['info']}; quiet runs counted:made, prompt/N=1/N=4: "
@@ -442,7 +474,7 @@ def against_llama(kinds, results) -> None:
         return f"{ratio:.2f}x" + (" met" if target and ratio >= target else " not met" if target else "")
 
     for kind in kinds:
-        found, cls = results[kind], CLASS_OF.get(kind.partition(":")[0])
+        found, cls = results[kind], CLASS_OF.get(parse(kind)[1])
         if "error" in found or cls not in llama:
             continue
         other, f32 = llama[cls], llama.get("f32", {})

@@ -8,7 +8,6 @@ ModelFileError whose message names the file.
 
 from __future__ import annotations
 
-import json
 import pickle
 import re
 from contextlib import contextmanager

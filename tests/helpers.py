@@ -10,6 +10,7 @@ import torch
 
 from ai_writer.models.checkpoint import save_safetensors
 from ai_writer.models.rwkv7 import RWKV7, RWKV7Config, init_weights
+from tests.greedy import greedy_texts  # noqa: F401 - imported from here by the tests
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -55,24 +56,6 @@ def write_model_with_chars(folder: Path, weights: dict, chars: list[str], stem="
     path = write_checkpoint(folder / f"{stem}.safetensors", weights)
     path.with_suffix(".json").write_text(json.dumps(dict(enumerate(chars)), ensure_ascii=False), encoding="utf-8")
     return path
-
-
-def greedy_texts(engine, chars, n=2, length=40) -> tuple:
-    """The texts of n greedy (temperature 0) candidates written from a prompt made of `chars`, through the
-    generation service: the same on two engines means they compute the same model."""
-    from ai_writer.backends.writing.generation import Finished, GenerationRequest, GenerationService
-    from ai_writer.backends.writing.sampling import SamplingSettings
-    from ai_writer.models.textprep import TextPrep
-
-    request = GenerationRequest("。".join(chars[10:60]) + "\n" + "".join(chars[60:90]), n=n, length=length,
-                                sampling=SamplingSettings(temperature=0.0, seed=0), prep=TextPrep())
-    service = GenerationService(engine)
-    try:
-        final = [e for e in service.generate(request, timeout=120) if isinstance(e, Finished)][-1]
-    finally:
-        service.close()
-    assert not final.cancelled and all(len(t) == length for t in final.texts)
-    return final.texts
 
 
 def rwkv7_logits(weights: dict, prompt_len=64, steps=16, seed=0) -> torch.Tensor:

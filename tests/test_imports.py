@@ -20,7 +20,7 @@ ALLOWED = {
     "loading": {"errors", "files", "engines", "selection"},
     "writing": {"errors", "engines", "writing"},
     "remote": {"errors", "engines", "writing", "remote"},  # a model on a server, behind the writing service's events
-    "__init__": {"errors", "loading"},
+    "__init__": {"errors", "loading", "engines"},  # set_model_threads: the native step's threads
 }
 
 

@@ -49,6 +49,14 @@ class Engine(Protocol):
     def repeat_rows(self, state, times: int): ...
 
 
+def check_vocab_rows(path, rows: int, tokenizer) -> None:
+    """LoadError (one line) when a model's token rows and its vocabulary's entries differ."""
+    if rows != tokenizer.vocab_size:
+        from ai_writer.backends.errors import LoadError
+
+        raise LoadError(f"{path}: the model has {rows} token rows but its vocabulary has {tokenizer.vocab_size} entries")
+
+
 def check_batch(token_lists, vocab_size: int) -> np.ndarray:
     """B equal-length lists of ids as an int64 (B, T) array, or EngineError."""
     try:

@@ -14,6 +14,7 @@ class Backend(str, Enum):
     DIRECTML = "directml"  # onnx on DirectML only (a setting; the engine then says onnx)
     TORCH_NATIVE = "torch+native"  # torch reads prompts, the C step decodes (hybrid_engine, native_step)
     TORCH_ONNX = "torch+onnx"  # torch reads prompts, ONNX Runtime's step decodes (hybrid_engine)
+    NATIVE = "native"  # the C step alone reads prompts and decodes, without torch (native_engine)
     OPENAI = "openai"  # a model another machine serves over the OpenAI API (backends.remote; no file opened here)
 
     def __str__(self) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ai_writer.backends.engines import graph_step, state_rows
-from ai_writer.backends.engines.base import EngineInfo, check_batch
+from ai_writer.backends.engines.base import EngineInfo, check_batch, check_vocab_rows
 from ai_writer.backends.engines.names import Backend
 from ai_writer.backends.errors import LoadError
 
@@ -82,10 +82,7 @@ def load_torch(path: Path, tokenizer, device: str, dtype: str | None, script: bo
     except ModelFileError as exc:
         raise LoadError(str(exc)) from None
     config = model.config
-    if config.vocab_size != tokenizer.vocab_size:
-        raise LoadError(
-            f"{path}: the model has {config.vocab_size} token rows but its vocabulary has {tokenizer.vocab_size} entries"
-        )
+    check_vocab_rows(path, config.vocab_size, tokenizer)
     architecture = getattr(model, "architecture", "rwkv7")  # models.rwkv4.RWKV4 says "rwkv4"
     info = EngineInfo(architecture, Backend.TORCH, device, str(path), config.n_layer, config.n_embd, config.vocab_size)
     return TorchEngine(model, tokenizer, info)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 from collections import deque
 import os
-import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from ai_writer.backends import set_model_threads
 from ai_writer.backends.writing.generation import Chunk, Failed, Finished, GenerationService, Reading, Started
 from ai_writer.backends.writing.story import Story
 from ai_writer.models.textprep import format_continuation, paragraph_indent
@@ -69,13 +69,6 @@ def generation_threads(setting: int) -> int:
     except (AttributeError, OSError):  # not on Linux
         cpus = os.cpu_count() or 1
     return max(1, cpus - 1)
-
-
-def set_model_threads(count: int) -> None:
-    """Give torch (if the engine loaded it) `count` intra-op threads, before the generation thread starts."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(count)
 
 
 def freeze_long_lived() -> None:

@@ -381,9 +381,9 @@ def model_file(tmp_path_factory):
 
 def test_dtype_int8_on_the_cpu_runs_prompts_and_steps_in_c_and_frees_the_model_s_float32_matrices(model_file):
     exact = load(model_file, backend="auto", device="cpu")
-    engine = load(model_file, backend="auto", device="cpu", dtype="int8")
+    engine = load(model_file, backend="torch+native", device="cpu", dtype="int8")  # auto: native (no torch model)
     assert engine.info.backend == "torch+native" and engine.decode_step.dtype == "int8"
-    assert engine.selection.reason.why == Why.CPU_NATIVE and engine.selection.reason.text().endswith("weights in int8")
+    assert engine.selection.reason.why == Why.ASKED and engine.selection.reason.text().endswith("weights in int8")
     assert engine.decode_step.reads_prompts and not exact.decode_step.reads_prompts
     matrices = [name for name, p in exact.model.named_parameters()
                 if p.dim() == 2 and not name.endswith("r_k")]  # r_k: a vector per head
@@ -426,7 +426,7 @@ def test_a_bad_dtype_or_one_the_backend_cannot_run_is_one_clear_line(model_file,
     assert str(caught.value) == "unknown dtype 'int4' (available: float32, float16, bfloat16, int8)"
     with pytest.raises(LoadError) as caught:
         load(model_file, backend="torch", device="cpu", dtype="int8")
-    assert "\n" not in str(caught.value) and "torch+native backend only" in str(caught.value)
+    assert "\n" not in str(caught.value) and "torch+native and native backends only" in str(caught.value)
     monkeypatch.setattr(native_step, "find_compiler", lambda: None)  # auto then picks torch+onnx: no int8
-    with pytest.raises(LoadError, match="runs on the torch[+]native backend only.*torch[+]onnx"):
+    with pytest.raises(LoadError, match="runs on the torch[+]native and native backends only.*torch[+]onnx"):
         load(model_file, backend="auto", device="cpu", dtype="int8")

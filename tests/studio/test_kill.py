@@ -291,6 +291,9 @@ async def test_an_older_save_finishing_last_does_not_undo_a_newer_one(tmp_path, 
         await pilot.pause(0.3)  # the second save runs now, if the app lets it
         release.set()
         await wait_for(pilot, first_done.is_set)
+        # the older save is done: only the newer one may still write (queued behind it, or already done, when the
+        # file keeps the older text for good); on a loaded machine it can take a while to start
+        await wait_for(pilot, lambda: manuscript.read_text(encoding="utf-8") == "　　开头。ab", timeout=15)
         await wait_for(pilot, lambda: all(w.is_finished for w in app.workers if w.group == "save"))
         await pilot.pause(0.3)
         assert app.editor.text == "　　开头。ab"
