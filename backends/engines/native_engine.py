@@ -6,9 +6,10 @@ prompts and decoding, without torch.
 The file is mapped with numpy (models.safetensors_numpy): float32 tensors are read from the mapping (the
 vectors in place; the matrices converted to the step's type, each one's file pages dropped once it is), float16
 and bfloat16 ones widened one at a time. Nothing of torch is imported: what a process holds is Python, numpy,
-the compiled step and the weights (torch alone is ~190 MB of it at import). A float32 step reads the file's
-matrices in place and its prompts too, in its own products (slower at prompts than torch's, which torch+native
-keeps for float32; the narrow types read prompts in C on either backend, at the same speed).
+the compiled step and the weights (torch alone is ~190 MB of it at import). float32 matrices are copied into the
+step's blocks too (the file's pages dropped as each is copied: the same memory), read as one stream, faster than
+torch+native's step reads them in the model's layout; its prompts run in the step's own products, slower than
+torch's (which torch+native keeps for float32); the narrow types read prompts in C on either backend.
 """
 
 from __future__ import annotations

@@ -209,7 +209,8 @@ SHAPES = [(4, 16), (301, 40), (37, 100), (64, 20), (1001, 128), (130, 771)]  # (
                          ids=["out-in", "in-out", "out-in in blocks", "in-out in blocks"])
 def test_each_product_is_the_converted_weights_times_x(library, dtype, layout, stored):
     # int8 and bfloat16 weights widened to float32 (the kernels on narrow activations are checked below)
-    before = library.int8_kernel(0), library.bf16_kernel(0)
+    before = library.int8_kernel(), library.bf16_kernel()  # read, then set (a set returns the new value)
+    library.int8_kernel(0), library.bf16_kernel(0)
     try:
         check_products(library, dtype, layout, stored)
     finally:
@@ -336,7 +337,8 @@ def test_the_portable_build_computes_what_the_optimised_one_does(libraries, dtyp
     config = CONFIGS["odd widths"]
     optimised, portable = (make_step(libraries[name], config, dtype) for name in ("optimised", "portable"))
     lib = libraries["optimised"]
-    before = lib.int8_kernel(0), lib.bf16_kernel(0)  # the same arithmetic: narrow weights widened to float32
+    before = lib.int8_kernel(), lib.bf16_kernel()  # read, then set (a set returns the new value)
+    lib.int8_kernel(0), lib.bf16_kernel(0)  # the same arithmetic: narrow weights widened to float32
     try:
         for (a, sa), (b, sb) in zip(run(optimised, 4, config.vocab_size, 4), run(portable, 4, config.vocab_size, 4)):
             assert max_error(a, b) <= 1e-5 and max(max_error(x, y) for x, y in zip(sa, sb)) <= 1e-5
@@ -409,7 +411,8 @@ def test_a_cpu_without_the_instructions_gets_the_portable_kernels(model_file, mo
     monkeypatch.delenv(native_step.PORTABLE_ENV)
     fast = load(model_file, backend="torch+native", device="cpu", dtype="int8")
     assert fast.decode_step.kernels() != "portable"
-    before = fast.decode_step.library.int8_kernel(0)  # the arithmetic the portable build does
+    before = fast.decode_step.library.int8_kernel()
+    fast.decode_step.library.int8_kernel(0)  # the arithmetic the portable build does
     try:
         state = fast_state = None
         for tokens in ([[3, 4, 5]], [[6]], [[7]]):  # a prompt (torch with the C head), then two steps

@@ -45,6 +45,7 @@
 #define COL_TILE 64         /* output columns per parallel task */
 #define ROW_CHUNK 64        /* rows of x per pass over the weights */
 #define MIN_PARALLEL 65536  /* weights below which one thread does an (out, in) product */
+#define MIN_PARALLEL_ROWS 16 /* unless it has rows enough for as much arithmetic as MIN_PARALLEL weights x 16 rows */
 #define MIN_PARALLEL_IN_OUT 16384 /* and an (in, out) one (the LoRA matrices) */
 
 typedef uint16_t v16u16 __attribute__((vector_size(32), aligned(2)));
@@ -288,6 +289,13 @@ static int kind_of(const matrix_t *w) { /* float32 plain or in blocks; the narro
     return w->type == MT_F32 ? (w->layout == LAYOUT_BLOCKS ? K_F32_BLOCKS : K_F32) : K_F16 + (w->type - MT_F16);
 }
 
+/* Whether a product's (chunk, tile) tasks are shared among the threads: a matrix of MIN_PARALLEL weights or more
+ * (a step: bound by reading it), or as much arithmetic over many rows (a prompt's LoRA products). */
+INLINE int worth_parallel(int N, int K, int M, int tasks, int threads) {
+    const size_t weights = (size_t)N * K;
+    return threads > 1 && tasks > 1 && (weights >= MIN_PARALLEL || weights * M >= (size_t)MIN_PARALLEL * MIN_PARALLEL_ROWS);
+}
+
 #if I8_VNNI || BF16_DOT
 /* The loop of a product on prepared (narrow) activations: chunks of ROW_CHUNK rows, tiles of COL_TILE columns in
  * parallel, 4 rows x 4 columns per kernel call, then each tile's last N % 4 columns alone. */
@@ -296,18 +304,15 @@ typedef void (*col_of_rows_fn)(const void *qx, int m0, int rows, const matrix_t 
 
 static void narrow_product(const void *qx, const matrix_t *w, float *y, int M, int threads, cols_of_rows_fn cols,
                            col_of_rows_fn one_col) {
-    const int N = w->n_out, tiles = (N + COL_TILE - 1) / COL_TILE;
-    const int parallel = (size_t)N * w->n_in >= MIN_PARALLEL && threads > 1;
-    for (int c0 = 0; c0 < M; c0 += ROW_CHUNK) {
-        const int c1 = M - c0 < ROW_CHUNK ? M : c0 + ROW_CHUNK;
-#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
-        for (int tile = 0; tile < tiles; tile++) {
-            const int n0 = tile * COL_TILE, n1 = N - n0 < COL_TILE ? N : n0 + COL_TILE, whole = n0 + (n1 - n0) / 4 * 4;
-            for (int m0 = c0; m0 < c1; m0 += 4) {
-                const int rows = c1 - m0 < 4 ? c1 - m0 : 4;
-                for (int n = n0; n < whole; n += 4) cols(rows, qx, m0, w, y, n, N);
-                for (int n = whole; n < n1; n++) one_col(qx, m0, rows, w, y, n, N);
-            }
+    const int N = w->n_out, tiles = (N + COL_TILE - 1) / COL_TILE, chunks = (M + ROW_CHUNK - 1) / ROW_CHUNK;
+#pragma omp parallel for schedule(static) num_threads(threads) if (worth_parallel(N, w->n_in, M, chunks * tiles, threads))
+    for (int task = 0; task < chunks * tiles; task++) { /* as matmul_out_in's */
+        const int c0 = task % chunks * ROW_CHUNK, c1 = M - c0 < ROW_CHUNK ? M : c0 + ROW_CHUNK;
+        const int n0 = task / chunks * COL_TILE, n1 = N - n0 < COL_TILE ? N : n0 + COL_TILE, whole = n0 + (n1 - n0) / 4 * 4;
+        for (int m0 = c0; m0 < c1; m0 += 4) {
+            const int rows = c1 - m0 < 4 ? c1 - m0 : 4;
+            for (int n = n0; n < whole; n += 4) cols(rows, qx, m0, w, y, n, N);
+            for (int n = whole; n < n1; n++) one_col(qx, m0, rows, w, y, n, N);
         }
     }
 }
@@ -538,18 +543,16 @@ int rwkv7_int8_kernel(int which) {
 }
 
 static void matmul_out_in(const float *x, const matrix_t *w, float *y, int M, int threads) {
-    const int N = w->n_out, K = w->n_in, tiles = (N + COL_TILE - 1) / COL_TILE;
-    const int parallel = (size_t)N * K >= MIN_PARALLEL && threads > 1;
+    const int N = w->n_out, K = w->n_in, tiles = (N + COL_TILE - 1) / COL_TILE, chunks = (M + ROW_CHUNK - 1) / ROW_CHUNK;
     const tile_fn tile_of = TILES[kind_of(w)];
-    for (int c0 = 0; c0 < M; c0 += ROW_CHUNK) {
-        const int c1 = M - c0 < ROW_CHUNK ? M : c0 + ROW_CHUNK;
-#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
-        for (int tile = 0; tile < tiles; tile++) {
-            const int n0 = tile * COL_TILE, n1 = N - n0 < COL_TILE ? N : n0 + COL_TILE;
-            for (int m0 = c0; m0 < c1; m0 += 4)
-                tile_of(x + (size_t)m0 * K, w->data, w->scale, y + (size_t)m0 * N, c1 - m0 < 4 ? c1 - m0 : 4, n0, n1,
-                        N, K);
-        }
+    /* one task: ROW_CHUNK rows of x by COL_TILE columns; tile-major, so that a thread reads a tile's weights for
+     * all of its chunks while they are in its cache */
+#pragma omp parallel for schedule(static) num_threads(threads) if (worth_parallel(N, K, M, chunks * tiles, threads))
+    for (int task = 0; task < chunks * tiles; task++) {
+        const int c0 = task % chunks * ROW_CHUNK, c1 = M - c0 < ROW_CHUNK ? M : c0 + ROW_CHUNK;
+        const int n0 = task / chunks * COL_TILE, n1 = N - n0 < COL_TILE ? N : n0 + COL_TILE;
+        for (int m0 = c0; m0 < c1; m0 += 4)
+            tile_of(x + (size_t)m0 * K, w->data, w->scale, y + (size_t)m0 * N, c1 - m0 < 4 ? c1 - m0 : 4, n0, n1, N, K);
     }
 }
 
