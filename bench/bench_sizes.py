@@ -264,9 +264,10 @@ def bundled_bits(backend, dtype, kernel) -> float:
 # -- the parent ------------------------------------------------------------------------------------
 
 
-def write_model(folder: Path, n_layer: int, n_embd: int, vocab: int, dtype=None, stem: str = "bench-sizes") -> Path:
-    """Random RWKV-7 weights (in torch dtype `dtype`, else float32) as STEM.safetensors and STEM.pth, with a character
-    vocabulary beside them unless the 65536 rows take the World tokenizer."""
+def write_model(folder: Path, n_layer: int, n_embd: int, vocab: int, dtype=None, stem: str = "bench-sizes",
+                pth: bool = True) -> Path:
+    """Random RWKV-7 weights (in torch dtype `dtype`, else float32) as STEM.safetensors and (pth) STEM.pth for the
+    package, with a character vocabulary beside them unless the 65536 rows take the World tokenizer."""
     import torch
 
     from ai_writer.models.checkpoint import save_safetensors
@@ -277,7 +278,8 @@ def write_model(folder: Path, n_layer: int, n_embd: int, vocab: int, dtype=None,
     del model
     path = folder / f"{stem}.safetensors"
     save_safetensors(weights, path)
-    torch.save(weights, path.with_suffix(".pth"))
+    if pth:
+        torch.save(weights, path.with_suffix(".pth"))
     if vocab != 65536:  # 65536 rows take the World tokenizer
         chars = ["\n"] + [chr(0x4E00 + i) for i in range(vocab - 1)]
         path.with_suffix(".json").write_text(json.dumps(dict(enumerate(chars)), ensure_ascii=False), encoding="utf-8")
@@ -372,7 +374,7 @@ def main(argv=None) -> None:
     results, loads = {}, [f"before: {load_average()}"]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-sizes-") as tmp:
-        path = write_model(Path(tmp), n_layer, n_embd, args.vocab)
+        path = write_model(Path(tmp), n_layer, n_embd, args.vocab, pth=not args.no_rwkv)  # fewer files to cache
         for kind in kinds:
             model = path
             if kind.startswith("llama:"):  # the same weights as a GGUF, written by this project's converter

@@ -139,10 +139,10 @@ def write_manuscript(folder: Path) -> tuple[Path, str]:
     return path, text
 
 
-def write_config(folder: Path, model: Path, name: str, threads: int = 0, backend: str = "auto") -> Path:
+def write_config(folder: Path, model: Path, name: str, threads: int = 0, backend: str = "auto", dtype: str = "") -> Path:
     path = folder / name
     path.write_text(
-        f'[model]\npath = "{model}"\nbackend = "{backend}"\ndevice = "cpu"\n'
+        f'[model]\npath = "{model}"\nbackend = "{backend}"\ndevice = "cpu"\ndtype = "{dtype}"\n'
         f"[generation]\ncandidates = 4\nlength = 20000\nthreads = {threads}\n"
         f"[sampling]\nseed = 0\n"
         f'[studio]\nlanguage = "en"\n',
@@ -475,6 +475,9 @@ def main(argv=None) -> None:
     parser.add_argument("--backend", default="auto",
                         help="the studio's [model] backend (default auto: what the studio uses; on a CPU with a C "
                              "compiler, torch+native)")
+    parser.add_argument("--dtype", default="",
+                        help="the studio's [model] dtype (default \"\": float32 on a CPU; float16, bfloat16 or int8 of "
+                             "a .safetensors model run on native there, without torch)")
     parser.add_argument("--typing-redraw-interval", type=float, metavar="S",
                         help="studio.screens.main_screen.TYPING_REDRAW_INTERVAL for the headless app (0: candidates redrawn at max_fps "
                              "while typing, as before it existed)")
@@ -517,13 +520,13 @@ def main(argv=None) -> None:
         return f"threads {setting}" if setting else f"threads auto = {generation_threads(0)}"
 
     shapes = ", ".join(f"{l} x {e}" for l, e in cfg["models"])
-    print(f"# Studio benchmark: random RWKV-7 ({shapes}), real AI-Writer vocabulary, fp32 CPU"
+    print(f"# Studio benchmark: random RWKV-7 ({shapes}), real AI-Writer vocabulary, {args.dtype or 'float32'} on the CPU"
           + (" (--quick)" if args.quick else ""))
     print()
     print(f"- Python {platform.python_version()}, textual {textual.__version__}, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads); os.cpu_count() = {os.cpu_count()}")
     print(f"- Other load at the start: {other_load()}")
-    print(f"- [model] backend: {args.backend}; [generation] threads: "
+    print(f"- [model] backend: {args.backend}, dtype: {args.dtype or 'float32'}; [generation] threads: "
           f"{', '.join(threads_label(value) for value in thread_settings)}")
     print(f"- Candidates redrawn at most every {main_screen.TYPING_REDRAW_INTERVAL * 1000:.0f} ms while typing "
           "(headless app; the launched one as the studio)")
@@ -542,9 +545,10 @@ def main(argv=None) -> None:
             folder = tmp / label
             folder.mkdir()
             model = make_model(folder, n_layer, n_embd)
-            config_path = write_config(folder, model, "config.toml", thread_settings[0], args.backend)
+            config_path = write_config(folder, model, "config.toml", thread_settings[0], args.backend, args.dtype)
             for setting in thread_settings:
-                session_config = write_config(folder, model, f"config-{setting}.toml", setting, args.backend)
+                session_config = write_config(folder, model, f"config-{setting}.toml", setting, args.backend,
+                                              args.dtype)
                 label = f"{n_layer}x{n_embd}" + (f" ({threads_label(setting)})" if len(thread_settings) > 1 else "")
                 session_rows(session_config, manuscript, folder / f"data-{setting}", label, cfg, args, rows, notes)
             label = f"{n_layer}x{n_embd}"
