@@ -202,3 +202,23 @@ def test_a_step_that_does_not_build_falls_back_under_auto_and_is_one_line_when_a
     assert str(caught.value) == f"{model_file}: no C compiler (cc, gcc or clang) to build the native step"
     with pytest.raises(LoadError):
         load_native(Path(model_file).with_name("missing.safetensors"), None)
+
+
+def test_a_cpu_only_torch_is_told_by_its_files_without_importing_it(tmp_path, monkeypatch):
+    import importlib.machinery
+    import importlib.util
+
+    from ai_writer.backends import selection
+
+    (tmp_path / "torch" / "lib").mkdir(parents=True)
+    (tmp_path / "torch" / "lib" / "libtorch_cpu.so").write_bytes(b"")
+    spec = importlib.machinery.ModuleSpec("torch", None, is_package=True)
+    spec.submodule_search_locations = [str(tmp_path / "torch")]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec if name == "torch" else None)
+    assert selection.torch_has_gpu_build() is False
+    for gpu_library in ("libtorch_cuda.so", "torch_cuda.dll", "libc10_hip.so"):
+        (tmp_path / "torch" / "lib" / gpu_library).write_bytes(b"")
+        assert selection.torch_has_gpu_build() is True
+        (tmp_path / "torch" / "lib" / gpu_library).unlink()
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # no torch at all
+    assert selection.torch_has_gpu_build() is False and selection.torch_cuda_available() is False
