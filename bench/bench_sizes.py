@@ -382,10 +382,11 @@ def main(argv=None) -> None:
 
                 model = Path(tmp) / f"bench-sizes.{kind[6:]}.gguf"
                 convert_model(path, model, gguf_type=kind[6:])
-            results[kind] = run_worker(args, kind, model, Path(tmp) / f"trace-{kind.replace(':', '-').replace('/', '-')}.npy")
+            trace = Path(tmp) / f"trace-{kind.replace(':', '-').replace('/', '-')}.npy"
+            results[kind] = run_worker(args, kind, model, trace)
             loads.append(f"after {kind}: {load_average()}")
             if "error" not in results[kind]:
-                results[kind]["trace"] = np.load(Path(tmp) / f"trace-{kind.replace(':', '-').replace('/', '-')}.npy")
+                results[kind]["trace"] = np.load(trace)
     report(args, kinds, results)
     print("\nLoad average (1, 5, 15 min) " + "; ".join(loads) + f". Total {time.perf_counter() - started:.0f} s.")
 

@@ -18,6 +18,7 @@ import torch
 from ai_writer.models.file_keys import detect_architecture, embedding_rows, peek_keys  # noqa: F401 - imported from here
 from ai_writer.models.model_errors import ModelFileError  # noqa: F401 - raised here, imported from here by callers
 from ai_writer.models.rwkv7 import RWKV7Config
+from ai_writer.models.rwkv7_config import LAYER0_VALUE_MIX
 from ai_writer.models.rwkv7_fused import FusedRWKV7, prepare_for_inference
 
 
@@ -258,7 +259,7 @@ def build_model(weights: dict[str, torch.Tensor], path: str | Path, dtype=torch.
 def with_layer0_value_mix(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """RWKV-7 weights with blocks.0.att.v0/v1/v2, zeros where the file lacks them: layer 0 never reads them
     (its values are v_first), and some released files leave them out (BlinkDL's demo loads with strict=False)."""
-    names = ("blocks.0.att.v0", "blocks.0.att.v1", "blocks.0.att.v2")
+    names = LAYER0_VALUE_MIX
     if all(name in weights for name in names):
         return weights
     C = weights["emb.weight"].shape[1]

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ai_writer.models.file_keys import MAX_HEADER
 from ai_writer.models.model_errors import ModelFileError
 
 WIDTHS = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
-MAX_HEADER = 100 * 2**20  # the safetensors package's own limit
 
 
 @dataclass(frozen=True)

@@ -479,21 +479,28 @@ class NativeStep(NumpyStateOps):
         # steps and 1.6x faster prompts than in the model's own layout, in the same memory. The embedding stays in
         # place (a token's row at a time).
         f32_blocks = dtype == "float32" and self.reads_prompts
-        copied = [(key, layout) for key, layout in every if key in weights
-                  and (dtype != "float32" or key == "head.weight" and FLOAT32_HEAD_IN_BLOCKS
-                       or f32_blocks and key != "emb.weight")]
-        arena = WeightArena(sum(stored_bytes(shape(key), layout, dtype) for key, layout in copied))
 
-        def matrix(key, layout, stored=None):
+        def in_blocks(key) -> bool:  # a converted copy in blocks (carved from the arena), or read in place
+            if dtype != "float32":
+                return True
+            if key == "head.weight":
+                return FLOAT32_HEAD_IN_BLOCKS
+            return f32_blocks and key != "emb.weight"
+
+        arena = WeightArena(sum(stored_bytes(shape(key), layout, dtype) for key, layout in every
+                                if key in weights and in_blocks(key)))
+
+        def matrix(key, layout):
             source = take(key)
             # once converted, no one reads the source: its pages read from a mapped file go part by part
             unread = self.reads_prompts or key == "head.weight"
             release = (lambda part: release_file_pages(part, mapped)) if unread else None
+            stored = BLOCKS if in_blocks(key) else layout
             found, arrays = convert_matrix(self.library, source, layout, dtype, key, threads, stored, arena, release)
             self._keep.extend(arrays)
             if found.data != address_and_size(source)[0]:  # a converted copy, not the source
                 self.converted_bytes += matrix_bytes(arrays)
-                if converted is not None and (self.reads_prompts or key == "head.weight"):
+                if converted is not None and unread:
                     converted(key)
             else:
                 self.in_place_bytes += matrix_bytes(arrays)
@@ -501,12 +508,12 @@ class NativeStep(NumpyStateOps):
 
         # the head first, in blocks (float32 too: a copy), so that a torch model's float32 head can go before
         # the layers are converted
-        self.head = matrix("head.weight", OUT_IN, BLOCKS if dtype != "float32" or FLOAT32_HEAD_IN_BLOCKS else None)
+        self.head = matrix("head.weight", OUT_IN)
         matrices = []
         for i in range(config.n_layer):
             for name, layout in LAYER_MATRICES:
                 key = f"blocks.{i}.{name}"
-                matrices.append(matrix(key, layout, BLOCKS if f32_blocks else None) if key in weights else Matrix())
+                matrices.append(matrix(key, layout) if key in weights else Matrix())
         # the embedding's rows as the matrices' type (a narrow step: the float32 one can go), read a token's row
         # at a time
         embedding = matrix("emb.weight", OUT_IN)
