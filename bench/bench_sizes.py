@@ -28,7 +28,12 @@ step alone, torch never imported; int8 and bfloat16 once per kernel this CPU's b
 Throughputs are the best of --reps quiet runs after a warm-up: a run counts when other
 processes kept less than 10% of the cores busy during it (/proc/stat against the child's own
 CPU time; up to 4 x --reps tries, else the fastest of all); the load average is printed
-before and after each child. Nothing is asserted.
+before and after each child. Every file is written (and synced) before the first run, and the
+children that fit in memory together (all of them at 12x768) are loaded one after another and
+then measured in turns, one run of each test from each child a round, the order rotating: this
+machine's speed drifts by up to 1.7x within an hour (other tenants of its host), and a row measured
+in a slow spell beside another measured in a fast one made a ratio of the drift, not of the
+engines. --sequential measures one child after another. Nothing is asserted.
 
 llama.cpp rows (--llama-python, or $AI_WRITER_LLAMA_PYTHON: the python of a virtual environment with
 llama-cpp-python and numpy; bench/llama_engine.py says how to make one, ~20 minutes to build): the same
@@ -100,26 +105,19 @@ def own_cpu() -> float:
 
 
 QUIET = 0.10  # a run counts when other processes kept less than this share of the cores busy during it
-RUNS = {}  # label -> (quiet runs counted, runs made)
+TESTS = ("prompt", "decode1", "decode4")
+REPLY = "@@ "  # the start of a worker's protocol lines on its stdout (anything else there is chatter)
 
 
-def best_time(fn, reps: int, label: str) -> float:
-    """The fastest of `reps` quiet runs after a warm-up (up to 4 x reps tries; the fastest of all if none was quiet)."""
-    fn()  # warm-up
+def timed_run(fn) -> dict:
+    """One run of fn: its wall time, and whether other processes kept the cores quiet meanwhile."""
     hz, cores = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
-    quiet, every, tries = [], [], 0
-    while len(quiet) < reps and tries < 4 * reps:
-        tries += 1
-        (all0, idle0), mine0, start = cpu_ticks(), own_cpu(), time.perf_counter()
-        fn()
-        wall = time.perf_counter() - start
-        (all1, idle1), mine1 = cpu_ticks(), own_cpu()
-        others = max(0.0, ((all1 - all0) - (idle1 - idle0)) / hz - (mine1 - mine0)) / (wall * cores)
-        every.append(wall)
-        if others < QUIET or not all1:
-            quiet.append(wall)
-    RUNS[label] = (len(quiet), tries)
-    return min(quiet or every)
+    (all0, idle0), mine0, start = cpu_ticks(), own_cpu(), time.perf_counter()
+    fn()
+    wall = time.perf_counter() - start
+    (all1, idle1), mine1 = cpu_ticks(), own_cpu()
+    others = max(0.0, ((all1 - all0) - (idle1 - idle0)) / hz - (mine1 - mine0)) / (wall * cores)
+    return {"wall": wall, "quiet": bool(others < QUIET or not all1)}
 
 
 class OurEngine:
@@ -179,72 +177,82 @@ class Package:
         return [[t.clone() for t in states[0]] for _ in range(n)]
 
 
-def worker(args) -> dict:
+def worker(args) -> None:
+    """A child that loads one engine, writes its trace, says it is ready, then runs what the parent asks, one line a
+    request on stdin (a test of TESTS: one timed run, the first of each after a warm-up; "finish": its peak RSS and
+    bits/char, then it exits), one protocol line a reply on stdout."""
     import contextlib
 
-    import numpy as np
-
     backend, kind, kernel = parse(args.worker)
+    guard = contextlib.nullcontext()
     if kind == "llama":  # in llama-cpp-python's own environment: no torch
         from llama_engine import LlamaEngine
 
         runtime_mb, start = rss_mb(), time.perf_counter()
         engine = LlamaEngine(args.model, args.threads)
-        return measure(args, engine, kind, kernel, time.perf_counter() - start, runtime_mb, contextlib.nullcontext())
-    if backend == "native":  # the C step alone: torch is never imported
+    elif backend == "native":  # the C step alone: torch is never imported
         from ai_writer.backends import set_model_threads
 
         set_model_threads(args.threads)
         runtime_mb, start = rss_mb(), time.perf_counter()  # Python, numpy and the backends package, before any model
         engine = OurEngine(args.model, backend, kind, int(kernel) if kernel else None)
-        result = measure(args, engine, args.worker, kernel, time.perf_counter() - start, runtime_mb,
-                         contextlib.nullcontext())
-        result["torch_imported"] = "torch" in sys.modules
-        return result
-    import torch
-
-    torch.set_num_threads(args.threads)
-    runtime_mb = rss_mb()  # Python, numpy and torch imported, before any model
-    start = time.perf_counter()
-    if kind == "rwkv":
-        engine = Package(Path(args.model).with_suffix(""))
     else:
-        engine = OurEngine(args.model, backend, kind, int(kernel) if kernel else None)
-    return measure(args, engine, args.worker, kernel, time.perf_counter() - start, runtime_mb, torch.inference_mode())
+        import torch
+
+        torch.set_num_threads(args.threads)
+        guard = torch.inference_mode()
+        runtime_mb = rss_mb()  # Python, numpy and torch imported, before any model
+        start = time.perf_counter()
+        engine = Package(Path(args.model).with_suffix("")) if kind == "rwkv" else \
+            OurEngine(args.model, backend, kind, int(kernel) if kernel else None)
+    load_s = time.perf_counter() - start
+    with guard:
+        tests = prepare(args, engine)
+        reply({"load_s": load_s, "info": engine.info, "runtime_mb": runtime_mb,
+               "weights_mb": getattr(engine, "weight_bytes", 0) / 2**20})
+        warmed = set()
+        for line in sys.stdin:
+            request = line.strip()
+            if request in tests:
+                if request not in warmed:
+                    tests[request]()
+                    warmed.add(request)
+                reply(timed_run(tests[request]))
+            elif request == "finish":
+                break
+    result = {"rss_mb": peak_rss_mb(), "torch_imported": "torch" in sys.modules}  # before the bundled model
+    if kind not in ("rwkv", "llama"):
+        result["bits"] = bundled_bits(*parse(args.worker))
+    reply(result)
 
 
-def measure(args, engine, kind: str, kernel: str, load_s: float, runtime_mb: float, guard) -> dict:
+def reply(message: dict) -> None:
+    print(REPLY + json.dumps(message), flush=True)
+
+
+def prepare(args, engine) -> dict:
+    """Writes the engine's logits after the prompt and each decode step of one row (args.trace); returns the tests:
+    the prompt, and args.steps steps of 1 and of 4 rows forked from the prompt's state."""
     import numpy as np
 
     rng = np.random.default_rng(0)
     prompt = rng.integers(0, args.vocab, size=args.prompt).tolist()
     seqs = rng.integers(0, args.vocab, size=(4, args.steps)).tolist()
-    result = {"load_s": load_s, "info": engine.info, "runtime_mb": runtime_mb,
-              "weights_mb": getattr(engine, "weight_bytes", 0) / 2**20}
-    with guard:
-        trace = []
-        logits, primed = engine.prompt(prompt)
+    trace = []
+    logits, primed = engine.prompt(prompt)
+    trace.append(logits[0])
+    state = engine.fork(primed, 1)
+    for token in seqs[0]:
+        logits, state = engine.step([token], state)
         trace.append(logits[0])
-        state = engine.fork(primed, 1)
-        for token in seqs[0]:
-            logits, state = engine.step([token], state)
-            trace.append(logits[0])
-        np.save(args.trace, np.stack(trace).astype(np.float32))
+    np.save(args.trace, np.stack(trace).astype(np.float32))
 
-        result["prompt"] = args.prompt / best_time(lambda: engine.prompt(prompt), args.reps, "prompt")
+    def decode(n):
+        state = engine.fork(primed, n)
+        for i in range(args.steps):
+            _, state = engine.step([seqs[r][i] for r in range(n)], state)
 
-        def decode(n):
-            state = engine.fork(primed, n)
-            for i in range(args.steps):
-                _, state = engine.step([seqs[r][i] for r in range(n)], state)
-
-        result["decode1"] = args.steps / best_time(lambda: decode(1), args.reps, "N=1")
-        result["decode4"] = 4 * args.steps / best_time(lambda: decode(4), args.reps, "N=4")
-    result["runs"] = "/".join(f"{quiet}:{tries}" for quiet, tries in RUNS.values())
-    result["rss_mb"] = peak_rss_mb()  # before the bundled model is opened
-    if kind not in ("rwkv", "llama"):
-        result["bits"] = bundled_bits(*parse(kind))
-    return result
+    return {"prompt": lambda: engine.prompt(prompt), "decode1": lambda: decode(1), "decode4": lambda: decode(4)}
 
 
 def bundled_bits(backend, dtype, kernel) -> float:
@@ -286,17 +294,114 @@ def write_model(folder: Path, n_layer: int, n_embd: int, vocab: int, dtype=None,
     return path
 
 
-def run_worker(args, kind: str, path: Path, trace: Path) -> dict:
-    python = args.llama_python if kind.startswith("llama:") else sys.executable
-    command = [python, __file__, "--worker", kind, "--model", str(path), "--trace", str(trace),
-               "--threads", str(args.threads), "--vocab", str(args.vocab), "--prompt", str(args.prompt),
-               "--steps", str(args.steps), "--reps", str(args.reps)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": f"exit {done.returncode}: {tail}"}
-    return json.loads(lines[-1])
+class Worker:
+    """One engine's child process (this script with --worker), asked for one run at a time."""
+
+    def __init__(self, args, kind: str, model: Path, trace: Path):
+        python = args.llama_python if kind.startswith("llama:") else sys.executable
+        command = [python, __file__, "--worker", kind, "--model", str(model), "--trace", str(trace),
+                   "--threads", str(args.threads), "--vocab", str(args.vocab), "--prompt", str(args.prompt),
+                   "--steps", str(args.steps)]
+        self.kind, self.trace = kind, trace
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, cwd=REPO)
+        self.result = self.answer()  # ready: its load time and weights, or an error
+        self.walls = {test: [] for test in TESTS}  # every run's (wall s, quiet)
+
+    def answer(self) -> dict:
+        for line in self.process.stdout:
+            if line.startswith(REPLY):
+                return json.loads(line[len(REPLY):])
+        self.process.wait()
+        tail = (self.process.stderr.read().strip().splitlines() or ["no output"])[-1]
+        return {"error": f"exit {self.process.returncode}: {tail}"}
+
+    def ask(self, request: str) -> dict:
+        try:
+            self.process.stdin.write(request + "\n")
+            self.process.stdin.flush()
+        except OSError:
+            pass
+        return self.answer()
+
+    def run(self, test: str) -> None:
+        found = self.ask(test)
+        if "error" in found:
+            self.result = found
+        else:
+            self.walls[test].append((found["wall"], found["quiet"]))
+
+    def needs(self, test: str, reps: int) -> bool:
+        runs = self.walls[test]
+        return "error" not in self.result and sum(q for _, q in runs) < reps and len(runs) < 4 * reps
+
+    def finish(self, args) -> dict:
+        """The throughputs from the fastest quiet run of each test (the fastest of all where none was quiet)."""
+        if "error" not in self.result:
+            self.result.update(self.ask("finish"))
+        self.process.wait()
+        if "error" in self.result:
+            return self.result
+        per_run = {"prompt": args.prompt, "decode1": args.steps, "decode4": 4 * args.steps}
+        for test, runs in self.walls.items():
+            quiet = [wall for wall, q in runs if q]
+            self.result[test] = per_run[test] / min(quiet or [wall for wall, _ in runs])
+        self.result["runs"] = "/".join(f"{sum(q for _, q in runs)}:{len(runs)}" for runs in self.walls.values())
+        return self.result
+
+
+# peak RSS over the float32 weights' bytes, measured at 12x768 V65536 (the rows' "RSS / weights"): how many engines
+# fit in memory at once
+MEMORY_SHARE = {"float32": 1.6, "native/float32": 1.2, "float16": 0.7, "bfloat16": 0.7, "int8": 0.45, "rwkv": 2.6,
+                "llama:f32": 1.25, "llama:f16": 0.75, "llama:q8_0": 0.5}
+
+
+def groups_in_memory(kinds, weight_bytes: int, sequential: bool) -> list[list[str]]:
+    """The kinds in groups whose engines fit in memory together (half of what is available now), in order."""
+    budget = available_bytes() / 2
+    groups, used = [], budget
+    for kind in kinds:
+        share = MEMORY_SHARE.get(kind, MEMORY_SHARE.get(parse(kind)[1], 1.6))
+        need = share * weight_bytes
+        if sequential or used + need > budget:
+            groups.append([])
+            used = 0.0
+        groups[-1].append(kind)
+        used += need
+    return groups
+
+
+def available_bytes() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def measure_group(args, group, models, folder: Path, loads: list) -> dict:
+    """The engines of a group loaded one after another, then measured in turns: each round asks every engine for one
+    run of each test, the order rotating, so that the machine's drift (other tenants, the memory bus) falls on every
+    row alike rather than on whichever ran first."""
+    import numpy as np
+
+    workers = {}
+    for kind in group:
+        trace = folder / f"trace-{kind.replace(':', '-').replace('/', '-')}.npy"
+        workers[kind] = Worker(args, kind, models[kind], trace)
+    for round_ in range(4 * args.reps):
+        order = group[round_ % len(group):] + group[:round_ % len(group)]
+        for test in TESTS:
+            for kind in order:
+                if workers[kind].needs(test, args.reps):
+                    time.sleep(0.05)  # the last engine's spinning threads gone to sleep
+                    workers[kind].run(test)
+    results = {}
+    for kind, worker in workers.items():
+        results[kind] = worker.finish(args)
+        loads.append(f"after {kind}: {load_average()}")
+        if "error" not in results[kind]:
+            results[kind]["trace"] = np.load(worker.trace)
+    return results
 
 
 def parse(kind: str) -> tuple[str, str, str]:
@@ -335,6 +440,8 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--reps", type=int)
     parser.add_argument("--no-rwkv", action="store_true", help="leave out the rwkv package")
+    parser.add_argument("--sequential", action="store_true",
+                        help="one engine at a time (the default: all that fit in memory at once, in turns)")
     parser.add_argument("--pair", action="store_true", help="the narrow dtypes on torch+native too")
     parser.add_argument("--llama-python", default=os.environ.get("AI_WRITER_LLAMA_PYTHON"),
                         help="the python of a virtual environment with llama-cpp-python (bench/llama_engine.py): "
@@ -348,15 +455,14 @@ def main(argv=None) -> None:
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.worker:
-        print(json.dumps(worker(args)))
+        worker(args)
         return
 
     import numpy as np
 
     n_layer, n_embd = (int(x) for x in args.shape.lower().split("x"))
-    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
-    if dtypes[0] != "float32":
-        dtypes.insert(0, "float32")  # the reference for the logit differences
+    named = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    dtypes = ["float32"] + [d for d in dict.fromkeys(named) if d != "float32"]  # float32 first: the reference
     kinds = []
     for dtype in dtypes:  # float32 on torch+native and native; the others on native (and torch+native, --pair)
         backends = ["", "native/"] if dtype == "float32" or args.pair else ["native/"]
@@ -375,18 +481,21 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-sizes-") as tmp:
         path = write_model(Path(tmp), n_layer, n_embd, args.vocab, pth=not args.no_rwkv)  # fewer files to cache
+        models = {kind: path for kind in kinds}
         for kind in kinds:
-            model = path
             if kind.startswith("llama:"):  # the same weights as a GGUF, written by this project's converter
                 from ai_writer.backends.files.convert import convert_model
 
-                model = Path(tmp) / f"bench-sizes.{kind[6:]}.gguf"
-                convert_model(path, model, gguf_type=kind[6:])
-            trace = Path(tmp) / f"trace-{kind.replace(':', '-').replace('/', '-')}.npy"
-            results[kind] = run_worker(args, kind, model, trace)
-            loads.append(f"after {kind}: {load_average()}")
-            if "error" not in results[kind]:
-                results[kind]["trace"] = np.load(trace)
+                models[kind] = Path(tmp) / f"bench-sizes.{kind[6:]}.gguf"
+                convert_model(path, models[kind], gguf_type=kind[6:])
+        # every file written before any run, and on disk: the kernel's writeback of dirty pages (after 30 s) slowed
+        # the first engines' decoding by up to 30% (measured: 6.7 -> 8.8 ms a step), the last ones' not at all
+        os.sync()
+        groups = groups_in_memory(kinds, path.stat().st_size, args.sequential)
+        print(f"- engines measured in turns, {' | '.join(', '.join(label(k) for k in g) for g in groups)}"
+              if any(len(g) > 1 for g in groups) else "- engines measured one after another")
+        for group in groups:
+            results.update(measure_group(args, group, models, Path(tmp), loads))
     report(args, kinds, results)
     print("\nLoad average (1, 5, 15 min) " + "; ".join(loads) + f". Total {time.perf_counter() - started:.0f} s.")
 
