@@ -131,6 +131,21 @@ INLINE v16 wvec(int type, const void *w, size_t i) {
     return load16(t);
 }
 
+/* float16 as two 8-wide conversions: on Zen 4 faster than one 16-wide where each converted vector feeds 3 or 4 rows'
+ * products (and slower for 1 or 2) */
+INLINE v16 wvec_rows(int type, int MR, const void *w, size_t i) {
+#if F16_AVX512
+    if (type == MT_F16 && MR >= 3) {
+        union { __m256 half[2]; v16 all; } u;
+        u.half[0] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+        u.half[1] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i + 8)));
+        return u.all;
+    }
+#endif
+    (void)MR;
+    return wvec(type, w, i);
+}
+
 /* The sums of 4 vectors: with AVX-512 through shuffles and pairwise adds, all 4 at once. */
 #if F16_AVX512
 INLINE __m256 halves(__m512 v) {
@@ -182,8 +197,8 @@ INLINE void cols4(int type, int blocks, int MR, const float *x, const void *w, c
             const char *p = block + (size_t)l * 256; /* the 4 rows' cache lines l */
             for (int j = 0; j < 4; j++) __builtin_prefetch(p + PREFETCH_BLOCKS + 64 * j);
             for (int c = 0; c < line; c += 16) {
-                v16 a = wvec(type, p, c), b = wvec(type, p + 64, c), d = wvec(type, p + 128, c),
-                    e = wvec(type, p + 192, c);
+                v16 a = wvec_rows(type, MR, p, c), b = wvec_rows(type, MR, p + 64, c), d = wvec_rows(type, MR, p + 128, c),
+                    e = wvec_rows(type, MR, p + 192, c);
                 v16 xs[4];
                 for (int m = 0; m < MR; m++) {
                     xs[m] = load16(x + (size_t)m * K + k + c);
