@@ -26,6 +26,34 @@ def test_top_p_keeps_ties_with_the_crossing_token():
     assert np.count_nonzero(kept) == 4
 
 
+def whole_row_cut(probs, top_p):
+    """The top_p cut by its definition: the whole row sorted, the running sum from the largest down."""
+    ordered = np.sort(probs)[::-1]
+    cumulative = np.cumsum(ordered)
+    cutoff = ordered[min(int(np.searchsorted(cumulative, top_p, side="right")), len(ordered) - 1)]
+    return np.where(probs >= cutoff, probs, 0.0)
+
+
+def test_top_p_sorting_only_the_likely_tokens_cuts_where_the_whole_row_would():
+    rng = np.random.default_rng(5)
+    rows = []
+    for scale in (0.2, 1.0, 3.0, 6.0):  # flat (a random model's) to peaked (a trained model's)
+        logits = rng.standard_normal((40, 8849)) * scale
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        rows += list(probs / probs.sum(axis=1, keepdims=True))
+    tied = np.full(1000, 0.25 / 990)  # many tokens at one value beside the mean, four likely ones
+    tied[:4] = [0.4, 0.2, 0.1, 0.05]
+    banned = rows[-1].copy()
+    banned[:100] = 0.0
+    rows += [tied / tied.sum(), banned / banned.sum(), np.full(64, 1 / 64)]
+    fast = 0
+    for probs in rows:
+        for top_p in (0.05, 0.5, 0.75, 0.9, 0.999):
+            assert np.array_equal(cut_top_p(probs, top_p), whole_row_cut(probs, top_p))
+            fast += probs[probs >= 1 / len(probs)].sum() > top_p  # cut among the likely tokens alone
+    assert 0 < fast < len(rows) * 5  # both ways of cutting were taken
+
+
 def test_top_p_of_one_cuts_nothing_and_is_not_greedy():
     assert np.array_equal(cut_top_p(PROBS, 1.0), PROBS)
     sampler = Sampler(SamplingSettings(top_p=1.0, seed=3), batch=1, vocab_size=4)
