@@ -5,10 +5,14 @@ Run from the repository root:
     .venv/bin/python bench/bench_studio.py            # random 4x256 and 12x768 RWKV-7 (about 2-3 min on 2 cores)
     .venv/bin/python bench/bench_studio.py --quick    # 4x256 only, fewer keystrokes (about 1 min)
     .venv/bin/python bench/bench_studio.py --models 4x256,6x256   # other shapes (6 x 256: the bundled model's)
+    .venv/bin/python bench/bench_studio.py --models bundled --big-mb 0   # the bundled (trained) model itself
 
-Both models are random RWKV-7s (models.rwkv7.init_weights via tests.helpers) with the real
+Both default models are random RWKV-7s (models.rwkv7.init_weights via tests.helpers) with the real
 AI-Writer vocabulary; 12 x 768 is AI-Writer's size, 4 x 256 a small one. Random weights write
-characters at the same speed as trained ones, but not the same text.
+characters at the same speed as trained ones, but not the same text, and their next-character
+distributions are flat where a trained model's are peaked (which the top_p cut's cost follows);
+`bundled` (a copy of models/bundled/) is the model an author starts with: real text, real
+distributions.
 
 1. Keystroke to screen, in the real StudioApp run headless (App.run_test(size=(120, 40))) on a
    manuscript of about 20,000 characters of 红楼梦 (the cursor at its end). First a few keys with
@@ -66,6 +70,7 @@ import gc
 import os
 import platform
 import select
+import shutil
 import signal
 import statistics
 import subprocess
@@ -151,9 +156,24 @@ def write_config(folder: Path, model: Path, name: str, threads: int = 0, backend
     return path
 
 
-def make_model(folder: Path, n_layer: int, n_embd: int) -> Path:
+BUNDLED_NAME = "bundled"
+BUNDLED = REPO / "models" / "bundled" / "zh-novel-rwkv7.safetensors"
+
+
+def model_label(shape) -> str:
+    return "bundled (6x256, trained)" if shape == BUNDLED_NAME else f"{shape[0]}x{shape[1]}"
+
+
+def make_model(folder: Path, shape) -> Path:
+    """A copy of the bundled model (trained: the candidates are real text, its distributions a trained model's), or a
+    random RWKV-7 of shape (layers, width) with the real vocabulary."""
+    if shape == BUNDLED_NAME:
+        for source in (BUNDLED, BUNDLED.with_suffix(".json")):
+            shutil.copyfile(source, folder / source.name)
+        return folder / BUNDLED.name
     from tests.helpers import write_model_with_vocab
 
+    n_layer, n_embd = shape
     return write_model_with_vocab(folder, stem=f"bench-{n_layer}x{n_embd}", n_layer=n_layer, n_embd=n_embd)
 
 
@@ -482,8 +502,8 @@ def main(argv=None) -> None:
                         help="studio.screens.main_screen.TYPING_REDRAW_INTERVAL for the headless app (0: candidates redrawn at max_fps "
                              "while typing, as before it existed)")
     parser.add_argument("--models", metavar="LxC[,LxC...]",
-                        help="the random models' shapes, layers x width (default 4x256,12x768; --quick 4x256); "
-                             "6x256 is the bundled model's")
+                        help="the models: random ones' shapes, layers x width (default 4x256,12x768; --quick "
+                             "4x256; 6x256 is the bundled model's shape), or bundled (the bundled model itself)")
     parser.add_argument("--gc-freeze", action="store_true",
                         help="gc.freeze() in the headless app once the model is loaded (a candidate fix for GC pauses)")
     parser.add_argument("--big-mb", type=float, default=30, metavar="MB",
@@ -500,11 +520,12 @@ def main(argv=None) -> None:
     cfg = dict(QUICK if args.quick else FULL)
     if args.models:
         try:
-            cfg["models"] = [tuple(int(n) for n in shape.lower().split("x")) for shape in args.models.split(",")]
-            if any(len(shape) != 2 or min(shape) < 1 for shape in cfg["models"]):
+            cfg["models"] = [BUNDLED_NAME if shape.strip().lower() == BUNDLED_NAME else
+                             tuple(int(n) for n in shape.lower().split("x")) for shape in args.models.split(",")]
+            if any(shape != BUNDLED_NAME and (len(shape) != 2 or min(shape) < 1) for shape in cfg["models"]):
                 raise ValueError
         except ValueError:
-            parser.error(f"--models: shapes like 4x256, comma-separated, not {args.models!r}")
+            parser.error(f"--models: shapes like 4x256 or {BUNDLED_NAME}, comma-separated, not {args.models!r}")
     started = time.perf_counter()
 
     import textual
@@ -519,8 +540,8 @@ def main(argv=None) -> None:
     def threads_label(setting: int) -> str:
         return f"threads {setting}" if setting else f"threads auto = {generation_threads(0)}"
 
-    shapes = ", ".join(f"{l} x {e}" for l, e in cfg["models"])
-    print(f"# Studio benchmark: random RWKV-7 ({shapes}), real AI-Writer vocabulary, {args.dtype or 'float32'} on the CPU"
+    shapes = ", ".join(model_label(shape) for shape in cfg["models"])
+    print(f"# Studio benchmark: RWKV-7 ({shapes}), real AI-Writer vocabulary, {args.dtype or 'float32'} on the CPU"
           + (" (--quick)" if args.quick else ""))
     print()
     print(f"- Python {platform.python_version()}, textual {textual.__version__}, torch {torch.__version__} "
@@ -540,18 +561,18 @@ def main(argv=None) -> None:
         tmp = Path(tmp_name)
         manuscript, text = write_manuscript(tmp)
         first_text = text[-3:]  # the editor opens scrolled to the end, where the cursor is
-        for n_layer, n_embd in cfg["models"]:
-            label = f"{n_layer}x{n_embd}"
-            folder = tmp / label
+        for shape in cfg["models"]:
+            label = model_label(shape)
+            folder = tmp / label.split(" ")[0]
             folder.mkdir()
-            model = make_model(folder, n_layer, n_embd)
+            model = make_model(folder, shape)
             config_path = write_config(folder, model, "config.toml", thread_settings[0], args.backend, args.dtype)
             for setting in thread_settings:
                 session_config = write_config(folder, model, f"config-{setting}.toml", setting, args.backend,
                                               args.dtype)
-                label = f"{n_layer}x{n_embd}" + (f" ({threads_label(setting)})" if len(thread_settings) > 1 else "")
+                label = model_label(shape) + (f" ({threads_label(setting)})" if len(thread_settings) > 1 else "")
                 session_rows(session_config, manuscript, folder / f"data-{setting}", label, cfg, args, rows, notes)
-            label = f"{n_layer}x{n_embd}"
+            label = model_label(shape)
 
             first_frames, loaded, peaks, exits, aborted = [], [], [], [], []
             for _ in range(cfg["startups"]):
@@ -583,11 +604,11 @@ def main(argv=None) -> None:
             if aborted:
                 notes.append(f"{label}: the app ended abnormally after ctrl+q in {len(aborted)} of {cfg['startups']} "
                              f"runs ({'; '.join(aborted)})")
-            if args.big_mb > 0 and (n_layer, n_embd) == tuple(cfg["models"][0]):
+            if args.big_mb > 0 and shape == cfg["models"][0]:
                 big = folder / "big"
                 big.mkdir()
                 bench_big_manuscript.measure(config_path, big, rows, notes, args.big_mb, args.save_mb, label)
-            model.unlink()  # the 12x768 one is ~400 MB
+            model.unlink()  # the 12x768 one is ~400 MB (the bundled one: a copy)
 
     print()
     print(row("Measure", "Value", "Target", "Met"))

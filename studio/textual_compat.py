@@ -5,6 +5,7 @@
   (CSI 27;mod;code ~) is read as a kitty sequence that drops the Alt. Both become alt+N here.
 - Binding descriptions in the author's language: bindings are class attributes, read before
   the language is chosen, so a node's binding map is rebuilt once it is.
+- Scroll views: a virtual size set without a layout pass, a border title without repainting the whole widget.
 - TextArea: the manuscript editor's calls into its private methods, and the document classes
   Textual keeps in private modules (re-exported here).
 
@@ -123,6 +124,16 @@ def set_virtual_size_quietly(widget, size) -> None:
 
     widget.set_reactive(Widget.virtual_size, size)
     widget._scroll_update(size)
+
+
+def set_border_title_quietly(widget, title: str) -> None:
+    """Set a widget's border title (as the border_title descriptor stores it) and repaint only its top border row,
+    not the whole widget as the descriptor does."""
+    from textual.geometry import Region
+
+    widget._border_title = widget.render_str(title).expand_tabs(4).split()[0]
+    offset = widget.content_offset  # refresh() regions are relative to the content: the border row is above it
+    widget.refresh(Region(-offset.x, -offset.y, widget.outer_size.width, 1))
 
 
 def rewrap(area) -> None:

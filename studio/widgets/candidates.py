@@ -35,6 +35,7 @@ from textual.strip import Strip
 from textual.widgets import Static
 
 from ai_writer.studio.choice_map import ChoiceMap, Chosen
+from ai_writer.studio import textual_compat as compat
 from ai_writer.studio.i18n import tr
 from ai_writer.studio.text.cjk_wrap import cjk_wrap_offsets
 from ai_writer.studio.widgets.probability_style import MARK_STYLE, alternatives_strip, probability_style
@@ -140,16 +141,22 @@ class CandidateView(ScrollView, can_focus=False):
                  self.probabilities, id(candidate.choices), candidate.source)
         if state == self._shown:
             return
+        grew = (self._shown is not None and candidate is self.candidate and state[:2] == self._shown[:2]
+                and state[3:] == self._shown[3:] and state[2] > self._shown[2])
         self._shown = state
         if self.probabilities:
             self._probs = candidate.choices.probabilities(len(candidate.text))
-        self.border_subtitle = self.alternatives_text(candidate, cut)
         label = tr("candidate_from", number=number, source=candidate.source) if candidate.source else number
         if candidate.rejected:
-            self.border_title = tr("candidate_rejected", number=label)
+            title = tr("candidate_rejected", number=label)
         else:
             key = "candidate_streaming" if candidate.streaming else "candidate_title"
-            self.border_title = tr(key, number=label, length=len(candidate.text))
+            title = tr(key, number=label, length=len(candidate.text))
+        if grew:  # the common case while streaming: characters added, nothing else changed
+            self._show_growth(title)
+            return
+        self.border_subtitle = self.alternatives_text(candidate, cut)
+        self.border_title = title
         if candidate is not self.candidate:  # a new request
             self.scroll_to(y=0, animate=False)
             self.following = True
@@ -164,6 +171,17 @@ class CandidateView(ScrollView, can_focus=False):
             self.following = False
             self.scroll_to(y=0, animate=False)
         self.refresh()
+
+    def _show_growth(self, title: str) -> None:
+        """Repaint what new characters changed: the rows from the one the text ended in, and the title's row. A
+        repaint of all four views for each few characters was most of a frame (and typed keys waited behind it);
+        when the view scrolls to follow the text, Textual repaints all of it anyway."""
+        first = max(0, len(self._rows.rows) - 1)
+        self._rewrap()
+        if self.following:
+            self.scroll_to(y=self.max_scroll_y, animate=False)
+        self.refresh_lines(first, max(1, len(self._rows.rows) - first))
+        compat.set_border_title_quietly(self, title)
 
     def alternatives_text(self, candidate: Candidate, cut: int | None) -> str:
         """With the view on: the alternatives of the character just after the cut ('' when none)."""
@@ -188,9 +206,15 @@ class CandidateView(ScrollView, can_focus=False):
             return
         before = len(self._rows.rows)
         rows = self._rows.update(self.candidate.text, width, self.ambiguous_width)
-        self.virtual_size = Size(width, len(rows))
-        if len(rows) != before and self.styles.height is not None and self.styles.height.is_auto:
-            self.refresh(layout=True)  # stacked: the view grows with its text
+        size = Size(width, len(rows))
+        if self.styles.height is not None and self.styles.height.is_auto:  # stacked: the view grows with its text
+            self.virtual_size = size
+            if len(rows) != before:
+                self.refresh(layout=True)
+        elif size != self.virtual_size:
+            # side by side, a fixed height: only the rows it scrolls over changed. A layout of the whole screen for
+            # each new row was 20-45 ms of the UI thread a row, which typed keys waited behind (bench_studio).
+            compat.set_virtual_size_quietly(self, size)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self._rows.update(self.candidate.text, max(1, width), self.ambiguous_width))

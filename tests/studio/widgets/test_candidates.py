@@ -121,6 +121,41 @@ async def test_side_by_side_the_tail_is_followed_while_streaming_and_the_start_s
             assert visible_rows(app, panel.view(index))[0].startswith(text[:8])
 
 
+async def test_side_by_side_new_characters_repaint_their_rows_and_the_title_alone_and_the_screen_is_right():
+    app = Host()
+    async with app.run_test(size=(120, 16)) as pilot:
+        panel = app.query_one(CandidatesPanel)
+        texts = [LONG[:300], LONG[40:340]]
+        panel.reset(2)
+        await pilot.pause()
+        assert panel.wide
+        view = panel.view(0)
+        drawn = []
+        original = view.render_line
+        view.render_line = lambda y: (drawn.append(y), original(y))[1]
+        height = view.scrollable_content_region.height
+        layouts = []
+        refresh_layout = app.screen._refresh_layout
+        app.screen._refresh_layout = lambda *args, **kwargs: (layouts.append(1), refresh_layout(*args, **kwargs))[1]
+        partial = 0
+        for end in range(1, len(texts[0]) + 1, 3):  # a few characters a frame, as they stream
+            drawn.clear()
+            before = view.scroll_offset.y
+            for index, text in enumerate(texts):
+                panel.candidates[index].text = text[:end]
+            panel.refresh_views()
+            await pilot.pause()
+            rows = [texts[0][a:b].rstrip() for a, b in view._rows.rows]  # as visible_rows reads them
+            top = int(view.scroll_offset.y)
+            assert visible_rows(app, view) == (rows[top:top + height] + [""] * height)[:height]
+            title_row = app.screen._compositor.render_strips()[view.region.y].text
+            assert f"1 · {end} chars" in title_row
+            if view.scroll_offset.y == before and 0 < len(drawn):
+                partial += len(drawn) <= 2  # the row the text ended in (and a new one), not all `height`
+        assert partial > 10
+        assert len(layouts) <= 4  # a fixed height: no layout of the screen for each new row (it was one a row)
+
+
 async def test_the_author_scrolls_the_highlighted_candidate_with_keys():
     app = Host()
     async with app.run_test(size=(120, 16)) as pilot:
