@@ -487,6 +487,7 @@ def session_rows(config_path: Path, manuscript: Path, data_dir: Path, label: str
 
 
 def main(argv=None) -> None:
+    global SIZE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the 4x256 model only, fewer keystrokes (a dry run)")
     parser.add_argument("--generation-threads", default="0", metavar="N[,M...]",
@@ -504,6 +505,9 @@ def main(argv=None) -> None:
     parser.add_argument("--models", metavar="LxC[,LxC...]",
                         help="the models: random ones' shapes, layers x width (default 4x256,12x768; --quick "
                              "4x256; 6x256 is the bundled model's shape), or bundled (the bundled model itself)")
+    parser.add_argument("--size", metavar="COLSxROWS",
+                        help=f"the headless app's terminal for the keystrokes (default {SIZE[0]}x{SIZE[1]}; below "
+                             "100 columns the candidates are stacked, not side by side)")
     parser.add_argument("--gc-freeze", action="store_true",
                         help="gc.freeze() in the headless app once the model is loaded (a candidate fix for GC pauses)")
     parser.add_argument("--big-mb", type=float, default=30, metavar="MB",
@@ -517,6 +521,13 @@ def main(argv=None) -> None:
             raise ValueError
     except ValueError:
         parser.error(f"--generation-threads: whole numbers >= 0, comma-separated, not {args.generation_threads!r}")
+    if args.size:
+        try:
+            SIZE = tuple(int(n) for n in args.size.lower().split("x"))
+            if len(SIZE) != 2 or min(SIZE) < 20:
+                raise ValueError
+        except ValueError:
+            parser.error(f"--size: like 80x40, not {args.size!r}")
     cfg = dict(QUICK if args.quick else FULL)
     if args.models:
         try:
