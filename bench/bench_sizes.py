@@ -30,7 +30,8 @@ processes kept less than 10% of the cores busy during it (/proc/stat against the
 CPU time; up to 4 x --reps tries, else the fastest of all); the load average is printed
 before and after each child. Every file is written (and synced) before the first run, and the
 children that fit in memory together (all of them at 12x768) are loaded one after another and
-then measured in turns, one run of each test from each child a round, the order rotating: this
+then measured in turns, one run of each test from each child a round, the order rotating (each
+load is timed first in a child of its own, with no other engine resident): this
 machine's speed drifts by up to 1.7x within an hour (other tenants of its host), and a row measured
 in a slow spell beside another measured in a fast one made a ratio of the drift, not of the
 engines. --sequential measures one child after another. Nothing is asserted.
@@ -206,6 +207,9 @@ def worker(args) -> None:
         engine = Package(Path(args.model).with_suffix("")) if kind == "rwkv" else \
             OurEngine(args.model, backend, kind, int(kernel) if kernel else None)
     load_s = time.perf_counter() - start
+    if args.load_only:
+        reply({"load_s": load_s})
+        return
     with guard:
         tests = prepare(args, engine)
         reply({"load_s": load_s, "info": engine.info, "runtime_mb": runtime_mb,
@@ -294,14 +298,26 @@ def write_model(folder: Path, n_layer: int, n_embd: int, vocab: int, dtype=None,
     return path
 
 
+def worker_command(args, kind: str, model: Path, trace: Path) -> list[str]:
+    python = args.llama_python if kind.startswith("llama:") else sys.executable
+    return [python, __file__, "--worker", kind, "--model", str(model), "--trace", str(trace),
+            "--threads", str(args.threads), "--vocab", str(args.vocab), "--prompt", str(args.prompt),
+            "--steps", str(args.steps)]
+
+
+def load_alone(args, kind: str, model: Path) -> float | None:
+    """Seconds an engine's load takes in a child of its own with no other engine resident (None if it failed)."""
+    done = subprocess.run(worker_command(args, kind, model, Path(os.devnull)) + ["--load-only"], capture_output=True,
+                          text=True, cwd=REPO)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(REPLY)]
+    return json.loads(lines[-1][len(REPLY):])["load_s"] if done.returncode == 0 and lines else None
+
+
 class Worker:
     """One engine's child process (this script with --worker), asked for one run at a time."""
 
     def __init__(self, args, kind: str, model: Path, trace: Path):
-        python = args.llama_python if kind.startswith("llama:") else sys.executable
-        command = [python, __file__, "--worker", kind, "--model", str(model), "--trace", str(trace),
-                   "--threads", str(args.threads), "--vocab", str(args.vocab), "--prompt", str(args.prompt),
-                   "--steps", str(args.steps)]
+        command = worker_command(args, kind, model, trace)
         self.kind, self.trace = kind, trace
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, cwd=REPO)
@@ -384,6 +400,9 @@ def measure_group(args, group, models, folder: Path, loads: list) -> dict:
     row alike rather than on whichever ran first."""
     import numpy as np
 
+    # each load timed first in a child of its own: a load beside the other engines' resident memory took up to 3x as
+    # long (page faults in fragmented memory), which would not be the load a user sees
+    alone = {kind: load_alone(args, kind, models[kind]) for kind in group} if len(group) > 1 else {}
     workers = {}
     for kind in group:
         trace = folder / f"trace-{kind.replace(':', '-').replace('/', '-')}.npy"
@@ -398,6 +417,8 @@ def measure_group(args, group, models, folder: Path, loads: list) -> dict:
     results = {}
     for kind, worker in workers.items():
         results[kind] = worker.finish(args)
+        if alone.get(kind) is not None and "error" not in results[kind]:
+            results[kind]["load_s"] = alone[kind]
         loads.append(f"after {kind}: {load_average()}")
         if "error" not in results[kind]:
             results[kind]["trace"] = np.load(worker.trace)
@@ -449,6 +470,7 @@ def main(argv=None) -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--trace", help=argparse.SUPPRESS)
+    parser.add_argument("--load-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else FULL
     for key, value in preset.items():
