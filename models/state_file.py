@@ -4,7 +4,8 @@ A file holds one tensor per layer, `blocks.N.att.time_state`, of shape (H, 64, 6
 that layer's time mixing in the trainer's [key, value] order. Runners start from its transpose, the
 [value, key] order of the `rwkv` package's state (and of this project's models); the token-shift states
 start at zero. Read from a .pth (torch.load with weights_only=True) or safetensors (.safetensors, or
-RWKV-Runner's / web-rwkv's .st).
+RWKV-Runner's / web-rwkv's .st). A safetensors state is read with numpy alone (the native backend never imports
+torch); a .pth one through torch.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from ai_writer.models.checkpoint import ModelFileError, _read_pickled, _read_safetensors
 from ai_writer.models.file_digest import file_sha256
+from ai_writer.models.model_errors import ModelFileError
 
 KEY = re.compile(r"blocks\.(\d+)\.att\.time_state")
 
@@ -25,7 +26,7 @@ KEY = re.compile(r"blocks\.(\d+)\.att\.time_state")
 class TunedState:
     path: Path
     sha256: str  # of the file: what prompt caches key on
-    time_state: torch.Tensor  # (L, H, N, N) float32, the file's [key, value] order
+    time_state: np.ndarray  # (L, H, N, N) float32, the file's [key, value] order
 
     @property
     def n_layer(self) -> int:
@@ -35,9 +36,9 @@ class TunedState:
     def n_embd(self) -> int:
         return self.time_state.shape[1] * self.time_state.shape[2]
 
-    def att_kv(self) -> torch.Tensor:
+    def att_kv(self) -> np.ndarray:
         """(L, H, N, N) in the models' [value, key] order."""
-        return self.time_state.transpose(-1, -2).contiguous()
+        return np.ascontiguousarray(np.swapaxes(self.time_state, -1, -2))
 
     def problem_with(self, n_layer: int, n_embd: int, head_size: int, architecture: str) -> str:
         """'' when this state fits the model, else one line saying what it is for and what the model is."""
@@ -67,20 +68,39 @@ def read_state_file(path: str | Path) -> TunedState:
     first = next(iter(shapes))
     if len(shapes) != 1 or len(first) != 3 or first[1] != first[2]:
         raise ModelFileError(f"{path}: its time_state tensors are not all (heads, N, N) alike ({sorted(shapes)})")
-    stacked = torch.stack([layers[i].float() for i in range(len(layers))])
-    if not torch.isfinite(stacked).all():
+    stacked = np.stack([layers[i] for i in range(len(layers))]).astype(np.float32)
+    if not np.isfinite(stacked).all():
         raise ModelFileError(f"{path}: its state holds NaN or infinite values")
     return TunedState(path, file_sha256(path), stacked)
 
 
-def _read_any(path: Path) -> dict[str, torch.Tensor]:
+def _read_any(path: Path) -> dict[str, np.ndarray]:
+    """The file's tensors as float32 arrays: a safetensors file mapped with numpy (through torch only where numpy
+    cannot read it as it is, for the safetensors package's wording of what is wrong), a pickled one through torch."""
+    from ai_writer.models.safetensors_numpy import Float32Arrays
+
     with path.open("rb") as f:
         head = f.read(8)
-    if path.suffix.lower() in (".safetensors", ".st") or not head.startswith(b"PK"):
+    safetensors = path.suffix.lower() in (".safetensors", ".st")
+    if safetensors or not head.startswith(b"PK"):
         try:
-            return _read_safetensors(path)
+            arrays = Float32Arrays(path)
+            return {name: np.array(arrays[name]) for name in arrays}  # copies: the state outlives the mapping
         except ModelFileError:
-            if path.suffix.lower() in (".safetensors", ".st"):
+            pass
+        from ai_writer.models.checkpoint import _read_safetensors
+
+        try:
+            return _as_arrays(_read_safetensors(path))
+        except ModelFileError:
+            if safetensors:
                 raise
-    loaded = _read_pickled(path)
-    return {k: v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
+    from ai_writer.models.checkpoint import _read_pickled
+
+    return _as_arrays(_read_pickled(path))
+
+
+def _as_arrays(tensors: dict) -> dict[str, np.ndarray]:
+    import torch
+
+    return {k: v.float().numpy() for k, v in tensors.items() if isinstance(v, torch.Tensor) and v.is_floating_point()}

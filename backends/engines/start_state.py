@@ -20,7 +20,7 @@ class StartStateEngine:
         self.__dict__["inner"] = engine
         self.__dict__["tuned"] = tuned
         self.__dict__["start_key"] = tuned.sha256
-        self.__dict__["_att_kv"] = tuned.att_kv().numpy()  # (L, H, N, N) float32
+        self.__dict__["_att_kv"] = tuned.att_kv()  # (L, H, N, N) float32
 
     def __getattr__(self, name):  # everything but the start is the wrapped engine's
         return getattr(self.inner, name)

@@ -192,6 +192,37 @@ def test_a_process_that_writes_with_the_native_engine_never_imports_torch(model_
     assert tuple(found["texts"]) == greedy_texts(paired, CHARS, n=2, length=24)
 
 
+def test_a_state_file_on_the_native_engine_is_read_without_torch_and_starts_every_text(model_file, weights, tmp_path):
+    from ai_writer.models.checkpoint import save_safetensors
+
+    n_layer = 1 + max(int(k.split(".")[1]) for k in weights if k.startswith("blocks."))
+    heads = weights["blocks.0.att.r_k"].shape[0]
+    generator = torch.Generator().manual_seed(7)
+    state_path = tmp_path / "style.safetensors"
+    save_safetensors({f"blocks.{i}.att.time_state": torch.randn(heads, 64, 64, generator=generator) * 0.5
+                      for i in range(n_layer)}, state_path)
+    script = (
+        "import json, sys\n"
+        "from ai_writer.backends import load\n"
+        "from tests.greedy import greedy_texts\n"
+        "engine = load(sys.argv[1], backend='auto', dtype='int8', state=sys.argv[2])\n"
+        "texts = greedy_texts(engine, json.loads(sys.argv[3]), n=2, length=24)\n"
+        "logits = engine.forward([[5, 6, 7]])[0][0].tolist()\n"
+        "print(json.dumps({'texts': list(texts), 'logits': logits, 'torch': 'torch' in sys.modules}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(model_file), str(state_path), json.dumps(CHARS)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["torch"] is False
+    paired = load(model_file, backend="torch+native", dtype="int8", state=state_path)
+    assert tuple(found["texts"]) == greedy_texts(paired, CHARS, n=2, length=24)
+    started = paired.forward([[5, 6, 7]])[0][0]
+    assert np.array_equal(np.float32(found["logits"]), started)
+    plain = load(model_file, backend="torch+native", dtype="int8").forward([[5, 6, 7]])[0][0]
+    assert np.abs(started - plain).max() > 1e-2  # the state made a difference
+
+
 def test_a_step_that_does_not_build_falls_back_under_auto_and_is_one_line_when_asked(model_file, monkeypatch):
     monkeypatch.setattr(native_step, "find_compiler", lambda: None)
     monkeypatch.setattr(native_step, "native_possible", lambda: True)  # as if a compiler were there, then gone

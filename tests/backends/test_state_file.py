@@ -98,8 +98,12 @@ def test_runner_st_files_are_read_as_safetensors(tmp_path):
     save_safetensors(state, tmp_path / "style.st")
     torch.save(state, tmp_path / "style.pth")
     st, pth = read_state_file(tmp_path / "style.st"), read_state_file(tmp_path / "style.pth")
-    assert torch.equal(st.time_state, pth.time_state) and st.sha256 != pth.sha256
-    assert torch.equal(st.att_kv()[1, 0], state["blocks.1.att.time_state"][0].T)
+    assert np.array_equal(st.time_state, pth.time_state) and st.sha256 != pth.sha256
+    assert np.array_equal(st.att_kv()[1, 0], state["blocks.1.att.time_state"][0].T.numpy())
+    half = {k: v.to(torch.bfloat16) for k, v in state.items()}  # a 16-bit file: widened as torch widens it
+    save_safetensors(half, tmp_path / "style-bf16.safetensors")
+    widened = read_state_file(tmp_path / "style-bf16.safetensors").time_state
+    assert np.array_equal(widened[1], half["blocks.1.att.time_state"].float().numpy())
 
 
 def test_texts_read_from_two_starts_are_never_taken_for_one_another(model, tmp_path, service_for):
