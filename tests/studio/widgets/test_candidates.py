@@ -156,6 +156,34 @@ async def test_side_by_side_new_characters_repaint_their_rows_and_the_title_alon
         assert len(layouts) <= 4  # a fixed height: no layout of the screen for each new row (it was one a row)
 
 
+async def test_stacked_views_grow_with_their_text_and_the_screen_is_right_after_every_frame():
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.query_one(CandidatesPanel)
+        texts = [LONG[:200], LONG[40:240]]
+        panel.reset(2)
+        await pilot.pause()
+        assert not panel.wide
+        view = panel.view(0)
+        heights = set()
+        for end in range(1, len(texts[0]) + 1, 3):
+            for index, text in enumerate(texts):
+                panel.candidates[index].text = text[:end]
+            panel.refresh_views()
+            await pilot.pause()
+            strips = app.screen._compositor.render_strips()
+            region, shown = view.scrollable_content_region, panel.region
+            rows = [texts[0][a:b].rstrip() for a, b in view._rows.rows]
+            top = int(view.scroll_offset.y)
+            for y in range(max(region.y, shown.y), min(region.bottom, shown.bottom)):  # its rows in the panel
+                index = top + y - region.y
+                assert strips[y].crop(region.x, region.right).text.rstrip() == (rows[index] if index < len(rows) else "")
+            heights.add(view.size.height)
+            if shown.y <= view.region.y < shown.bottom:
+                assert f"1 · {end} chars" in strips[view.region.y].text
+        assert len(heights) > 3  # the view grew with its text
+
+
 async def test_the_author_scrolls_the_highlighted_candidate_with_keys():
     app = Host()
     async with app.run_test(size=(120, 16)) as pilot:
