@@ -7,8 +7,8 @@ from pathlib import Path
 from ai_writer.backends.engines.names import CPU_PAIRS, NAMES, Backend
 from ai_writer.backends.errors import LoadError
 from ai_writer.backends.files.vocab import choose_tokenizer
-from ai_writer.backends.selection import (DTYPES, NARROW_DTYPES, NATIVE_ONLY_DTYPES, Selection, float32_only,
-                                          native_alone, select_backend, with_dtype, without_native)
+from ai_writer.backends.selection import (DTYPES, NARROW_DTYPES, NATIVE_ONLY_DTYPES, SMALL_FLOAT32_BYTES, Selection,
+                                          float32_only, native_alone, select_backend, with_dtype, without_native)
 from ai_writer.models.tokenizer import DEFAULT_UNKNOWN_CHAR
 
 
@@ -53,8 +53,11 @@ def load(
     tuned = _read_state(state or (path if facts.has_start_state else None))  # before the weights: said at once
     tokenizer = tokens.tokenizer
     choice = select_backend(backend, device, path)
-    if choice.auto and choice.backend == Backend.TORCH_NATIVE and dtype in NARROW_DTYPES and facts.format == "safetensors":
-        choice = native_alone(choice, dtype)  # the C step reads its prompts too: torch is not needed
+    if choice.auto and choice.backend == Backend.TORCH_NATIVE and facts.format == "safetensors":
+        if dtype in NARROW_DTYPES:
+            choice = native_alone(choice, dtype)  # the C step reads its prompts too: torch is not needed
+        elif facts.architecture == "rwkv7" and path.is_file() and path.stat().st_size <= SMALL_FLOAT32_BYTES:
+            choice = native_alone(choice, "", max(1, round(path.stat().st_size / 2**20)))  # torch's import dominates
     if dtype in NATIVE_ONLY_DTYPES and choice.backend not in (Backend.TORCH_NATIVE, Backend.NATIVE):
         raise LoadError(f"dtype {dtype!r} runs on the torch+native and native backends only (the C step), not on "
                         f"{choice.backend} ({choice.reason.text()})")

@@ -83,6 +83,14 @@ def cpu_auto_backend() -> str:
     return "torch+native" if native_possible() else "torch+onnx"
 
 
+def small_model_auto_backend() -> str:
+    """What auto picks on this CPU for a small float32 RWKV-7 .safetensors file (the test models): the native step
+    alone where a C compiler builds it (backends.selection.SMALL_FLOAT32_BYTES)."""
+    from ai_writer.backends.engines.native_step import native_possible
+
+    return "native" if native_possible() else "torch+onnx"
+
+
 def wait_until(condition, timeout=10.0, interval=0.01) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

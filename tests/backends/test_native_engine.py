@@ -81,12 +81,23 @@ def test_a_float32_native_engine_reads_its_prompts_in_c_and_agrees_with_torch(mo
     assert native.in_place_bytes == embedding + vectors
 
 
-def test_auto_runs_a_narrow_dtype_of_a_safetensors_file_on_native_and_float32_on_torch_native(model_file):
+def test_auto_runs_a_narrow_dtype_or_a_small_float32_file_on_native_and_a_bigger_float32_one_on_torch_native(
+        model_file, monkeypatch):
+    import ai_writer.backends.loading as loading
+
     engine = load(model_file, backend="auto", device="cpu", dtype="int8")
     assert engine.info.backend == "native" and engine.selection.reason.why == Why.CPU_NATIVE_ALONE
     assert engine.selection.reason.text() == (
         "auto, device cpu asked for: prompts and decoding on a step compiled for this CPU, without torch (dtype "
         "int8, a .safetensors file); it decodes 4 candidates in little more time than one")
+    small = load(model_file, backend="auto", device="cpu")  # a float32 file of a few MB: torch's import would dominate
+    assert small.info.backend == "native" and small.selection.reason.why == Why.CPU_NATIVE_ALONE
+    megabytes = round(model_file.stat().st_size / 2**20)
+    assert 1 <= megabytes <= 8 and small.selection.reason.text() == (
+        "auto, device cpu asked for: prompts and decoding on a step compiled for this CPU, without torch (a float32 "
+        f".safetensors file of {megabytes} MB: torch's import would cost more than it saves); it decodes 4 candidates in "
+        "little more time than one")
+    monkeypatch.setattr(loading, "SMALL_FLOAT32_BYTES", model_file.stat().st_size - 1)
     assert load(model_file, backend="auto", device="cpu").info.backend == "torch+native"
     asked = load(model_file, backend="native", dtype="bfloat16")
     assert asked.selection.reason.text() == "native backend asked for; the decode step's weights in bfloat16"

@@ -382,7 +382,7 @@ def model_file(tmp_path_factory):
 
 
 def test_dtype_int8_on_the_cpu_runs_prompts_and_steps_in_c_and_frees_the_model_s_float32_matrices(model_file):
-    exact = load(model_file, backend="auto", device="cpu")
+    exact = load(model_file, backend="torch+native", device="cpu")
     engine = load(model_file, backend="torch+native", device="cpu", dtype="int8")  # auto: native (no torch model)
     assert engine.info.backend == "torch+native" and engine.decode_step.dtype == "int8"
     assert engine.selection.reason.why == Why.ASKED and engine.selection.reason.text().endswith("weights in int8")

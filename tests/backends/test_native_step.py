@@ -65,7 +65,7 @@ def max_error(found, reference) -> float:
 def engines(request, tmp_path_factory):
     """(torch engine, torch+native engine) of one random model."""
     path = write_model(tmp_path_factory.mktemp("native"), MODELS[request.param]())
-    native = load(path, backend="auto", device="cpu")
+    native = load(path, backend="torch+native", device="cpu")
     assert native.info.backend == "torch+native", native.selection
     assert isinstance(native.decode_step, NativeStep)
     return load(path, backend="torch", device="cpu"), native

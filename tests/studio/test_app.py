@@ -10,7 +10,7 @@ from ai_writer.studio.app import StudioApp
 from ai_writer.studio.config import load_config
 from ai_writer.studio.widgets.candidates import first_sentence_end
 from tests.fake_engine import fake_loader
-from tests.helpers import cpu_auto_backend
+from tests.helpers import small_model_auto_backend
 
 MANUSCRIPT = "　　第一章　天才少年\n　　他抬头望向远方，"
 
@@ -273,8 +273,10 @@ async def test_the_status_line_says_which_backend_auto_chose_and_why(make_app):
     app, _ = make_app(real=True)  # the test config leaves backend = "auto"
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)
-        assert f"{cpu_auto_backend()}/cpu" in app.status.model  # short on the line
-        assert "auto: no CUDA GPU" in app.status.details and "prompts on torch" in app.status.details
+        backend = small_model_auto_backend()
+        assert f"{backend}/cpu" in app.status.model  # short on the line
+        assert "auto: no CUDA GPU" in app.status.details
+        assert ("without torch (a float32 .safetensors file of" if backend == "native" else "ONNX") in app.status.details
         assert str(app.status.tooltip) == app.status.details
         await pilot.press("f8")  # the details, whole
         assert await wait_until(pilot, lambda: any("auto: no CUDA GPU" in str(n.message) for n in app._notifications))

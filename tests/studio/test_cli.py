@@ -15,7 +15,7 @@ import pytest
 from ai_writer.models.textprep import TextPrep, format_continuation, paragraph_indent
 from ai_writer.models.tokenizer import DEFAULT_UNKNOWN_CHAR, CharTokenizer
 from ai_writer.studio.cli import main
-from tests.helpers import REAL_VOCAB, REPO, cpu_auto_backend, random_rwkv7_weights, write_checkpoint
+from tests.helpers import REAL_VOCAB, REPO, random_rwkv7_weights, small_model_auto_backend, write_checkpoint
 
 MANUSCRIPT = "第一章 山雨欲来\n他走进了房间，四下看了看。\n“你来了。”\n"
 INDENTED = "　　第一章\n\n　　他走进了房间。\r\n　　“你来了。”\n"
@@ -63,7 +63,7 @@ def test_continue_json(capsys, manuscript, tiny_model):
     result = continue_json(capsys, manuscript, tiny_model, seed=7)
     assert result["seed"] == 7
     assert result["model"] == str(tiny_model)
-    assert result["backend"] == cpu_auto_backend()  # what auto picks on a CPU (backends.engines.hybrid_engine)
+    assert result["backend"] == small_model_auto_backend()  # what auto picks for a small model on a CPU
     assert len(result["candidates"]) == 2
     for candidate in result["candidates"]:
         assert len(candidate) == 20  # the manuscript has no indent, so nothing is added
