@@ -121,15 +121,21 @@ async def test_side_by_side_the_tail_is_followed_while_streaming_and_the_start_s
             assert visible_rows(app, panel.view(index))[0].startswith(text[:8])
 
 
+async def grown_to(pilot, panel: CandidatesPanel, texts: list[str], end: int) -> None:
+    """Every candidate's text up to `end` characters, drawn (one frame of streaming)."""
+    for index, text in enumerate(texts):
+        panel.candidates[index].text = text[:end]
+    panel.refresh_views()
+    await pilot.pause()
+
+
 async def test_side_by_side_new_characters_repaint_their_rows_and_the_title_alone_and_the_screen_is_right():
-    app = Host()
+    app, texts = Host(), [LONG[:300], LONG[40:340]]
     async with app.run_test(size=(120, 16)) as pilot:
-        panel = app.query_one(CandidatesPanel)
-        texts = [LONG[:300], LONG[40:340]]
+        panel, view = app.query_one(CandidatesPanel), app.query_one("#candidate-0", CandidateView)
         panel.reset(2)
         await pilot.pause()
         assert panel.wide
-        view = panel.view(0)
         drawn = []
         original = view.render_line
         view.render_line = lambda y: (drawn.append(y), original(y))[1]
@@ -141,10 +147,7 @@ async def test_side_by_side_new_characters_repaint_their_rows_and_the_title_alon
         for end in range(1, len(texts[0]) + 1, 3):  # a few characters a frame, as they stream
             drawn.clear()
             before = view.scroll_offset.y
-            for index, text in enumerate(texts):
-                panel.candidates[index].text = text[:end]
-            panel.refresh_views()
-            await pilot.pause()
+            await grown_to(pilot, panel, texts, end)
             rows = [texts[0][a:b].rstrip() for a, b in view._rows.rows]  # as visible_rows reads them
             top = int(view.scroll_offset.y)
             assert visible_rows(app, view) == (rows[top:top + height] + [""] * height)[:height]
@@ -157,20 +160,15 @@ async def test_side_by_side_new_characters_repaint_their_rows_and_the_title_alon
 
 
 async def test_stacked_views_grow_with_their_text_and_the_screen_is_right_after_every_frame():
-    app = Host()
+    app, texts, heights = Host(), [LONG[:200], LONG[40:240]], set()
     async with app.run_test(size=(80, 24)) as pilot:
         panel = app.query_one(CandidatesPanel)
-        texts = [LONG[:200], LONG[40:240]]
         panel.reset(2)
         await pilot.pause()
-        assert not panel.wide
         view = panel.view(0)
-        heights = set()
+        assert not panel.wide
         for end in range(1, len(texts[0]) + 1, 3):
-            for index, text in enumerate(texts):
-                panel.candidates[index].text = text[:end]
-            panel.refresh_views()
-            await pilot.pause()
+            await grown_to(pilot, panel, texts, end)
             strips = app.screen._compositor.render_strips()
             region, shown = view.scrollable_content_region, panel.region
             rows = [texts[0][a:b].rstrip() for a, b in view._rows.rows]
