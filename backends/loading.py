@@ -56,8 +56,8 @@ def load(
     if choice.auto and choice.backend == Backend.TORCH_NATIVE and facts.format == "safetensors":
         if dtype in NARROW_DTYPES:
             choice = native_alone(choice, dtype)  # the C step reads its prompts too: torch is not needed
-        elif facts.architecture == "rwkv7" and path.is_file() and path.stat().st_size <= SMALL_FLOAT32_BYTES:
-            choice = native_alone(choice, "", max(1, round(path.stat().st_size / 2**20)))  # torch's import dominates
+        elif facts.architecture == "rwkv7" and path.is_file() and (size := path.stat().st_size) <= SMALL_FLOAT32_BYTES:
+            choice = native_alone(choice, "", max(1, round(size / 2**20)))  # torch's import would dominate
     if dtype in NATIVE_ONLY_DTYPES and choice.backend not in (Backend.TORCH_NATIVE, Backend.NATIVE):
         raise LoadError(f"dtype {dtype!r} runs on the torch+native and native backends only (the C step), not on "
                         f"{choice.backend} ({choice.reason.text()})")

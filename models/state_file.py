@@ -11,6 +11,7 @@ torch); a .pth one through torch.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +57,8 @@ def read_state_file(path: str | Path) -> TunedState:
     path = Path(path).expanduser()
     if not path.is_file():
         raise ModelFileError(f"{path}: no such state file")
-    tensors = _read_any(path)
-    layers = {int(m.group(1)): t for k, t in tensors.items() if (m := KEY.fullmatch(k))}
+    tensors = _read_any(path)  # read lazily: a model file with a merged state holds far more than the state
+    layers = {int(m.group(1)): np.array(tensors[k]) for k in tensors if (m := KEY.fullmatch(k))}  # copies
     if not layers:
         sample = ", ".join(sorted(tensors)[:3])
         raise ModelFileError(f"{path}: not a state file (no blocks.N.att.time_state; it holds {sample})")
@@ -68,15 +69,16 @@ def read_state_file(path: str | Path) -> TunedState:
     first = next(iter(shapes))
     if len(shapes) != 1 or len(first) != 3 or first[1] != first[2]:
         raise ModelFileError(f"{path}: its time_state tensors are not all (heads, N, N) alike ({sorted(shapes)})")
-    stacked = np.stack([layers[i] for i in range(len(layers))]).astype(np.float32)
+    stacked = np.stack([layers[i] for i in range(len(layers))])  # float32, as read
     if not np.isfinite(stacked).all():
         raise ModelFileError(f"{path}: its state holds NaN or infinite values")
     return TunedState(path, file_sha256(path), stacked)
 
 
-def _read_any(path: Path) -> dict[str, np.ndarray]:
-    """The file's tensors as float32 arrays: a safetensors file mapped with numpy (through torch only where numpy
-    cannot read it as it is, for the safetensors package's wording of what is wrong), a pickled one through torch."""
+def _read_any(path: Path) -> Mapping[str, np.ndarray]:
+    """The file's floating-point tensors by name, each read as a float32 array when looked up: a safetensors file
+    mapped with numpy (through torch only where numpy cannot read it as it is, for the safetensors package's wording
+    of what is wrong), a pickled one through torch."""
     from ai_writer.models.safetensors_numpy import Float32Arrays
 
     with path.open("rb") as f:
@@ -84,23 +86,34 @@ def _read_any(path: Path) -> dict[str, np.ndarray]:
     safetensors = path.suffix.lower() in (".safetensors", ".st")
     if safetensors or not head.startswith(b"PK"):
         try:
-            arrays = Float32Arrays(path)
-            return {name: np.array(arrays[name]) for name in arrays}  # copies: the state outlives the mapping
+            return Float32Arrays(path)
         except ModelFileError:
             pass
         from ai_writer.models.checkpoint import _read_safetensors
 
         try:
-            return _as_arrays(_read_safetensors(path))
+            return TensorArrays(_read_safetensors(path))
         except ModelFileError:
             if safetensors:
                 raise
     from ai_writer.models.checkpoint import _read_pickled
 
-    return _as_arrays(_read_pickled(path))
+    return TensorArrays(_read_pickled(path))
 
 
-def _as_arrays(tensors: dict) -> dict[str, np.ndarray]:
-    import torch
+class TensorArrays(Mapping):
+    """A torch state dict's floating-point tensors by name, each converted to a float32 array when looked up."""
 
-    return {k: v.float().numpy() for k, v in tensors.items() if isinstance(v, torch.Tensor) and v.is_floating_point()}
+    def __init__(self, tensors: dict):
+        import torch
+
+        self._tensors = {k: v for k, v in tensors.items() if isinstance(v, torch.Tensor) and v.is_floating_point()}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._tensors[name].float().numpy()
+
+    def __iter__(self):
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)

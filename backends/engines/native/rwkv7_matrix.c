@@ -131,19 +131,19 @@ INLINE v16 wvec(int type, const void *w, size_t i) {
     return load16(t);
 }
 
-/* float16 as two 8-wide conversions where `halves`: on Zen 4 faster than one 16-wide in a step's products of 3 or 4
+/* float16 as two 8-wide conversions where `split`: on Zen 4 faster than one 16-wide in a step's products of 3 or 4
  * rows (weights streamed from memory), slower for 1 or 2 rows and in a prompt's (weights from the cache: 848 against
  * 629 tok/s); the same values either way */
-INLINE v16 wvec_rows(int type, int halves, const void *w, size_t i) {
+INLINE v16 wvec_rows(int type, int split, const void *w, size_t i) {
 #if F16_AVX512
-    if (type == MT_F16 && halves) {
+    if (type == MT_F16 && split) {
         union { __m256 half[2]; v16 all; } u;
         u.half[0] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
         u.half[1] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i + 8)));
         return u.all;
     }
 #endif
-    (void)halves;
+    (void)split;
     return wvec(type, w, i);
 }
 
@@ -168,7 +168,7 @@ INLINE void hsum4(const v16 *v, float *out) {
 /* -- (out, in) weights: y[m][n] = sum_k x[m][k] w[n][k] for MR rows and 4 columns n0..n0+3. float32 weights are
  * the model's rows; the narrow types are in 4-row blocks (rwkv7_matrix.h), read as one stream. */
 
-INLINE void cols4(int type, int blocks, int halves, int MR, const float *x, const void *w, const float *scale, float *y, int n0,
+INLINE void cols4(int type, int blocks, int split, int MR, const float *x, const void *w, const float *scale, float *y, int n0,
                   int N, int K) {
     v16 acc[4][4];
     for (int m = 0; m < MR; m++)
@@ -198,9 +198,8 @@ INLINE void cols4(int type, int blocks, int halves, int MR, const float *x, cons
             const char *p = block + (size_t)l * 256; /* the 4 rows' cache lines l */
             for (int j = 0; j < 4; j++) __builtin_prefetch(p + PREFETCH_BLOCKS + 64 * j);
             for (int c = 0; c < line; c += 16) {
-                const int h = halves && MR >= 3;
-                v16 a = wvec_rows(type, h, p, c), b = wvec_rows(type, h, p + 64, c), d = wvec_rows(type, h, p + 128, c),
-                    e = wvec_rows(type, h, p + 192, c);
+                v16 a = wvec_rows(type, split, p, c), b = wvec_rows(type, split, p + 64, c),
+                    d = wvec_rows(type, split, p + 128, c), e = wvec_rows(type, split, p + 192, c);
                 v16 xs[4];
                 for (int m = 0; m < MR; m++) {
                     xs[m] = load16(x + (size_t)m * K + k + c);
@@ -260,25 +259,25 @@ static __attribute__((noinline)) void row_f32(const float *x, const float *w, fl
 
 /* Each (type, layout, rows) kernel its own function, so that its accumulators stay in registers. */
 typedef void (*cols_fn)(const float *, const void *, const float *, float *, int, int, int);
-#define COLS_OF(T, B, H, NAME, MR)                                                                      \
+#define COLS_OF(T, B, S, NAME, MR)                                                                      \
     static __attribute__((noinline)) void NAME##_##MR(const float *x, const void *w, const float *s, float *y, \
                                                       int n0, int N, int K) {                           \
-        cols4(T, B, H, MR, x, w, s, y, n0, N, K);                                                       \
+        cols4(T, B, S, MR, x, w, s, y, n0, N, K);                                                       \
     }
-#define KERNELS_OF(T, B, H, NAME) \
-    COLS_OF(T, B, H, NAME, 1) COLS_OF(T, B, H, NAME, 2) COLS_OF(T, B, H, NAME, 3) COLS_OF(T, B, H, NAME, 4)
+#define KERNELS_OF(T, B, S, NAME) \
+    COLS_OF(T, B, S, NAME, 1) COLS_OF(T, B, S, NAME, 2) COLS_OF(T, B, S, NAME, 3) COLS_OF(T, B, S, NAME, 4)
 KERNELS_OF(MT_F32, 0, 0, cols_f32)
 KERNELS_OF(MT_F32, 1, 0, cols_f32b)
 KERNELS_OF(MT_F16, 1, 0, cols_f16)
 KERNELS_OF(MT_BF16, 1, 0, cols_bf16)
 KERNELS_OF(MT_I8, 1, 0, cols_i8)
-KERNELS_OF(MT_F16, 1, 1, cols_f16_step)
+COLS_OF(MT_F16, 1, 1, cols_f16_step, 3) COLS_OF(MT_F16, 1, 1, cols_f16_step, 4) /* 1 and 2 rows: cols_f16's */
 /* (type, layout) pairs with kernels (kind_of), and float16's for a step's few rows (matmul_out_in) */
 enum { K_F32, K_F32_BLOCKS, K_F16, K_BF16, K_I8, K_F16_STEP, KINDS };
 static const cols_fn COLS[KINDS][4] = {
     {cols_f32_1, cols_f32_2, cols_f32_3, cols_f32_4}, {cols_f32b_1, cols_f32b_2, cols_f32b_3, cols_f32b_4},
     {cols_f16_1, cols_f16_2, cols_f16_3, cols_f16_4}, {cols_bf16_1, cols_bf16_2, cols_bf16_3, cols_bf16_4},
-    {cols_i8_1, cols_i8_2, cols_i8_3, cols_i8_4}, {cols_f16_step_1, cols_f16_step_2, cols_f16_step_3, cols_f16_step_4}};
+    {cols_i8_1, cols_i8_2, cols_i8_3, cols_i8_4}, {cols_f16_1, cols_f16_2, cols_f16_step_3, cols_f16_step_4}};
 
 /* One tile of columns [n0, n1) for `rows` (<= 4) rows of x. */
 INLINE void tile_out_in(int type, int kind, const float *x, const void *w, const float *scale, float *y, int rows,
